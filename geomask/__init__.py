@@ -1,0 +1,7 @@
+"""geomask: masked modeling of structured data: And-Inverter Graphs and sparse grids on one core."""
+
+from geomask.errors import FormatError, GeomaskError, ToolError
+
+__version__ = "0.1.0"
+
+__all__ = ["FormatError", "GeomaskError", "ToolError", "__version__"]
