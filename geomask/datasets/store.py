@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -29,6 +27,7 @@ from typing import Any
 import torch
 
 from geomask.errors import FormatError
+from geomask.io.atomic import atomic_write_bytes, atomic_write_text, atomic_write_with
 
 __all__ = [
     "DatasetReader",
@@ -42,37 +41,8 @@ __all__ = [
 FORMAT = "geomask-dataset"
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Text version of :func:`atomic_write_bytes` (UTF-8)."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
 def _atomic_torch_save(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_with(path, lambda tmp: torch.save(obj, tmp))
 
 
 def file_sha256(path: str | Path) -> str:
@@ -201,7 +171,8 @@ class DatasetReader:
             raise FormatError(path, f"holds {self.manifest.get('kind')!r} items, expected {kind!r}")
         if max_schema is not None and int(self.manifest["schema_version"]) > max_schema:
             raise FormatError(
-                path, f"schema version {self.manifest['schema_version']} is newer than this geomask reads ({max_schema})"
+                path,
+                f"schema version {self.manifest['schema_version']} is newer than this geomask reads ({max_schema})",
             )
         self.items: list[dict[str, Any]] = self.manifest["items"]
 
