@@ -18,6 +18,7 @@ manifest.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -27,7 +28,7 @@ from typing import Any
 import torch
 
 from geomask.errors import FormatError
-from geomask.io.atomic import atomic_write_bytes, atomic_write_text, atomic_write_with
+from geomask.io.atomic import atomic_write_bytes, atomic_write_text
 
 __all__ = [
     "DatasetReader",
@@ -42,7 +43,10 @@ FORMAT = "geomask-dataset"
 
 
 def _atomic_torch_save(path: Path, obj: Any) -> None:
-    atomic_write_with(path, lambda tmp: torch.save(obj, tmp))
+    # Through memory: torch.save names the archive after the file, and the temporary name must not leak in.
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def file_sha256(path: str | Path) -> str:
