@@ -31,12 +31,12 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+import numba
 import numpy as np
 import torch
 from torch_geometric.data import Data
 
 from geomask.io.aig import AIG
-from geomask.ops.dag import and_levels, reverse_levels
 
 __all__ = ["NOT_MODES", "NodeType", "aig_to_graph", "graph_to_aig"]
 
@@ -53,6 +53,157 @@ class NodeType(IntEnum):
     CONST = 4
 
 
+_MODE_ID = {"per_edge": 0, "shared": 1, "attr": 2}
+
+
+@numba.njit(cache=True, nogil=True)
+def _build(ands, po_lits, n_pi, num_vars, mode):  # noqa: C901 - one pass per section, in machine code
+    """All node and edge arrays of the canonical graph in one compiled pass (see aig_to_graph)."""
+    n_and = ands.shape[0]
+    n_po = po_lits.shape[0]
+    first = n_pi + 1
+    n_use = 2 * n_and + n_po
+    # -- NOT nodes: per inverted use (0), per inverted source variable (1), none (2)
+    uses_const = False
+    not_of_var = np.full(num_vars, -1, dtype=np.int64)
+    n_not = 0
+    for j in range(n_use):
+        lit = ands[j >> 1, j & 1] if j < 2 * n_and else po_lits[j - 2 * n_and]
+        if lit >> 1 == 0:
+            uses_const = True
+        if lit & 1:
+            if mode == 0:
+                n_not += 1
+            elif mode == 1 and not_of_var[lit >> 1] < 0:
+                not_of_var[lit >> 1] = n_not
+                n_not += 1
+    const_node = n_pi + n_and
+    n_base = const_node + (1 if uses_const else 0)
+    po_base = n_base + n_not
+    num_nodes = po_base + n_po
+    var_node = np.empty(num_vars, dtype=np.int64)
+    var_node[0] = const_node
+    for v in range(1, num_vars):
+        var_node[v] = v - 1
+    # -- node attributes that do not need levels
+    node_type = np.empty(num_nodes, dtype=np.int64)
+    var = np.empty(num_nodes, dtype=np.int64)
+    in_deg = np.zeros(num_nodes, dtype=np.int64)
+    for k in range(n_pi):
+        node_type[k] = 0
+        var[k] = k + 1
+    for i in range(n_and):
+        node_type[n_pi + i] = 1
+        var[n_pi + i] = first + i
+        in_deg[n_pi + i] = 2
+    if uses_const:
+        node_type[const_node] = 4
+        var[const_node] = 0
+    for k in range(n_po):
+        node_type[po_base + k] = 3
+        var[po_base + k] = po_lits[k] >> 1
+        in_deg[po_base + k] = 1
+    # -- edges: NOT feeds first (source -> NOT), then one edge per use (driver or NOT -> consumer)
+    n_edges = n_use + (n_not if mode != 2 else 0)
+    edges = np.empty((2, n_edges), dtype=np.int64)
+    src = edges[0]
+    dst = edges[1]
+    etype = np.zeros(n_edges, dtype=np.int64)
+    not_consumer = np.full(n_not, -1, dtype=np.int64)
+    e = n_not if mode != 2 else 0
+    k_not = 0
+    for j in range(n_use):
+        if j < 2 * n_and:
+            lit = ands[j >> 1, j & 1]
+            cons = n_pi + (j >> 1)
+        else:
+            lit = po_lits[j - 2 * n_and]
+            cons = po_base + j - 2 * n_and
+        u = lit >> 1
+        drv = var_node[u]
+        if lit & 1 and mode != 2:
+            t = k_not if mode == 0 else not_of_var[u]
+            nid = n_base + t
+            if mode == 0 or not_consumer[t] != -2:
+                node_type[nid] = 2
+                var[nid] = u
+                in_deg[nid] = 1
+                src[t] = drv
+                dst[t] = nid
+                if mode == 1:
+                    not_consumer[t] = -2  # feed edge written
+            if mode == 0:
+                not_consumer[t] = cons
+                k_not += 1
+            drv = nid
+        elif lit & 1:
+            etype[e] = 1
+        src[e] = drv
+        dst[e] = cons
+        e += 1
+    out_deg = np.zeros(num_nodes, dtype=np.int64)
+    for k in range(n_edges):
+        out_deg[src[k]] += 1
+    # -- levels: forward in variable order, reverse in reverse variable order; an inverted use costs one
+    #    extra edge (through its NOT node) unless mode is attr.
+    extra = 1 if mode != 2 else 0
+    fwd_v = np.zeros(num_vars, dtype=np.int64)
+    and_v = np.zeros(num_vars, dtype=np.int64)
+    for i in range(n_and):
+        bf = 0
+        ba = 0
+        for c in range(2):
+            lit = ands[i, c]
+            f = fwd_v[lit >> 1] + (extra if lit & 1 else 0)
+            if f > bf:
+                bf = f
+            if and_v[lit >> 1] > ba:
+                ba = and_v[lit >> 1]
+        fwd_v[first + i] = bf + 1
+        and_v[first + i] = ba + 1
+    rev_v = np.zeros(num_vars, dtype=np.int64)
+    rev_not = np.zeros(num_vars, dtype=np.int64)  # shared NOT of a variable
+    for k in range(n_po):
+        lit = po_lits[k]
+        r = 1
+        if lit & 1 and extra:
+            if r > rev_not[lit >> 1]:
+                rev_not[lit >> 1] = r
+            r += 1
+        if r > rev_v[lit >> 1]:
+            rev_v[lit >> 1] = r
+    for i in range(n_and - 1, -1, -1):
+        for c in range(2):
+            lit = ands[i, c]
+            r = rev_v[first + i] + 1
+            if lit & 1 and extra:
+                if r > rev_not[lit >> 1]:
+                    rev_not[lit >> 1] = r
+                r += 1
+            if r > rev_v[lit >> 1]:
+                rev_v[lit >> 1] = r
+    level = np.empty(num_nodes, dtype=np.int64)
+    rev = np.zeros(num_nodes, dtype=np.int64)
+    and_level = np.empty(num_nodes, dtype=np.int64)
+    for nid in range(num_nodes):
+        u = var[nid]
+        and_level[nid] = and_v[u]
+        if nid < n_base:
+            level[nid] = fwd_v[u]
+            rev[nid] = rev_v[u]
+        elif nid < po_base:
+            level[nid] = fwd_v[u] + 1
+            if mode == 1:
+                rev[nid] = rev_not[u]
+            else:
+                cons = not_consumer[nid - n_base]
+                rev[nid] = 1 + (0 if cons >= po_base else rev_v[var[cons]])
+        else:
+            lit = po_lits[nid - po_base]
+            level[nid] = fwd_v[u] + (extra if lit & 1 else 0) + 1
+    return node_type, edges, etype, level, rev, and_level, in_deg, out_deg, var, po_base
+
+
 def aig_to_graph(aig: AIG, not_nodes: str = "per_edge") -> Data:
     """Build the canonical graph of an AIG (see the module docstring for every field).
 
@@ -66,93 +217,22 @@ def aig_to_graph(aig: AIG, not_nodes: str = "per_edge") -> Data:
     if not_nodes not in NOT_MODES:
         raise ValueError(f"not_nodes must be one of {NOT_MODES}, got {not_nodes!r}")
     n_pi = aig.num_inputs + aig.num_latches
-    n_and = aig.num_ands
-    first = aig.first_and_var
     # Consumers: the two fanins of every AND, then every PO (outputs, then latch next-states).
     po_lits = np.concatenate([aig.outputs, aig.latches[:, 0]])
-    n_po = len(po_lits)
-    src_lit = np.concatenate([aig.ands.reshape(-1), po_lits])
-    and_nodes = n_pi + np.arange(n_and, dtype=np.int64)
-    uses_const = bool(((src_lit >> 1) == 0).any())
-    const_node = n_pi + n_and
-    n_base = n_pi + n_and + int(uses_const)
-
-    var_to_node = np.empty(aig.max_var + 1, dtype=np.int64)
-    var_to_node[0] = const_node
-    var_to_node[1:] = np.arange(aig.max_var, dtype=np.int64)  # PIs then ANDs, in variable order
-    src_var = src_lit >> 1
-    src = var_to_node[src_var]
-    inv = (src_lit & 1).astype(bool)
-
-    if not_nodes == "per_edge":
-        n_not = int(inv.sum())
-        not_src_var = src_var[inv]
-    elif not_nodes == "shared":
-        not_src_var, not_of_use = np.unique(src_var[inv], return_inverse=True)
-        n_not = len(not_src_var)
-    else:
-        n_not = 0
-        not_src_var = np.zeros(0, dtype=np.int64)
-    not_base = n_base
-    po_base = n_base + n_not
-    num_nodes = po_base + n_po
-    dst = np.concatenate([np.repeat(and_nodes, 2), po_base + np.arange(n_po, dtype=np.int64)])
-
-    if not_nodes == "attr":
-        e_src, e_dst, e_type = src, dst, inv.astype(np.int64)
-    else:
-        not_id = np.empty(len(src), dtype=np.int64)
-        if not_nodes == "per_edge":
-            not_id[inv] = not_base + np.arange(n_not)
-            feed_src = var_to_node[not_src_var]
-            feed_dst = not_base + np.arange(n_not)
-        else:
-            not_id[inv] = not_base + not_of_use.reshape(-1)
-            feed_src = var_to_node[not_src_var]
-            feed_dst = not_base + np.arange(n_not)
-        use_src = np.where(inv, not_id, src)
-        e_src = np.concatenate([feed_src, use_src])
-        e_dst = np.concatenate([feed_dst, dst])
-        e_type = np.zeros(len(e_src), dtype=np.int64)
-
-    node_type = np.empty(num_nodes, dtype=np.int64)
-    node_type[:n_pi] = NodeType.PI
-    node_type[n_pi : n_pi + n_and] = NodeType.AND
-    if uses_const:
-        node_type[const_node] = NodeType.CONST
-    node_type[not_base:po_base] = NodeType.NOT
-    node_type[po_base:] = NodeType.PO
-
-    var = np.empty(num_nodes, dtype=np.int64)
-    var[: n_pi + n_and] = np.arange(1, n_pi + n_and + 1)
-    if uses_const:
-        var[const_node] = 0
-    var[not_base:po_base] = not_src_var
-    var[po_base:] = po_lits >> 1
-
-    # A topological order without sorting edges: every node after the variables it reads.
-    # Key: 3 * var for PIs/ANDs/CONST, 3 * var + 1 for NOTs, and POs last.
-    key = 3 * var
-    key[not_base:po_base] += 1
-    key[po_base:] = 3 * (aig.max_var + 1) + np.arange(n_po)
-    order = np.argsort(key, kind="stable")
-    edge_index = np.stack([e_src, e_dst])
-    fwd = reverse_levels(edge_index[::-1].copy(), order[::-1].copy(), num_nodes)
-    rev = reverse_levels(edge_index, order, num_nodes)
-    lv = and_levels(aig.ands >> 1, first, aig.max_var + 1)
-    and_level = lv[var]
-    in_deg = np.bincount(e_dst, minlength=num_nodes)
-    out_deg = np.bincount(e_src, minlength=num_nodes)
+    ands = np.ascontiguousarray(aig.ands, dtype=np.int64)
+    node_type, edges, etype, level, rev, and_level, in_deg, out_deg, var, po_base = _build(
+        ands, po_lits, n_pi, aig.max_var + 1, _MODE_ID[not_nodes]
+    )
+    num_nodes = len(node_type)
     is_latch = np.zeros(num_nodes, dtype=bool)
     is_latch[aig.num_inputs : n_pi] = True
     is_latch[po_base + aig.num_outputs :] = True
-
     t = torch.from_numpy
     return Data(
         node_type=t(node_type),
-        edge_index=t(edge_index),
-        edge_type=t(e_type),
-        level=t(fwd),
+        edge_index=t(edges),
+        edge_type=t(etype),
+        level=t(level),
         rev_level=t(rev),
         and_level=t(and_level),
         in_degree=t(in_deg),
@@ -160,7 +240,7 @@ def aig_to_graph(aig: AIG, not_nodes: str = "per_edge") -> Data:
         var=t(var),
         is_latch=t(is_latch),
         pi_index=torch.arange(n_pi),
-        po_index=torch.arange(po_base, num_nodes),
+        po_index=torch.arange(int(po_base), num_nodes),
         input_names=list(aig.input_names) + list(aig.latch_names),
         output_names=list(aig.output_names) + [f"{n}$next" if n else "" for n in aig.latch_names],
         not_nodes=not_nodes,

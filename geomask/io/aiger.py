@@ -13,6 +13,7 @@ byte offset where it was found.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -120,6 +121,8 @@ def _decode_varints(data: bytes, start: int, count: int, path: str | None) -> tu
     """Decode ``count`` LEB128-style unsigned varints starting at ``start``; returns (values, end offset)."""
     if count == 0:
         return np.zeros(0, dtype=np.int64), start
+    if start >= len(data):
+        raise FormatError(path, f"truncated: the binary AND section ({count // 2} ANDs) is missing", offset=start)
     buf = np.frombuffer(data, dtype=np.uint8, offset=start)
     # A varint ends at the first byte with the high bit clear.  Each varint is at least one byte, and at most
     # _MAX_VARINT_BYTES, so the first `count` terminators lie within count * _MAX_VARINT_BYTES bytes.
@@ -146,6 +149,10 @@ def _decode_varints(data: bytes, start: int, count: int, path: str | None) -> tu
     return values, start + n
 
 
+_SYMBOL = re.compile(rb"([ilobcjf])(\d+) ([^\n]*)\n")
+_KIND = {b"i": "input", b"l": "latch", b"o": "output", b"b": "bad", b"c": "constraint"}
+
+
 def _parse_symbols(
     data: bytes, pos: int, aig_sizes: dict[str, int], path: str | None, line: int
 ) -> tuple[dict[str, list[str]], list[str]]:
@@ -154,28 +161,31 @@ def _parse_symbols(
     text = data[pos:]
     if not text:
         return names, comments
-    lines = text.split(b"\n")
-    for k, raw in enumerate(lines):  # one line per named port or latch, never per gate
-        if raw == b"c" or raw.startswith(b"c\r"):
-            comments = [c.decode("utf-8", "replace") for c in lines[k + 1 :]]
-            while comments and comments[-1] == "":
-                comments.pop()
+    m = re.search(rb"(?m)^c\r?$", text)
+    symtext = text if m is None else text[: m.start()]
+    if m is not None:
+        comments = text[m.end() + 1 :].decode("utf-8", "replace").split("\n")
+        while comments and comments[-1] == "":
+            comments.pop()
+    if symtext and not symtext.endswith(b"\n"):
+        symtext += b"\n"
+    pos = 0
+    for mm in _SYMBOL.finditer(symtext):  # one match per named port or latch, never per gate
+        if mm.start() != pos:
             break
-        if not raw:
-            if all(not r for r in lines[k:]):
-                break
-            raise FormatError(path, "empty line in the symbol table", line=line + k)
-        kind = chr(raw[0])
-        space = raw.find(b" ")
-        if kind not in "ilobcjf" or space < 2 or not raw[1:space].isdigit():
-            raise FormatError(path, f"bad symbol table entry {raw[:40]!r}", line=line + k)
-        idx = int(raw[1:space])
-        key = {"i": "input", "l": "latch", "o": "output", "b": "bad", "c": "constraint"}.get(kind)
+        pos = mm.end()
+        key = _KIND.get(mm[1])
         if key is None:  # justice / fairness names are accepted and dropped
             continue
+        idx = int(mm[2])
         if idx >= len(names[key]):
-            raise FormatError(path, f"symbol for {key} {idx} but the header declares {len(names[key])}", line=line + k)
-        names[key][idx] = raw[space + 1 :].decode("utf-8", "replace")
+            ln = line + symtext.count(b"\n", 0, mm.start())
+            raise FormatError(path, f"symbol for {key} {idx} but the header declares {len(names[key])}", line=ln)
+        names[key][idx] = mm[3].decode("utf-8", "replace")
+    if pos != len(symtext) and symtext[pos:].strip():
+        ln = line + symtext.count(b"\n", 0, pos)
+        bad = symtext[pos : pos + 40].split(b"\n")[0]
+        raise FormatError(path, f"bad symbol table entry {bad!r}", line=ln)
     return names, comments
 
 

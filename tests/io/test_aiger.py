@@ -149,7 +149,7 @@ def test_error_carries_line_number():
     assert e.value.line == 6
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_fuzz_mutated_files_raise_only_format_error(data):
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
