@@ -1,0 +1,99 @@
+"""The geomask command: info, convert, prep; one-line errors without tracebacks; exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from geomask.cli import format_table, main
+from geomask.io.aig import AIG
+from geomask.io.aiger import read_aiger, write_aiger
+
+# c = a & b ; d = !(a & !c)  (2 ANDs on the longest path)
+SMALL = AIG(num_inputs=2, ands=[[2, 4], [2, 7]], outputs=[6, 9], input_names=["a", "b"], output_names=["c", "d"])
+
+
+@pytest.fixture
+def small(tmp_path):
+    path = tmp_path / "small.aag"
+    write_aiger(SMALL, path)
+    return path
+
+
+def test_info_text_and_json(small, capsys):
+    assert main(["info", str(small)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(str(small)) and "ands=2" in out and "levels=2" in out and "inputs=2" in out
+    assert main(["info", "--json", str(small)]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row == {"file": str(small), "format": "aiger", "inputs": 2, "outputs": 2, "latches": 0, "ands": 2,
+                   "levels": 2}
+
+
+def test_info_bad_file_one_line_and_rest_continues(small, tmp_path, capsys):
+    bad = tmp_path / "bad.aig"
+    bad.write_bytes(b"aig 5 2 0 1 3\n10\n\x02")
+    assert main(["info", str(bad), str(small)]) == 1
+    cap = capsys.readouterr()
+    assert cap.err.strip().count("\n") == 0
+    assert cap.err.startswith(f"error: {bad}") and "truncated" in cap.err
+    assert "ands=2" in cap.out
+
+
+def test_console_script_has_no_traceback(tmp_path):
+    bad = tmp_path / "empty.aag"
+    bad.write_bytes(b"")
+    r = subprocess.run([sys.executable, "-m", "geomask.cli", "info", str(bad)], capture_output=True, text=True)
+    assert r.returncode == 1
+    assert r.stderr.strip() == f"error: {bad}: empty file"
+    r = subprocess.run([sys.executable, "-m", "geomask.cli", "--debug", "info", str(bad)], capture_output=True, text=True)
+    assert "Traceback" in r.stderr
+
+
+def test_convert_aag_to_aig_and_back(small, tmp_path, capsys):
+    out = tmp_path / "x.aig"
+    assert main(["convert", str(small), str(out)]) == 0
+    assert out.read_bytes().startswith(b"aig 4 2 0 2 2\n")
+    assert read_aiger(out).output_names == ["c", "d"]
+    assert main(["convert", str(out), str(tmp_path / "y.aag")]) == 0
+    assert read_aiger(tmp_path / "y.aag").same_structure(read_aiger(out))
+    assert main(["convert", str(small), str(tmp_path / "z.txt")]) == 1
+    assert "must end in .aig" in capsys.readouterr().err
+
+
+def test_convert_cuts_latches(tmp_path):
+    seq = AIG(num_inputs=1, ands=[[2, 4]], outputs=[6], latches=[[6, 0]])
+    write_aiger(seq, tmp_path / "s.aag")
+    assert main(["convert", "--latches", "cut", str(tmp_path / "s.aag"), str(tmp_path / "c.aag")]) == 0
+    cut = read_aiger(tmp_path / "c.aag")
+    assert (cut.num_inputs, cut.num_latches, cut.num_outputs) == (2, 0, 2)
+
+
+def test_prep_circuits_exit_code_and_table(small, tmp_path, capsys):
+    bad = tmp_path / "bad.bench"
+    bad.write_text("INPUT(a)\nOUTPUT(b)\nb = FOO(a)\n")
+    code = main(["prep", "circuits", str(small), str(bad), "--out", str(tmp_path / "ds"), "--quiet"])
+    cap = capsys.readouterr()
+    assert code == 1
+    assert "small" in cap.out and "1 failed" in cap.out
+    assert cap.err.startswith("error: ") and "bad.bench" in cap.err and cap.err.strip().count("\n") == 0
+    assert (tmp_path / "ds" / "manifest.json").exists()
+
+
+def test_help_explains(capsys):
+    with pytest.raises(SystemExit):
+        main(["prep", "circuits", "--help"])
+    out = capsys.readouterr().out
+    assert "--recipes" in out and "Resumable" in out
+
+
+def test_format_table_aligns_numbers():
+    text = format_table([{"a": "x", "n": 5}, {"a": "yy", "n": 123}])
+    lines = text.splitlines()
+    assert lines[0].split() == ["a", "n"]
+    assert lines[2].endswith("  5") and lines[3].endswith("123")
+    assert np.all([len(line) == len(lines[3]) for line in lines[1:]])

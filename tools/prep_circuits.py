@@ -1,0 +1,12 @@
+#!/usr/bin/env python
+"""Preprocess circuits into an AIG dataset with ABC QoR labels (same as `geomask prep circuits`).
+
+    python tools/prep_circuits.py SRC... --out DIR [--recipes N] [--recipe-length L] [--seed S] [--jobs J]
+"""
+
+import sys
+
+from geomask.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["prep", "circuits", *sys.argv[1:]]))
