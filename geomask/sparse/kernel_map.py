@@ -1,0 +1,331 @@
+"""Kernel maps of sparse grids, built from sorted int64 keys in batched torch, and their per-lineage cache.
+
+Coordinates follow MinkowskiEngine: ``[N, 1 + D]`` int64, batch index first, spatial coordinates in input
+units and multiples of the tensor stride ``t``. Dividing by ``t`` gives *grid units*; a site's key packs
+``(batch, grid)`` row-major into one int64 so that key order is lexicographic order, and adding a kernel
+offset to a site adds a constant to its key (the packing keeps a margin around the bounding box, so no
+wrap-around). Lookups are ``torch.searchsorted`` on the sorted keys: no Python loop over sites or offsets'
+neighbours.
+
+A kernel map is a :class:`~geomask.ops.relational.RelationalIndex`: relation ``k`` holds the edges
+``in[u + o_k] → out[u]`` of kernel offset ``o_k`` (row-major over the kernel window; odd sizes centred,
+even sizes ``0 .. k-1`` as in MinkowskiEngine). For a submanifold map the centre offset is the identity
+relation, stored without edges.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from geomask.ops.relational import RelationalIndex
+
+__all__ = ["CoordinateCache", "KernelMap", "kernel_offsets", "as_tuple"]
+
+_MAX_KEY = 2**62
+
+
+def as_tuple(value: int | tuple[int, ...] | list[int], dim: int, name: str) -> tuple[int, ...]:
+    """An int or a length-``dim`` sequence of positive ints as a tuple (``ValueError`` otherwise)."""
+    out = (int(value),) * dim if isinstance(value, int) else tuple(int(v) for v in value)
+    if len(out) != dim or any(v < 1 for v in out):
+        raise ValueError(f"{name} must be a positive int or {dim} positive ints, got {value!r}")
+    return out
+
+
+def kernel_offsets(kernel_size: tuple[int, ...], dilation: tuple[int, ...] | None = None) -> Tensor:
+    """Kernel window offsets in grid units, row-major (last dimension fastest).
+
+    Odd sizes are centred (``-r .. r``); even sizes run ``0 .. k-1`` (MinkowskiEngine's convention).
+
+    Shapes:
+        returns ``[K, D]`` int64 with ``K = prod(kernel_size)``.
+    """
+    axes = [torch.arange(k, dtype=torch.long) - (k // 2 if k % 2 else 0) for k in kernel_size]
+    grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, len(kernel_size))
+    if dilation is not None:
+        grid = grid * torch.tensor(dilation, dtype=torch.long)
+    return grid
+
+
+@dataclass(frozen=True, eq=False)
+class KernelMap:
+    """A kernel map: grouped edges (relation = kernel offset) plus what produced them.
+
+    Attributes:
+        index: edges ``in → out`` grouped by offset.
+        offsets: ``[K, D]`` offsets in input grid units (dilation applied).
+        in_stride, out_stride: tensor strides of the input and output sites.
+    """
+
+    index: RelationalIndex
+    offsets: Tensor
+    in_stride: tuple[int, ...]
+    out_stride: tuple[int, ...]
+
+    def edges(self) -> tuple[Tensor, Tensor]:
+        """The PyG view: ``edge_index [2, E]`` (source = input site, target = output site), ``edge_type [E]``."""
+        return self.index.edges()
+
+    def transpose(self) -> KernelMap:
+        """The reversed map (output sites gather from input sites through the same offsets)."""
+        return KernelMap(self.index.transpose(), self.offsets, self.out_stride, self.in_stride)
+
+
+class _Level:
+    """The sites of one stride in a lineage, with lazily built sorted keys."""
+
+    def __init__(self, coords: Tensor, stride: tuple[int, ...], sorted_unique: bool = False) -> None:
+        self.coords = coords
+        self.stride = stride
+        st = torch.tensor(stride, dtype=torch.long, device=coords.device)
+        self.batch = coords[:, 0]
+        self.grid = torch.div(coords[:, 1:], st, rounding_mode="floor")
+        self.lo = self.grid.min(0).values if len(coords) else torch.zeros_like(st)
+        self.hi = self.grid.max(0).values if len(coords) else torch.zeros_like(st)
+        self.num_batches = int(self.batch.max()) + 1 if len(coords) else 1
+        self._perm: Tensor | None = torch.arange(len(coords), device=coords.device) if sorted_unique else None
+        self._keys: dict[tuple[int, ...], tuple[Tensor, Tensor]] = {}
+
+    def packing(self, margin: tuple[int, ...]) -> tuple[Tensor, Tensor]:
+        """Origin ``[D]`` and multipliers ``[D]`` of the key ``batch * M_b + Σ (grid - origin) * mult``."""
+        m = torch.tensor(margin, dtype=torch.long, device=self.lo.device)
+        span = (self.hi - self.lo + 1 + 2 * m).tolist()
+        mults = [1] * len(span)
+        for d in range(len(span) - 2, -1, -1):
+            mults[d] = mults[d + 1] * span[d + 1]
+        if mults[0] * span[0] * self.num_batches >= _MAX_KEY:
+            raise ValueError(f"coordinate range {span} x {self.num_batches} batches is too large to pack in int64")
+        return self.lo - m, torch.tensor(mults, dtype=torch.long, device=self.lo.device)
+
+    def keys(self, margin: tuple[int, ...]) -> tuple[Tensor, Tensor]:
+        """Sorted keys ``[N]`` with the given margin and the permutation ``[N]`` that sorts the sites."""
+        if margin not in self._keys:
+            origin, mults = self.packing(margin)
+            span_total = int(mults[0]) * int(self.hi[0] - self.lo[0] + 1 + 2 * margin[0])
+            key = self.batch * span_total + ((self.grid - origin) * mults).sum(1)
+            if self._perm is None:
+                key, perm = torch.sort(key)
+                if len(key) > 1 and bool((key[1:] == key[:-1]).any()):
+                    raise ValueError("sparse tensor has duplicate coordinates (same batch index and site)")
+                self._perm = perm
+            else:
+                key = key[self._perm]
+            self._keys[margin] = (key, self._perm)
+        return self._keys[margin]
+
+    def lookup(self, batch: Tensor, grid: Tensor) -> Tensor:
+        """Row of each query site ``(batch [Q], grid [Q, D])`` in this level, or -1 where absent."""
+        zero = (0,) * grid.size(1)
+        keys, perm = self.keys(zero)
+        origin, mults = self.packing(zero)
+        span_total = int(mults[0]) * int(self.hi[0] - self.lo[0] + 1)
+        inside = ((grid >= self.lo) & (grid <= self.hi)).all(1) & (batch >= 0) & (batch < self.num_batches)
+        q = batch * span_total + ((grid - origin) * mults).sum(1)
+        pos = torch.searchsorted(keys, q).clamp_(max=max(len(keys) - 1, 0))
+        found = inside & (keys[pos] == q) if len(keys) else torch.zeros_like(inside)
+        return torch.where(found, perm[pos], torch.full_like(pos, -1))
+
+
+def _group(rel: Tensor, src: Tensor, dst: Tensor, num_rel: int) -> tuple[Tensor, Tensor, tuple[int, ...]]:
+    order = torch.argsort(rel, stable=True)
+    counts = torch.bincount(rel, minlength=num_rel).tolist()
+    ptr = [0]
+    for c in counts:
+        ptr.append(ptr[-1] + int(c))
+    return src[order], dst[order], tuple(ptr)
+
+
+class CoordinateCache:
+    """Sites per stride and kernel maps of one coordinate lineage, shared by the tensors layers derive.
+
+    Maps are keyed by ``("sub", stride, kernel_size, dilation)`` and ``("down", in_stride, kernel_size,
+    stride_factor, dilation)``; a transposed convolution reuses the matching ``"down"`` map reversed.
+    """
+
+    def __init__(self) -> None:
+        self.levels: dict[tuple[int, ...], _Level] = {}
+        self.maps: dict[tuple, KernelMap] = {}
+
+    def level(self, coords: Tensor, stride: tuple[int, ...]) -> _Level:
+        """The level of ``stride``, registering ``coords`` for it if new (``ValueError`` on a mismatch)."""
+        lvl = self.levels.get(stride)
+        if lvl is None:
+            lvl = self.levels[stride] = _Level(coords, stride)
+        elif lvl.coords is not coords and not (lvl.coords.shape == coords.shape and torch.equal(lvl.coords, coords)):
+            raise ValueError(f"coordinates at stride {stride} differ from those already in this tensor's cache")
+        return lvl
+
+    def submanifold(self, coords: Tensor, stride: tuple[int, ...], kernel_size, dilation) -> KernelMap:
+        """Map of a stride-1 convolution whose outputs are its input sites (``out[u] = Σ_k W_k in[u + o_k]``)."""
+        key = ("sub", stride, kernel_size, dilation)
+        if key not in self.maps:
+            self.maps[key] = _build_submanifold(self.level(coords, stride), kernel_size, dilation)
+        return self.maps[key]
+
+    def downsample(self, coords: Tensor, stride: tuple[int, ...], kernel_size, factor, dilation) -> KernelMap:
+        """Map of a strided convolution from ``stride`` to ``stride * factor`` (outputs = parent sites)."""
+        key = ("down", stride, kernel_size, factor, dilation)
+        if key not in self.maps:
+            fine = self.level(coords, stride)
+            out_stride = tuple(a * b for a, b in zip(stride, factor))
+            coarse = self.levels.get(out_stride)
+            if coarse is None:
+                coarse = self.levels[out_stride] = _parent_level(fine, factor, out_stride)
+            self.maps[key] = _build_down(fine, coarse, kernel_size, factor, dilation)
+        return self.maps[key]
+
+    def upsample(self, coords: Tensor, stride: tuple[int, ...], kernel_size, factor, dilation) -> KernelMap:
+        """Map of a transposed convolution from ``stride`` to ``stride / factor``: the down map, reversed."""
+        if any(s % f for s, f in zip(stride, factor)):
+            raise ValueError(f"cannot up-sample stride {stride} by {factor}: not divisible")
+        fine_stride = tuple(s // f for s, f in zip(stride, factor))
+        fine = self.levels.get(fine_stride)
+        if fine is None:
+            raise ValueError(
+                f"transposed convolution from stride {stride} needs the sites at stride {fine_stride} in the "
+                "tensor's cache: build the tensor by down-sampling a finer one"
+            )
+        self.level(coords, stride)
+        return self.downsample(fine.coords, fine_stride, kernel_size, factor, dilation).transpose()
+
+
+def _build_submanifold(level: _Level, kernel_size: tuple[int, ...], dilation: tuple[int, ...]) -> KernelMap:
+    offsets = kernel_offsets(kernel_size, dilation).to(level.coords.device)
+    num_k = len(offsets)
+    n = len(level.coords)
+    zero = (offsets == 0).all(1)
+    centre = int(zero.nonzero()[0, 0]) if bool(zero.any()) else None
+    if n == 0 or (num_k == 1 and centre is not None):
+        empty = level.coords.new_zeros(0)
+        index = RelationalIndex(empty, empty, (0,) * (num_k + 1), n, n, centre)
+        return KernelMap(index, offsets, level.stride, level.stride)
+    margin = tuple(int(v) for v in offsets.abs().max(0).values.tolist())
+    keys, perm = level.keys(margin)
+    _, mults = level.packing(margin)
+    delta = (offsets * mults).sum(1)
+    if all(k % 2 == 1 for k in kernel_size) and dilation[-1] == 1:
+        rel, pos, hit = _half_taps_by_rows(keys, delta, kernel_size)
+    else:
+        rel = torch.arange(num_k, device=keys.device)
+        if centre is not None:
+            rel = rel[rel != centre]
+        q = keys.unsqueeze(0) + delta[rel].unsqueeze(1)
+        pos = torch.searchsorted(keys, q).clamp_(max=n - 1)
+        hit = keys[pos] == q
+    # rows of `hit` follow ascending relation ids, so nonzero() yields edges already grouped by relation
+    k_idx, i_idx = hit.nonzero(as_tuple=True)
+    dst, src, r = perm[i_idx], perm[pos[k_idx, i_idx]], rel[k_idx]
+    if len(rel) < num_k - (centre is not None):
+        # centred window: offset K-1-k is -offset k, so the mirrored relations are the same edges reversed
+        k_m, i_m = hit.flip(0).nonzero(as_tuple=True)
+        row = len(rel) - 1 - k_m
+        src = torch.cat([src, perm[i_m]])
+        dst = torch.cat([dst, perm[pos[row, i_m]]])
+        r = torch.cat([r, num_k - 1 - rel[row]])
+    counts = torch.bincount(r, minlength=num_k).tolist()
+    ptr = [0]
+    for c in counts:
+        ptr.append(ptr[-1] + int(c))
+    index = RelationalIndex(src, dst, tuple(ptr), n, n, centre)
+    return KernelMap(index, offsets, level.stride, level.stride)
+
+
+def _half_taps_by_rows(keys: Tensor, delta: Tensor, kernel_size: tuple[int, ...]) -> tuple[Tensor, Tensor, Tensor]:
+    """Positions of the neighbours through the first half of a centred window (relations ``< K // 2``).
+
+    One ``searchsorted`` per row of the window (all but the last axis); the taps along the last axis
+    (dilation 1) follow by stepping the insertion position: keys are distinct integers, so the insertion
+    point of ``q ± 1`` is that of ``q`` moved by one where ``q`` (resp. ``q - 1``) is present.
+
+    Returns:
+        rel ``[Kh]`` relation ids (ascending), pos ``[Kh, N]`` candidate rows in ``keys``, hit ``[Kh, N]``.
+    """
+    n = len(keys)
+    k_last = kernel_size[-1]
+    r = k_last // 2
+    num_rows = len(delta) // k_last
+    centre_row = num_rows // 2
+    rels, poss, hits = [], [], []
+    for row in range(centre_row + 1):
+        base = delta[row * k_last + r]
+        if row == centre_row:
+            p0 = torch.arange(n, device=keys.device)
+            taps = range(-1, -r - 1, -1)
+        else:
+            p0 = torch.searchsorted(keys, keys + base)
+            taps = range(-r, r + 1)
+        row_pos: dict[int, Tensor] = {0: p0}
+        for j in sorted(taps, key=abs):
+            if j == 0:
+                continue
+            if j > 0:
+                prev = row_pos[j - 1]
+                present = keys[prev.clamp(max=n - 1)] == keys + base + (j - 1)
+                row_pos[j] = prev + (present & (prev < n)).long()
+            else:
+                prev = row_pos[j + 1]
+                present = keys[(prev - 1).clamp(min=0)] == keys + base + j
+                row_pos[j] = prev - (present & (prev > 0)).long()
+        for j in sorted(taps):
+            p = row_pos[j].clamp(max=n - 1)
+            rels.append(row * k_last + r + j)
+            poss.append(p)
+            hits.append(keys[p] == keys + base + j)
+    rel = torch.tensor(rels, dtype=torch.long, device=keys.device)
+    return rel, torch.stack(poss), torch.stack(hits)
+
+
+def _parent_level(fine: _Level, factor: tuple[int, ...], out_stride: tuple[int, ...]) -> _Level:
+    f = torch.tensor(factor, dtype=torch.long, device=fine.grid.device)
+    parent = torch.div(fine.grid, f, rounding_mode="floor")
+    zero = (0,) * parent.size(1)
+    lo = torch.div(fine.lo, f, rounding_mode="floor")
+    span = (torch.div(fine.hi, f, rounding_mode="floor") - lo + 1).tolist()
+    total = 1
+    for s in span:
+        total *= s
+    if total * fine.num_batches >= _MAX_KEY:
+        raise ValueError(f"coordinate range {span} is too large to pack in int64")
+    mults = [1] * len(span)
+    for d in range(len(span) - 2, -1, -1):
+        mults[d] = mults[d + 1] * span[d + 1]
+    key = fine.batch * total + ((parent - lo) * torch.tensor(mults, device=lo.device)).sum(1)
+    uniq, inverse = torch.unique(key, sorted=True, return_inverse=True)
+    out_grid = parent.new_empty(len(uniq), parent.size(1))
+    out_grid[inverse] = parent
+    out_batch = torch.div(uniq, total, rounding_mode="floor")
+    st = torch.tensor(out_stride, dtype=torch.long, device=lo.device)
+    coords = torch.cat([out_batch.unsqueeze(1), out_grid * st], dim=1)
+    level = _Level(coords, out_stride, sorted_unique=True)
+    level.keys(zero)  # sorted by construction; warms the lookup keys
+    return level
+
+
+def _build_down(
+    fine: _Level, coarse: _Level, kernel_size: tuple[int, ...], factor: tuple[int, ...], dilation: tuple[int, ...]
+) -> KernelMap:
+    device = fine.grid.device
+    offsets = kernel_offsets(kernel_size, dilation).to(device)
+    num_k = len(offsets)
+    f = torch.tensor(factor, dtype=torch.long, device=device)
+    if kernel_size == factor and all(d == 1 for d in dilation):
+        # Non-overlapping windows: every fine site has exactly one parent, offset = remainder.
+        parent = torch.div(fine.grid, f, rounding_mode="floor")
+        dst = coarse.lookup(fine.batch, parent)
+        rem = fine.grid - parent * f
+        mult = torch.tensor([int(torch.tensor(kernel_size[d + 1 :]).prod()) for d in range(len(factor))], device=device)
+        rel = (rem * mult).sum(1)
+        src = torch.arange(len(fine.grid), device=device)
+    else:
+        base = coarse.grid * f  # parent sites in fine grid units
+        q_grid = base.unsqueeze(0) + offsets.unsqueeze(1)  # [K, M, D]
+        q_batch = coarse.batch.unsqueeze(0).expand(num_k, -1)
+        src = fine.lookup(q_batch.reshape(-1), q_grid.reshape(-1, q_grid.size(-1))).view(num_k, -1)
+        k_idx, o_idx = (src >= 0).nonzero(as_tuple=True)
+        src, dst, rel = src[k_idx, o_idx], o_idx, k_idx
+    src, dst, ptr = _group(rel, src, dst, num_k)
+    index = RelationalIndex(src, dst, ptr, len(fine.grid), len(coarse.grid), None)
+    return KernelMap(index, offsets, fine.stride, coarse.stride)

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from geomask.ops.relational import RelationalIndex, relational_index, relational_matmul, relational_message_passing
+
+
+def _reference(x, weight, edge_index, edge_type, num_dst):
+    out = torch.zeros(num_dst, weight.size(-1), dtype=x.dtype)
+    for e in range(edge_index.size(1)):
+        s, d, r = (int(v) for v in (edge_index[0, e], edge_index[1, e], edge_type[e]))
+        out[d] += x[s] @ weight[r]
+    return out
+
+
+def test_matches_per_edge_loop_and_skips_empty_relations():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(7, 3, generator=g, dtype=torch.float64)
+    w = torch.randn(4, 3, 5, generator=g, dtype=torch.float64)
+    edge_index = torch.randint(0, 7, (2, 20), generator=g)
+    edge_type = torch.randint(0, 3, (20,), generator=g)  # relation 3 stays empty
+    out = relational_message_passing(x, w, edge_index, edge_type, num_dst=9)
+    assert out.shape == (9, 5)
+    torch.testing.assert_close(out, _reference(x, w, edge_index, edge_type, 9))
+
+
+def test_identity_relation_is_plain_matmul():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(6, 2, generator=g, dtype=torch.float64)
+    w = torch.randn(2, 2, 3, generator=g, dtype=torch.float64)
+    src, dst = torch.tensor([0, 1, 2]), torch.tensor([3, 4, 5])
+    index = RelationalIndex(src, dst, (0, 3, 3), 6, 6, identity=1)
+    expected = x @ w[1]
+    expected[3:] += x[:3] @ w[0]
+    torch.testing.assert_close(relational_matmul(x, w, index), expected)
+    edge_index, edge_type = index.edges()
+    assert edge_index.size(1) == 9 and int((edge_type == 1).sum()) == 6
+    torch.testing.assert_close(relational_message_passing(x, w, edge_index, edge_type), expected)
+
+
+def test_gradcheck_float64():
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(5, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(3, 3, 2, generator=g, dtype=torch.float64, requires_grad=True)
+    edge_index = torch.randint(0, 5, (2, 12), generator=g)
+    edge_type = torch.randint(0, 2, (12,), generator=g)
+    index = relational_index(edge_index, edge_type, 3, 5)
+    index = RelationalIndex(index.src, index.dst, index.ptr, 5, 5, identity=2)
+    assert torch.autograd.gradcheck(lambda a, b: relational_matmul(a, b, index), (x, w))
+    assert torch.autograd.gradcheck(lambda a: relational_matmul(a, w.detach(), index), (x,))
+
+
+def test_bad_arguments_raise_value_error():
+    x = torch.randn(4, 3)
+    with pytest.raises(ValueError, match="edge_type values"):
+        relational_message_passing(x, torch.randn(2, 3, 3), torch.zeros(2, 1, dtype=torch.long), torch.tensor([2]))
+    with pytest.raises(ValueError, match="weight must be"):
+        relational_message_passing(x, torch.randn(2, 4, 3), torch.zeros(2, 1, dtype=torch.long), torch.tensor([0]))
