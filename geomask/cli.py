@@ -210,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(manifest.json + plain-tensor shards), write each design's AIG, and label seeded random ABC recipes "
         "(the OpenABC-D alphabet) into DIR/qor.csv. Resumable: run it again after an interruption.",
     )
-    p.add_argument("src", nargs="+", metavar="SRC")
+    p.add_argument("src", nargs="+", metavar="SRC", help="circuit files or folders; PATH@TOP names a Verilog top module")
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--recipes", type=int, default=0, metavar="N", help="random recipes per design (default 0)")
     p.add_argument("--recipe-length", type=int, default=20, metavar="L", help="steps per recipe (default 20)")

@@ -47,6 +47,7 @@ class Design:
 
     key: str
     path: Path
+    top: str | None = None
 
 
 @dataclass
@@ -67,6 +68,7 @@ def _is_verilog_design_folder(folder: Path) -> bool:
 def find_designs(sources: Sequence[str | Path]) -> list[Design]:
     """Expand sources into designs.
 
+    ``PATH@TOP`` names a Verilog design's top module (e.g. ``opencores/aes_core@aes_cipher_top``).
     A file is a design named by its stem.  A folder holding only Verilog files (and no subfolders or
     netlists) is one design named by the folder.  Any other folder is a collection: each AIGER / .bench /
     Verilog file in it is a design, and each subfolder is expanded the same way.  Names that collide get
@@ -76,6 +78,7 @@ def find_designs(sources: Sequence[str | Path]) -> list[Design]:
         FormatError: a source that does not exist or has an unknown suffix.
     """
     found: list[Path] = []
+    tops: dict[Path, str] = {}
 
     def expand(p: Path, top: bool) -> None:
         if p.is_dir():
@@ -93,7 +96,10 @@ def find_designs(sources: Sequence[str | Path]) -> list[Design]:
             raise FormatError(p, "no such file or folder")
 
     for s in sources:
-        expand(Path(s), True)
+        text, _, top = str(s).partition("@")
+        if top:
+            tops[Path(text)] = top
+        expand(Path(text), True)
     designs, seen = [], defaultdict(int)
     stems = [p.name if p.is_dir() else p.stem for p in found]
     counts = defaultdict(int)
@@ -104,7 +110,7 @@ def find_designs(sources: Sequence[str | Path]) -> list[Design]:
         seen[key] += 1
         if seen[key] > 1:
             key = f"{key}_{seen[key]}"
-        designs.append(Design(key, p))
+        designs.append(Design(key, p, tops.get(p)))
     return designs
 
 
@@ -114,7 +120,7 @@ def _convert(design: Design, out: Path, writer: DatasetWriter, latches: str, not
         import json
 
         return json.loads((writer.shards / f"{design.key}.json").read_text())
-    aig = read_aig(design.path, latches=latches, timeout=timeout)
+    aig = read_aig(design.path, latches=latches, top=design.top, timeout=timeout)
     aig.name = design.key
     tensors, g = graph_record(aig, not_nodes)
     stats = circuit_stats(aig)
@@ -122,6 +128,7 @@ def _convert(design: Design, out: Path, writer: DatasetWriter, latches: str, not
         "name": design.key,
         "format": circuit_format(design.path),
         "source": str(design.path),
+        "top": design.top,
         "sha256": file_sha256(design.path),
         **stats,
         "nodes": int(g.num_nodes),

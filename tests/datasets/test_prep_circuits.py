@@ -116,3 +116,10 @@ def test_find_designs_rules(tmp_path):
     (tmp_path / "coll" / "notes.txt").write_text("")
     keys = {d.key: d.path.name for d in find_designs([tmp_path / "coll"])}
     assert keys == {"ip": "ip", "x_aig": "x.aig", "x_bench": "x.bench"}
+
+
+def test_find_designs_top_syntax(tmp_path):
+    (tmp_path / "ip").mkdir()
+    (tmp_path / "ip" / "a.v").write_text("module a(); endmodule\n")
+    (d,) = find_designs([f"{tmp_path / 'ip'}@a"])
+    assert (d.key, d.top) == ("ip", "a")
