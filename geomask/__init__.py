@@ -4,4 +4,6 @@ from geomask.errors import FormatError, GeomaskError, ToolError
 
 __version__ = "0.1.0"
 
-__all__ = ["FormatError", "GeomaskError", "ToolError", "__version__"]
+from geomask import train  # noqa: E402  (callable: geomask.train(config))
+
+__all__ = ["FormatError", "GeomaskError", "ToolError", "__version__", "train"]

