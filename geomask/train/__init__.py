@@ -1,1 +1,49 @@
-"""geomask.train."""
+"""geomask.train: the pretraining engine (Lightning), its config, checkpoints and the ``pretrain`` command.
+
+``geomask.train.train(config, overrides)`` runs one pretraining run (see :mod:`geomask.train.engine`).  The
+package itself is callable too, so ``import geomask.train`` then ``geomask.train(config)`` is the same call.
+Lightning is imported only when a run starts, so importing this package (and the ``geomask`` command) stays
+fast.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from geomask.train.config import Config, ConfigError, load_config
+
+if TYPE_CHECKING:
+    from geomask.train.engine import TrainResult
+
+__all__ = ["Config", "ConfigError", "TrainResult", "load_config", "train"]
+
+
+def train(config: Config | Mapping[str, Any] | str | Path, overrides: Iterable[str] = (), **kwargs: Any) -> TrainResult:
+    """Pretrain a method as configured; see :func:`geomask.train.engine.train` for the arguments."""
+    from geomask.train.engine import train as _train
+
+    return _train(config, overrides, **kwargs)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "TrainResult":
+        from geomask.train.engine import TrainResult
+
+        return TrainResult
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class _CallableModule(types.ModuleType):
+    """Makes ``geomask.train(config)`` work while ``geomask.train`` stays the package."""
+
+    def __call__(
+        self, config: Config | Mapping[str, Any] | str | Path, overrides: Iterable[str] = (), **kwargs: Any
+    ) -> TrainResult:
+        return train(config, overrides, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -1,0 +1,415 @@
+"""Training configuration: YAML sections as dataclasses, ``--set key=value`` overrides, strict keys.
+
+A config has five top-level sections::
+
+    seed: 0
+    method:  {name: mgvga, ...keyword arguments of the method's builder}
+    data:    {kind, roots, batch_size, not_nodes, num_workers, val_fraction, synthetic: {...}}
+    optim:   {name, lr, weight_decay, betas, scheduler, warmup_steps, min_lr, schedule_steps, grad_clip}
+    trainer: {max_steps, out_dir, accelerator, devices, num_nodes, strategy, find_unused, precision, log_every,
+              checkpoint_every, keep_checkpoints, val_every, resume, progress_bar, loggers, summary, threads}
+
+Every key except the method's keyword arguments is known here; any other key raises :class:`ConfigError`
+naming the key and its section.  The method's keywords are checked by
+:func:`geomask.methods.registry.build_method` when the method is built.  Defaults live only in the
+dataclass fields below.
+
+Overrides are ``SECTION.KEY=VALUE`` (nested: ``data.synthetic.graphs=32``); ``VALUE`` is parsed as YAML
+(``true``, ``3``, ``1e-3``, ``[a, b]``) and coerced to the field's type (``"3"`` for an ``int`` field is 3,
+``2`` for a ``float`` field is 2.0, a single string for a list field is a one-element list).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from geomask.errors import GeomaskError
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "DataConfig",
+    "MethodConfig",
+    "OptimConfig",
+    "SyntheticConfig",
+    "TrainerConfig",
+    "apply_override",
+    "config_to_dict",
+    "load_config",
+]
+
+DATA_KINDS = ("auto", "circuits", "pairs", "synthetic")
+NOT_MODES = ("per_edge", "shared", "attr")
+OPTIMIZERS = ("adamw", "adam", "sgd")
+SCHEDULERS = ("none", "cosine", "linear")
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+LOGGERS = ("csv", "tensorboard")
+
+
+class ConfigError(GeomaskError, ValueError):
+    """A bad training config: an unknown key, a value of the wrong type, or a value out of range.
+
+    Args:
+        section: dotted section name (``"trainer"``, ``"data.synthetic"``; ``""`` for the top level).
+        key: the offending key.
+        message: what is wrong.
+        source: the config file, when there is one.
+    """
+
+    def __init__(self, section: str, key: str, message: str, source: str | Path | None = None) -> None:
+        self.section = section
+        self.key = key
+        self.source = None if source is None else str(source)
+        where = f"{self.source}: " if self.source else "config: "
+        sec = f"section '{section}'" if section else "the top level"
+        super().__init__(f"{where}{message} (key '{key}' in {sec})")
+
+
+@dataclass
+class SyntheticConfig:
+    """Random AIGs made on the fly (``data.kind: synthetic``); ranges are inclusive ``[low, high]``.
+
+    ``verilog_dim > 0`` attaches random ``verilog_emb [C, D]`` / ``verilog_vec [1, D]`` to a
+    ``verilog_fraction`` of the graphs, standing in for the Verilog-AIG pairs dataset.
+    """
+
+    graphs: int = 64
+    inputs: list[int] = field(default_factory=lambda: [4, 10])
+    ands: list[int] = field(default_factory=lambda: [16, 48])
+    outputs: list[int] = field(default_factory=lambda: [1, 4])
+    verilog_dim: int = 0
+    verilog_chunks: list[int] = field(default_factory=lambda: [1, 6])
+    verilog_fraction: float = 1.0
+
+
+@dataclass
+class DataConfig:
+    """Where graphs come from and how they are batched.
+
+    ``kind``: ``circuits`` (folders of ``geomask prep circuits``), ``pairs`` (Verilog-AIG pairs datasets),
+    ``synthetic``, or ``auto`` (each root by the kind in its ``manifest.json``).  Graphs with and without
+    Verilog fields never share a batch.  ``val_fraction`` of the graphs (by a seeded permutation) is held
+    out for validation.
+    """
+
+    kind: str = "auto"
+    roots: list[str] = field(default_factory=list)
+    batch_size: int = 8
+    not_nodes: str = "per_edge"
+    num_workers: int = 0
+    val_fraction: float = 0.0
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+
+
+@dataclass
+class OptimConfig:
+    """Optimiser and learning-rate schedule: ``warmup_steps`` of linear warm-up, then ``scheduler`` decay to
+    ``min_lr`` at step ``schedule_steps`` (0: ``trainer.max_steps``; set it when a run will be continued
+    to a larger ``max_steps``, so the schedule does not change); ``grad_clip > 0`` clips the gradient norm."""
+
+    name: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    scheduler: str = "none"
+    warmup_steps: int = 0
+    min_lr: float = 0.0
+    schedule_steps: int = 0
+    grad_clip: float = 0.0
+
+
+@dataclass
+class TrainerConfig:
+    """The Lightning trainer: steps, hardware, distribution, logging and checkpoints.
+
+    ``devices`` is a count or ``"auto"``; ``strategy`` is a Lightning strategy name (``auto``, ``ddp``,
+    ``ddp_spawn``, ...); on CPU ``ddp`` communicates over gloo.  ``find_unused`` is DDP's
+    ``find_unused_parameters``: needed when a batch may leave parameters idle (MGVGA's alignment on graphs
+    without Verilog); set it false for a little speed when every batch uses every parameter.
+    ``checkpoint_every`` steps a checkpoint is written and ``last.ckpt`` updated; ``keep_checkpoints``
+    periodic ones are kept (-1: all).  ``val_every`` steps (0: only at the end) the validation split is
+    evaluated.  ``resume`` continues from ``out_dir/checkpoints/last.ckpt`` when it exists.  ``threads > 0``
+    sets torch's CPU threads per process for the run (small graphs train fastest on one); 0 keeps torch's
+    (Lightning's, under DDP) choice.
+    """
+
+    max_steps: int = 1000
+    out_dir: str = "runs/default"
+    accelerator: str = "auto"
+    devices: int | str = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    find_unused: bool = True
+    precision: str = "32-true"
+    log_every: int = 10
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+    val_every: int = 0
+    resume: bool = True
+    progress_bar: bool = True
+    loggers: list[str] = field(default_factory=lambda: ["csv", "tensorboard"])
+    summary: bool = True
+    threads: int = 0
+
+
+@dataclass
+class MethodConfig:
+    """The method's registry ``name`` and the keyword arguments of its builder (checked by the registry)."""
+
+    name: str = "mgvga"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Config:
+    """A whole training config."""
+
+    seed: int = 0
+    method: MethodConfig = field(default_factory=MethodConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+
+# ---------------------------------------------------------------------------------------------------
+# coercion
+
+
+def _coerce(value: Any, tp: Any, section: str, key: str, source: str | None) -> Any:
+    """``value`` as type ``tp`` (int, float, bool, str, list[T], unions, nested dataclasses)."""
+
+    def bad(why: str = "") -> ConfigError:
+        name = getattr(tp, "__name__", str(tp))
+        return ConfigError(section, key, f"expected {name}, got {value!r}{why}", source)
+
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for arg in typing.get_args(tp):
+            if arg is type(None):
+                if value is None:
+                    return None
+                continue
+            try:
+                return _coerce(value, arg, section, key, source)
+            except ConfigError as e:
+                errors.append(e)
+        raise errors[0] if errors else bad()
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, Mapping):
+            raise bad(" (a mapping)")
+        sub = f"{section}.{key}" if section else key
+        return _build(tp, value, sub, source)
+    if origin is list:
+        (arg,) = typing.get_args(tp) or (Any,)
+        items = list(value) if isinstance(value, (list, tuple)) else [value]
+        return [_coerce(v, arg, section, key, source) for v in items]
+    if origin is dict or tp is dict:
+        if not isinstance(value, Mapping):
+            raise bad(" (a mapping)")
+        return dict(value)
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.lower() in ("true", "yes", "1")
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        raise bad()
+    if tp is int:
+        if isinstance(value, bool):
+            raise bad()
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                raise bad() from None
+        raise bad()
+    if tp is float:
+        if isinstance(value, bool):
+            raise bad()
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                raise bad() from None
+        raise bad()
+    if tp is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise bad()
+    raise bad()
+
+
+def _build(cls: type, values: Mapping[str, Any], section: str, source: str | None) -> Any:
+    """A dataclass ``cls`` from a mapping, refusing unknown keys."""
+    if not isinstance(values, Mapping):
+        raise ConfigError(section, section, f"section must be a mapping, got {values!r}", source)
+    if cls is MethodConfig:
+        if "name" not in values:
+            raise ConfigError(section, "name", "the method needs a name", source)
+        kwargs = {str(k): v for k, v in values.items() if k != "name"}
+        return MethodConfig(name=_coerce(values["name"], str, section, "name", source), kwargs=kwargs)
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kw = {}
+    for k, v in values.items():
+        if k not in hints:
+            raise ConfigError(section, str(k), f"unknown key {k!r}; valid keys: {', '.join(names)}", source)
+        kw[k] = _coerce(v, hints[k], section, str(k), source)
+    return cls(**kw)
+
+
+def _check(cfg: Config, source: str | None) -> None:
+    """Value ranges and choices."""
+
+    def choice(section: str, key: str, value: Any, allowed: Iterable[str]) -> None:
+        if value not in allowed:
+            raise ConfigError(section, key, f"{value!r} is not one of {', '.join(allowed)}", source)
+
+    def positive(section: str, key: str, value: float, allow_zero: bool = False) -> None:
+        if value < 0 or (value == 0 and not allow_zero):
+            raise ConfigError(section, key, f"must be {'>= 0' if allow_zero else '> 0'}, got {value}", source)
+
+    d, o, t = cfg.data, cfg.optim, cfg.trainer
+    choice("data", "kind", d.kind, DATA_KINDS)
+    choice("data", "not_nodes", d.not_nodes, NOT_MODES)
+    positive("data", "batch_size", d.batch_size)
+    positive("data", "num_workers", d.num_workers, allow_zero=True)
+    if not 0.0 <= d.val_fraction < 1.0:
+        raise ConfigError("data", "val_fraction", f"must be in [0, 1), got {d.val_fraction}", source)
+    if d.kind != "synthetic" and not d.roots:
+        raise ConfigError("data", "roots", f"kind {d.kind!r} needs at least one dataset folder", source)
+    s = cfg.data.synthetic
+    for key in ("inputs", "ands", "outputs", "verilog_chunks"):
+        r = getattr(s, key)
+        if len(r) != 2 or r[0] > r[1] or r[0] < (0 if key == "ands" else 1):
+            raise ConfigError("data.synthetic", key, f"must be a range [low, high] with low >= 1, got {r}", source)
+    positive("data.synthetic", "graphs", s.graphs)
+    positive("data.synthetic", "verilog_dim", s.verilog_dim, allow_zero=True)
+    choice("optim", "name", o.name, OPTIMIZERS)
+    choice("optim", "scheduler", o.scheduler, SCHEDULERS)
+    positive("optim", "lr", o.lr)
+    positive("optim", "warmup_steps", o.warmup_steps, allow_zero=True)
+    positive("optim", "schedule_steps", o.schedule_steps, allow_zero=True)
+    positive("optim", "grad_clip", o.grad_clip, allow_zero=True)
+    positive("optim", "min_lr", o.min_lr, allow_zero=True)
+    if len(o.betas) != 2:
+        raise ConfigError("optim", "betas", f"must be two numbers, got {o.betas}", source)
+    choice("trainer", "accelerator", t.accelerator, ACCELERATORS)
+    for key in ("max_steps", "log_every", "checkpoint_every", "num_nodes"):
+        positive("trainer", key, getattr(t, key))
+    positive("trainer", "val_every", t.val_every, allow_zero=True)
+    positive("trainer", "threads", t.threads, allow_zero=True)
+    if t.keep_checkpoints == 0 or t.keep_checkpoints < -1:
+        raise ConfigError("trainer", "keep_checkpoints", f"must be >= 1 or -1 (all), got {t.keep_checkpoints}", source)
+    if isinstance(t.devices, str) and t.devices != "auto":
+        raise ConfigError("trainer", "devices", f"must be a count or 'auto', got {t.devices!r}", source)
+    if isinstance(t.devices, int) and t.devices < 1:
+        raise ConfigError("trainer", "devices", f"must be >= 1, got {t.devices}", source)
+    for lg in t.loggers:
+        choice("trainer", "loggers", lg, LOGGERS)
+
+
+# ---------------------------------------------------------------------------------------------------
+# public API
+
+
+def apply_override(raw: dict[str, Any], override: str) -> None:
+    """Apply one ``SECTION.KEY=VALUE`` override to a raw (not yet validated) config dict, in place."""
+    if "=" not in override:
+        raise ConfigError("", override, "an override must read KEY=VALUE (e.g. trainer.max_steps=100)")
+    key, text = override.split("=", 1)
+    parts = [p for p in key.strip().split(".") if p]
+    if not parts:
+        raise ConfigError("", key, "empty key in override")
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        value = text
+    node = raw
+    for i, p in enumerate(parts[:-1]):
+        child = node.get(p)
+        if child is None:
+            child = node[p] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(".".join(parts[:i]), p, f"{p!r} is a value, not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("", str(path), "no such config file", path) from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError("", "", f"not valid YAML{where}", path) from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError("", "", "the config must be a mapping of sections", path)
+    return raw
+
+
+def load_config(config: Config | Mapping[str, Any] | str | Path, overrides: Iterable[str] = ()) -> Config:
+    """A validated :class:`Config` from a YAML file, a dict or a ``Config``, with ``overrides`` applied.
+
+    Raises:
+        ConfigError: an unknown key (naming it and its section), a wrong type or a value out of range.
+    """
+    source: str | None = None
+    if isinstance(config, Config):
+        raw = config_to_dict(config)
+    elif isinstance(config, Mapping):
+        raw = _plain(config)
+    else:
+        source = str(config)
+        raw = _read(Path(config))
+    for o in overrides:
+        apply_override(raw, o)
+    cfg = _build(Config, raw, "", source)
+    _check(cfg, source)
+    return cfg
+
+
+def _plain(obj: Any) -> Any:
+    """Deep copy into plain Python containers (dict, list, str, int, float, bool, None)."""
+    if isinstance(obj, Mapping):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def config_to_dict(cfg: Config) -> dict[str, Any]:
+    """The config as a plain nested dict (the YAML layout: the method's keywords beside its name)."""
+    out = _plain(dataclasses.asdict(cfg))
+    method = out.pop("method")
+    out["method"] = {"name": method["name"], **method["kwargs"]}
+    return {k: out[k] for k in ("seed", "method", "data", "optim", "trainer")}
+
+
+def dump_config(cfg: Config) -> str:
+    """The config as YAML text (loads back to an equal config)."""
+    return yaml.safe_dump(config_to_dict(cfg), sort_keys=False)

@@ -1,0 +1,117 @@
+"""The LightningModule that trains any registered method.
+
+A method is an ``nn.Module`` whose ``forward(batch, generator)`` returns a dict of named scalar losses with
+a ``"loss"`` key (the total).  This module owns everything around it: the optimiser and schedule, logging,
+and the randomness of each step.  At every training step a fresh CPU ``torch.Generator`` is seeded from
+``(seed, global_step, rank)`` and handed to the method for its masks (maskers draw on ``generator.device``
+and move the result, so a seed gives the same masks on any accelerator), and the global torch RNG is
+reseeded from the same triple (dropout and anything else that draws from it), so a resumed run repeats an
+uninterrupted one step for step without storing any generator state.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch import nn
+
+from geomask.train.config import OptimConfig
+
+__all__ = ["MethodModule", "step_seed"]
+
+_VAL_STREAM = 1  # distinguishes validation generators from training ones
+
+
+def step_seed(seed: int, step: int, rank: int, stream: int = 0) -> int:
+    """A 63-bit seed mixed from ``(seed, step, rank, stream)`` by NumPy's ``SeedSequence``."""
+    words = np.random.SeedSequence([int(seed) % (1 << 63), int(step), int(rank), int(stream)]).generate_state(2)
+    return int((int(words[0]) << 32 | int(words[1])) & ((1 << 63) - 1))
+
+
+def _num_graphs(batch: Any) -> int:
+    n = getattr(batch, "num_graphs", None)
+    return int(n) if n is not None else 1
+
+
+class MethodModule(pl.LightningModule):
+    """Wraps a method for Lightning.
+
+    Args:
+        method: the method (``forward(batch, generator) -> dict`` with a ``"loss"`` key).
+        optim: the ``optim`` config section.
+        max_steps: the run's length (the end of the learning-rate schedule unless ``optim.schedule_steps``).
+        seed: the run's seed.
+        hparams: the whole config as a plain dict, saved in checkpoints and logs (plain containers only, so
+            checkpoints load with ``torch.load(..., weights_only=True)``).
+    """
+
+    def __init__(
+        self, method: nn.Module, optim: OptimConfig, max_steps: int, seed: int, hparams: dict[str, Any]
+    ) -> None:
+        super().__init__()
+        self.method = method
+        self.optim_cfg = optim
+        self.max_steps = int(max_steps)
+        self.seed = int(seed)
+        self.save_hyperparameters(hparams)
+        self.validated_at: int | None = None  # the global step of the latest validation
+
+    def forward(self, batch: Any, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        return self.method(batch, generator)
+
+    def _generator(self, step: int, stream: int) -> torch.Generator:
+        gen = torch.Generator()  # on the CPU, so a seed gives the same masks on every accelerator
+        gen.manual_seed(step_seed(self.seed, step, self.global_rank, stream))
+        return gen
+
+    def _losses(self, batch: Any, gen: torch.Generator) -> dict[str, torch.Tensor]:
+        losses = self.method(batch, gen)
+        if not isinstance(losses, dict) or "loss" not in losses:
+            raise TypeError(f"{type(self.method).__name__}.forward must return a dict with a 'loss' key")
+        return losses
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        step = self.global_step
+        torch.manual_seed(step_seed(self.seed, step, self.global_rank, 2))
+        losses = self._losses(batch, self._generator(step, 0))
+        n = _num_graphs(batch)
+        for name, value in losses.items():
+            self.log(f"train/{name}", value.detach().float(), on_step=True, prog_bar=name == "loss", batch_size=n)
+        return losses["loss"]
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        losses = self._losses(batch, self._generator(batch_idx, _VAL_STREAM))
+        n = _num_graphs(batch)
+        for name, value in losses.items():
+            self.log(f"val/{name}", value.detach().float(), on_epoch=True, batch_size=n, sync_dist=True)
+
+    def on_validation_epoch_end(self) -> None:
+        self.validated_at = self.global_step
+
+    def configure_optimizers(self) -> Any:
+        o = self.optim_cfg
+        params = [p for p in self.method.parameters() if p.requires_grad]
+        if o.name == "sgd":
+            opt = torch.optim.SGD(params, lr=o.lr, momentum=o.betas[0], weight_decay=o.weight_decay)
+        else:
+            cls = torch.optim.AdamW if o.name == "adamw" else torch.optim.Adam
+            opt = cls(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+        if o.scheduler == "none" and o.warmup_steps == 0:
+            return opt
+        warmup, total, floor = o.warmup_steps, o.schedule_steps or self.max_steps, o.min_lr / o.lr
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            if o.scheduler == "none":
+                return 1.0
+            t = min(1.0, (step - warmup) / max(1, total - warmup))
+            decay = 0.5 * (1.0 + math.cos(math.pi * t)) if o.scheduler == "cosine" else 1.0 - t
+            return floor + (1.0 - floor) * decay
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
