@@ -7,6 +7,8 @@ Subcommands::
     geomask prep circuits SRC... --out DIR ...    circuits → AIG dataset + ABC QoR labels (qor.csv)
     geomask prep scans SRC... --out DIR ...       point clouds → voxelized scan dataset
     geomask pretrain CONFIG [--set KEY=VALUE ...] pretrain a method (Lightning) from a YAML config
+    geomask eval qor|equivalence|probability SRC... --json OUT   circuit evaluations
+    geomask eval probe|weak --train SCAN... --test SCAN... --json OUT   scan evaluations
 
 Errors in the input print one line (``error: FILE: problem``) and exit with status 1; ``--debug`` shows
 the traceback instead.
@@ -211,7 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
         "(manifest.json + plain-tensor shards), write each design's AIG, and label seeded random ABC recipes "
         "(the OpenABC-D alphabet) into DIR/qor.csv. Resumable: run it again after an interruption.",
     )
-    p.add_argument("src", nargs="+", metavar="SRC", help="circuit files or folders; PATH@TOP names a Verilog top module")
+    p.add_argument(
+        "src", nargs="+", metavar="SRC", help="circuit files or folders; PATH@TOP names a Verilog top module"
+    )
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--recipes", type=int, default=0, metavar="N", help="random recipes per design (default 0)")
     p.add_argument("--recipe-length", type=int, default=20, metavar="L", help="steps per recipe (default 20)")
@@ -247,6 +251,10 @@ def build_parser() -> argparse.ArgumentParser:
     from geomask.train.command import add_pretrain_parser
 
     add_pretrain_parser(sub)
+
+    from geomask.eval.command import add_eval_parser
+
+    add_eval_parser(sub)
     return parser
 
 

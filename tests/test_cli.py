@@ -30,8 +30,15 @@ def test_info_text_and_json(small, capsys):
     assert out.startswith(str(small)) and "ands=2" in out and "levels=2" in out and "inputs=2" in out
     assert main(["info", "--json", str(small)]) == 0
     row = json.loads(capsys.readouterr().out)
-    assert row == {"file": str(small), "format": "aiger", "inputs": 2, "outputs": 2, "latches": 0, "ands": 2,
-                   "levels": 2}
+    assert row == {
+        "file": str(small),
+        "format": "aiger",
+        "inputs": 2,
+        "outputs": 2,
+        "latches": 0,
+        "ands": 2,
+        "levels": 2,
+    }
 
 
 def test_info_bad_file_one_line_and_rest_continues(small, tmp_path, capsys):
@@ -50,7 +57,9 @@ def test_console_script_has_no_traceback(tmp_path):
     r = subprocess.run([sys.executable, "-m", "geomask.cli", "info", str(bad)], capture_output=True, text=True)
     assert r.returncode == 1
     assert r.stderr.strip() == f"error: {bad}: empty file"
-    r = subprocess.run([sys.executable, "-m", "geomask.cli", "--debug", "info", str(bad)], capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "geomask.cli", "--debug", "info", str(bad)], capture_output=True, text=True
+    )
     assert "Traceback" in r.stderr
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Write any circuit (Verilog file or folder, .bench, .aag, .aig) as AIGER (same as `geomask convert`).
 
-    python tools/convert_circuit.py SRC OUT.aig [--latches keep|cut] [--top MODULE]
+python tools/convert_circuit.py SRC OUT.aig [--latches keep|cut] [--top MODULE]
 """
 
 import sys

@@ -49,7 +49,7 @@ def main() -> int:
         f"{sum(r.get('labels', 0) for r in report.rows)} QoR labels in {args.out / 'corpus' / 'qor.csv'}; "
         f"{time.time() - t0:.0f} s"
     )
-    for src, msg in report.failures:
+    for _src, msg in report.failures:
         print(f"error: {msg}", file=sys.stderr)
     return 1 if report.failures else 0
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Preprocess circuits into an AIG dataset with ABC QoR labels (same as `geomask prep circuits`).
 
-    python tools/prep_circuits.py SRC... --out DIR [--recipes N] [--recipe-length L] [--seed S] [--jobs J]
+python tools/prep_circuits.py SRC... --out DIR [--recipes N] [--recipe-length L] [--seed S] [--jobs J]
 """
 
 import sys

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Preprocess scans into a voxelized dataset (same as `geomask prep scans`).
 
-    python tools/prep_scans.py SCAN... --out DIR --voxel-size V [--labels FILE...] [--label-map NAME] [--jobs J]
+python tools/prep_scans.py SCAN... --out DIR --voxel-size V [--labels FILE...] [--label-map NAME] [--jobs J]
 """
 
 import sys

@@ -1,0 +1,230 @@
+"""Evaluation metrics: QoR regression on per-design z-scores, recipe ranking, binary classification, seeds.
+
+Conventions:
+
+* **z-scores** are per design: ``z = (y - mean_d) / std_d`` with the design's statistics (population
+  standard deviation, ``ddof = 0``; a constant design gets ``std = 1`` so its z-scores are 0).
+* :func:`mape` is the ordinary mean absolute percentage error **in percent** on raw values (AND counts).
+* :func:`legacy_mape` is what the OpenABC-D / HOGA code reports as "MAPE": scikit-learn's
+  ``mean_absolute_percentage_error`` applied to **z-scores**, **not** multiplied by 100. It divides by
+  ``max(|z|, eps)``, so recipes whose z-score is near 0 dominate it; it is reported only so numbers can
+  be set beside those papers, clearly labelled ``legacy_mape``.
+* :func:`topk_commonality` is the overlap, in percent, between the predicted best ``k`` % of recipes and
+  the true best ``k`` % (best = smallest value: fewer ANDs).
+* Seeds are summarised by :func:`mean_std`: ``{"m": mean, "m_std": std}`` (population std, 0 for one seed).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+__all__ = [
+    "auc",
+    "best_threshold",
+    "design_stats",
+    "legacy_mape",
+    "mape",
+    "mean_std",
+    "precision_recall_f1",
+    "qor_metrics",
+    "topk_commonality",
+    "z_mae",
+    "z_mse",
+    "zscore",
+]
+
+_EPS = float(np.finfo(np.float64).eps)
+
+
+def _pair(pred: np.ndarray | Sequence[float], true: np.ndarray | Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    p = np.asarray(pred, dtype=np.float64).reshape(-1)
+    t = np.asarray(true, dtype=np.float64).reshape(-1)
+    if p.shape != t.shape:
+        raise ValueError(f"pred and true must have the same length, got {p.shape[0]} and {t.shape[0]}")
+    if p.size == 0:
+        raise ValueError("metrics need at least one value")
+    return p, t
+
+
+def design_stats(values: np.ndarray | Sequence[float]) -> tuple[float, float]:
+    """``(mean, std)`` of one design's values (population std; 1.0 when the values are constant)."""
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    if v.size == 0:
+        raise ValueError("design statistics need at least one value")
+    std = float(v.std())
+    return float(v.mean()), std if std > 0 else 1.0
+
+
+def zscore(values: np.ndarray | Sequence[float], mean: float, std: float) -> np.ndarray:
+    """``(values - mean) / std`` as float64."""
+    return (np.asarray(values, dtype=np.float64) - mean) / std
+
+
+def z_mse(pred: np.ndarray | Sequence[float], true: np.ndarray | Sequence[float]) -> float:
+    """Mean squared error (of z-scores): ``mean((pred - true) ** 2)``."""
+    p, t = _pair(pred, true)
+    return float(np.mean((p - t) ** 2))
+
+
+def z_mae(pred: np.ndarray | Sequence[float], true: np.ndarray | Sequence[float]) -> float:
+    """Mean absolute error (of z-scores): ``mean(|pred - true|)``."""
+    p, t = _pair(pred, true)
+    return float(np.mean(np.abs(p - t)))
+
+
+def mape(pred: np.ndarray | Sequence[float], true: np.ndarray | Sequence[float]) -> float:
+    """Mean absolute percentage error in percent on raw values: ``100 * mean(|pred - true| / |true|)``.
+
+    Raises:
+        ValueError: a true value is 0 (raw AND counts of a non-trivial design never are).
+    """
+    p, t = _pair(pred, true)
+    if np.any(t == 0):
+        raise ValueError("mape is undefined where a true value is 0")
+    return float(100.0 * np.mean(np.abs(p - t) / np.abs(t)))
+
+
+def legacy_mape(pred: np.ndarray | Sequence[float], true: np.ndarray | Sequence[float]) -> float:
+    """LEGACY OpenABC-D / HOGA "MAPE": ``mean(|true - pred| / max(|true|, eps))`` on z-scores, no ``x100``.
+
+    Bit-for-bit the formula of ``sklearn.metrics.mean_absolute_percentage_error`` (``eps`` is float64
+    machine epsilon), reimplemented in numpy. Not a percentage, and unstable where true z-scores are near 0.
+    """
+    p, t = _pair(pred, true)
+    return float(np.mean(np.abs(t - p) / np.maximum(np.abs(t), _EPS)))
+
+
+def topk_commonality(pred: np.ndarray | Sequence[float], true: np.ndarray | Sequence[float], k: float) -> float:
+    """Overlap in percent between the predicted and the true best ``k`` % of recipes (smaller is better).
+
+    ``n = max(1, ceil(k / 100 * R))`` recipes are taken from each ranking (a stable sort, so ties go to
+    the lower recipe index); the result is ``100 * |pred_top ∩ true_top| / n``.
+
+    Args:
+        pred: ``[R]`` predicted values (z-scores or raw: only the order matters).
+        true: ``[R]`` true values.
+        k: percentage in ``(0, 100]``.
+    """
+    p, t = _pair(pred, true)
+    if not 0 < k <= 100:
+        raise ValueError(f"k must be a percentage in (0, 100], got {k}")
+    n = max(1, math.ceil(k / 100.0 * p.size - 1e-9))
+    top_p = np.argsort(p, kind="stable")[:n]
+    top_t = np.argsort(t, kind="stable")[:n]
+    return float(100.0 * np.intersect1d(top_p, top_t).size / n)
+
+
+def qor_metrics(
+    pred_z: np.ndarray, true_z: np.ndarray, true_raw: np.ndarray, mean: float, std: float
+) -> dict[str, float]:
+    """All QoR metrics of one design's test recipes.
+
+    Args:
+        pred_z: ``[R]`` predicted z-scores.
+        true_z: ``[R]`` true z-scores.
+        true_raw: ``[R]`` true raw values (AND counts) for :func:`mape`.
+        mean, std: the statistics that de-normalise ``pred_z`` into raw predictions.
+
+    Returns:
+        ``z_mse``, ``z_mae``, ``mape`` (percent), ``legacy_mape``, ``top1``, ``top5``, ``top10``.
+    """
+    pred_raw = np.asarray(pred_z, dtype=np.float64) * std + mean
+    return {
+        "z_mse": z_mse(pred_z, true_z),
+        "z_mae": z_mae(pred_z, true_z),
+        "mape": mape(pred_raw, true_raw),
+        "legacy_mape": legacy_mape(pred_z, true_z),
+        "top1": topk_commonality(pred_z, true_z, 1),
+        "top5": topk_commonality(pred_z, true_z, 5),
+        "top10": topk_commonality(pred_z, true_z, 10),
+    }
+
+
+# -- binary classification -------------------------------------------------------------------------
+
+
+def _binary(scores: np.ndarray | Sequence[float], labels: np.ndarray | Sequence[bool]) -> tuple[np.ndarray, np.ndarray]:
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    y = np.asarray(labels).reshape(-1).astype(bool)
+    if s.shape != y.shape:
+        raise ValueError(f"scores and labels must have the same length, got {s.shape[0]} and {y.shape[0]}")
+    return s, y
+
+
+def auc(scores: np.ndarray | Sequence[float], labels: np.ndarray | Sequence[bool]) -> float:
+    """Area under the ROC curve: the probability that a random positive scores above a random negative
+    (ties count one half), from average ranks (Mann-Whitney U).
+
+    Raises:
+        ValueError: the labels hold only one class.
+    """
+    s, y = _binary(scores, labels)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError("auc needs both positive and negative labels")
+    order = np.argsort(s, kind="stable")
+    sorted_s = s[order]
+    # average rank (1-based) of each tie group
+    _, start, counts = np.unique(sorted_s, return_index=True, return_counts=True)
+    group_rank = start + (counts + 1) / 2.0
+    ranks = np.empty_like(s)
+    ranks[order] = np.repeat(group_rank, counts)
+    u = ranks[y].sum() - n_pos * (n_pos + 1) / 2.0
+    return float(u / (n_pos * n_neg))
+
+
+def precision_recall_f1(pred: np.ndarray | Sequence[bool], labels: np.ndarray | Sequence[bool]) -> dict[str, float]:
+    """``precision``, ``recall`` and ``f1`` of boolean predictions (0 where a denominator is 0)."""
+    p = np.asarray(pred).reshape(-1).astype(bool)
+    y = np.asarray(labels).reshape(-1).astype(bool)
+    if p.shape != y.shape:
+        raise ValueError(f"pred and labels must have the same length, got {p.shape[0]} and {y.shape[0]}")
+    tp = float(np.sum(p & y))
+    precision = tp / p.sum() if p.sum() else 0.0
+    recall = tp / y.sum() if y.sum() else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": float(precision), "recall": float(recall), "f1": float(f1)}
+
+
+def best_threshold(scores: np.ndarray | Sequence[float], labels: np.ndarray | Sequence[bool]) -> float:
+    """The threshold ``t`` maximising F1 of ``scores >= t`` (ties: the largest such ``t``).
+
+    Used to calibrate zero-shot similarity scores on training pairs before scoring test pairs.
+    """
+    s, y = _binary(scores, labels)
+    order = np.argsort(-s, kind="stable")
+    ss, yy = s[order], y[order]
+    tp = np.cumsum(yy)
+    k = np.arange(1, s.size + 1)
+    last = np.r_[ss[1:] != ss[:-1], True]  # predicting the first k rows positive is a threshold at ss[k-1]
+    f1 = np.where(last, 2 * tp / (k + max(int(y.sum()), 1)), -1.0)
+    return float(ss[int(np.argmax(f1))])
+
+
+# -- seeds ------------------------------------------------------------------------------------------
+
+
+def mean_std(runs: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """Mean and standard deviation of each metric over runs (seeds).
+
+    Args:
+        runs: one ``{metric: value}`` per seed; every run must have the same keys.
+
+    Returns:
+        ``{metric: mean, metric + "_std": std}`` for each metric, in the runs' key order (population std,
+        so one seed gives 0).
+    """
+    if not runs:
+        raise ValueError("mean_std needs at least one run")
+    keys = list(runs[0])
+    if any(set(r) != set(keys) for r in runs):
+        raise ValueError("every run must report the same metrics")
+    out: dict[str, float] = {}
+    for k in keys:
+        v = np.asarray([r[k] for r in runs], dtype=np.float64)
+        out[k] = float(v.mean())
+        out[f"{k}_std"] = float(v.std())
+    return out

@@ -1,0 +1,112 @@
+"""Plots of evaluation results (matplotlib, Agg backend, PNG files).
+
+* :func:`qor_scatter` -- predicted against true AND-count z-scores, one panel per design;
+* :func:`method_bars` -- one bar per method for each metric of a split, error bars = std over seeds;
+* :func:`write_plots` -- all plots of a result dict into a folder, returning the written paths.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["method_bars", "qor_scatter", "write_plots"]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def qor_scatter(per_design: Mapping[str, Mapping[str, Sequence[float]]], path: str | Path, title: str = "") -> Path:
+    """Scatter of predicted (y) against true (x) z-scores, one panel per design (at most 25 shown).
+
+    Args:
+        per_design: ``{design: {"true": [...], "pred": [...]}}``.
+        path: the PNG to write.
+        title: figure title.
+    """
+    plt = _pyplot()
+    names = sorted(per_design)[:25]
+    cols = min(5, max(1, len(names)))
+    rows = max(1, math.ceil(len(names) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3 * rows), squeeze=False)
+    for ax in axes.ravel()[len(names) :]:
+        ax.axis("off")
+    for ax, name in zip(axes.ravel(), names):
+        t, p = per_design[name]["true"], per_design[name]["pred"]
+        ax.scatter(t, p, s=8, alpha=0.7)
+        lo, hi = min(min(t), min(p)), max(max(t), max(p))
+        ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8, ls="--")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("true z", fontsize=8)
+        ax.set_ylabel("predicted z", fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def method_bars(
+    methods: Mapping[str, Mapping[str, Mapping[str, float]]], split: str, metrics: Sequence[str], path: str | Path
+) -> Path:
+    """Bars of ``metrics`` per method for one split, with ``metric_std`` error bars.
+
+    Args:
+        methods: ``result["methods"]`` (``{name: {split: {metric: value, metric_std: std}}}``).
+        split: which split to draw.
+        metrics: metric names (missing ones are skipped).
+        path: the PNG to write.
+    """
+    plt = _pyplot()
+    names = [n for n in methods if split in methods[n]]
+    shown = [m for m in metrics if any(m in methods[n][split] for n in names)]
+    fig, axes = plt.subplots(1, max(1, len(shown)), figsize=(3.2 * max(1, len(shown)), 3.2), squeeze=False)
+    for ax, m in zip(axes.ravel(), shown):
+        vals = [methods[n][split].get(m, float("nan")) for n in names]
+        errs = [methods[n][split].get(f"{m}_std", 0.0) for n in names]
+        ax.bar(range(len(names)), vals, yerr=errs, capsize=3, color="tab:blue")
+        ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
+        ax.set_title(m, fontsize=9)
+    fig.suptitle(split)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+_BAR_METRICS = {
+    "qor": ("z_mae", "z_mse", "mape", "top10"),
+    "equivalence": ("auc", "f1"),
+    "probability": ("mae", "mae_and"),
+}
+
+
+def write_plots(result: Mapping[str, Any], out_dir: str | Path, task: str) -> list[Path]:
+    """Write every plot of a result of ``task`` (``"qor"``, ``"equivalence"`` or ``"probability"``).
+
+    Files: ``{task}_{split}_bars.png`` per split; for QoR also ``qor_{split}_{method}_scatter.png`` from
+    ``result["details"]``.
+    """
+    if task not in _BAR_METRICS:
+        raise ValueError(f"unknown task {task!r}; valid: {', '.join(_BAR_METRICS)}")
+    out = Path(out_dir)
+    methods = result["methods"]
+    splits = sorted({s for m in methods.values() for s in m})
+    paths = [method_bars(methods, s, _BAR_METRICS[task], out / f"{task}_{s}_bars.png") for s in splits]
+    for name, per_split in result.get("details", {}).items():
+        for split, per_design in per_split.items():
+            if per_design:
+                paths.append(qor_scatter(per_design, out / f"qor_{split}_{name}_scatter.png", f"{name} — {split}"))
+    return paths

@@ -1,0 +1,416 @@
+"""QoR prediction, the OpenABC-D protocol: graph embedding + recipe encoder → AND count and levels after a
+synthesis recipe, regressed on per-design z-scores.
+
+Model (:class:`QorPredictor`): the pretrained encoder is **frozen**; each design's graph embedding
+(``graph_embed``, mean+max pooled node embeddings) is computed once, standardised with the training
+designs' statistics and projected; a recipe of ``S`` ops over the 7 ABC ops is embedded and run through two
+1-D convolutions (kernel 3) with mean+max pooling; an MLP on both predicts ``[z_ands, z_levels]``.  Only the
+head trains (``finetune_steps`` AdamW steps on mini-batches of 256 (design, recipe) pairs, MSE).
+
+Splits:
+
+* ``unseen_recipes``: for every design, recipes ``0 .. floor(2R/3) - 1`` train and the rest test; z-scores
+  use each design's statistics over its *train* recipes, and MAPE de-normalises with them.
+* ``unseen_designs``: k-fold over designs (seeded permutation); a test design's recipes are all unseen
+  and its z-scores use its own statistics over all its recipes (as OpenABC-D normalises per design; the
+  model predicts relative quality), which MAPE uses to de-normalise too.
+
+Metrics (:func:`geomask.eval.metrics.qor_metrics` on AND counts, per design, then averaged over designs):
+``z_mse``, ``z_mae``, ``mape``, ``legacy_mape``, ``top1``, ``top5``, ``top10``, plus ``levels_z_mse``,
+``levels_z_mae``, ``levels_mape`` for the level count.  The per-design-mean baseline predicts z = 0.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from geomask.circuits.abc import label_recipes
+from geomask.circuits.recipes import OPS, parse_recipe
+from geomask.errors import FormatError
+from geomask.eval.metrics import design_stats, mape, mean_std, qor_metrics, z_mae, z_mse, zscore
+from geomask.eval.protocol import Budget, EvalDesign, compare, embed_graphs, single_thread
+
+__all__ = [
+    "QorLabels",
+    "QorPredictor",
+    "RecipeEncoder",
+    "design_folds",
+    "fit_predict",
+    "label_qor",
+    "read_qor_csv",
+    "run_qor",
+    "split_targets",
+    "unseen_recipes_train",
+]
+
+SPLITS = ("unseen_recipes", "unseen_designs")
+
+
+@dataclass
+class QorLabels:
+    """QoR labels of ``D`` designs under the same ``R`` recipes.
+
+    Attributes:
+        designs: ``D`` design names.
+        recipes: ``[R, S]`` int64 op ids into :data:`~geomask.circuits.recipes.OPS`.
+        ands: ``[D, R]`` float64 AND counts after each recipe.
+        levels: ``[D, R]`` float64 level counts.
+    """
+
+    designs: list[str]
+    recipes: np.ndarray
+    ands: np.ndarray
+    levels: np.ndarray
+
+
+def label_qor(
+    designs: Sequence[EvalDesign], recipes: np.ndarray, jobs: int = 1, timeout: float = 60.0, progress: bool = False
+) -> tuple[QorLabels, list[tuple[str, str]]]:
+    """Label every (design, recipe) with ABC (see :func:`geomask.circuits.abc.label_recipes`).
+
+    Designs are written to temporary binary AIGER files first (so Verilog designs are labelled on the same
+    AIG the graph comes from).  A design for which ABC fails on any recipe (a timeout, or one of ABC's
+    assertion failures), or that some recipe reduces to 0 ANDs, is left out of the labels and reported.
+
+    Returns:
+        The labels of the designs labelled completely (in input order), and ``(design, message)`` for the
+        others.
+    """
+    import tempfile
+
+    from geomask.io.aiger import write_aiger
+
+    recipes = np.asarray(recipes, dtype=np.int64)
+    ands = np.zeros((len(designs), len(recipes)))
+    levels = np.zeros_like(ands)
+    errors: dict[int, str] = {}
+    with tempfile.TemporaryDirectory(prefix="geomask-qor-") as tmp:
+        paths = []
+        for i, d in enumerate(designs):
+            paths.append(Path(tmp) / f"{i}.aig")
+            write_aiger(d.aig, paths[-1], binary=True)
+        for lab in label_recipes(paths, recipes, jobs=jobs, timeout=timeout, progress=progress):
+            if lab.error is not None:
+                errors.setdefault(lab.design, str(lab.error).replace(str(paths[lab.design]), designs[lab.design].name))
+            ands[lab.design, lab.recipe] = lab.ands
+            levels[lab.design, lab.recipe] = lab.levels
+    for i in np.nonzero((ands == 0).any(axis=1))[0]:
+        errors.setdefault(int(i), "some recipe reduces it to a constant (0 ANDs): no z-scores or MAPE")
+    keep = [i for i in range(len(designs)) if i not in errors]
+    labels = QorLabels([designs[i].name for i in keep], recipes, ands[keep], levels[keep])
+    return labels, [(designs[i].name, msg) for i, msg in sorted(errors.items())]
+
+
+def read_qor_csv(path: str | Path) -> QorLabels:
+    """Labels from a ``qor.csv`` written by ``geomask prep circuits`` (``design,recipe_id,recipe,ands,levels``).
+
+    Raises:
+        FormatError: a missing column, or a design without a label for every recipe.
+    """
+    path = Path(path)
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as e:
+        raise FormatError(path, f"cannot read: {e.strerror or e}") from None
+    need = {"design", "recipe_id", "recipe", "ands", "levels"}
+    if not rows or not need <= set(rows[0]):
+        raise FormatError(path, f"expected columns {', '.join(sorted(need))}")
+    designs = sorted({r["design"] for r in rows})
+    rid = sorted({int(r["recipe_id"]) for r in rows})
+    text = {int(r["recipe_id"]): r["recipe"] for r in rows}
+    d_of, r_of = {d: i for i, d in enumerate(designs)}, {r: j for j, r in enumerate(rid)}
+    ands = np.full((len(designs), len(rid)), np.nan)
+    levels = np.full_like(ands, np.nan)
+    for r in rows:
+        i, j = d_of[r["design"]], r_of[int(r["recipe_id"])]
+        ands[i, j], levels[i, j] = float(r["ands"]), float(r["levels"])
+    if np.isnan(ands).any():
+        raise FormatError(path, "some designs lack a label for some recipes")
+    ops = [parse_recipe(text[r]) for r in rid]
+    if len({len(o) for o in ops}) != 1:
+        raise FormatError(path, "recipes of different lengths")
+    recipes = np.stack(ops)
+    return QorLabels(designs, recipes, ands, levels)
+
+
+# -- splits and targets ----------------------------------------------------------------------------
+
+
+def unseen_recipes_train(num_recipes: int) -> np.ndarray:
+    """``[R]`` bool: the first ``floor(2R/3)`` recipes train, the rest test.
+
+    Raises:
+        ValueError: fewer than 3 recipes (no train/test split possible with both sides non-empty).
+    """
+    if num_recipes < 3:
+        raise ValueError(f"the unseen_recipes split needs at least 3 recipes per design, got {num_recipes}")
+    mask = np.zeros(num_recipes, dtype=bool)
+    mask[: (2 * num_recipes) // 3] = True
+    return mask
+
+
+def design_folds(num_designs: int, folds: int, seed: int) -> list[np.ndarray]:
+    """Test design indices of each fold: a seeded permutation cut into ``min(folds, D)`` near-equal parts.
+
+    Raises:
+        ValueError: fewer than 2 designs or folds.
+    """
+    if num_designs < 2 or folds < 2:
+        raise ValueError(f"the unseen_designs split needs at least 2 designs and 2 folds, got {num_designs}, {folds}")
+    perm = np.random.default_rng([seed, 0xF01D]).permutation(num_designs)
+    return [np.sort(p) for p in np.array_split(perm, min(folds, num_designs))]
+
+
+def split_targets(values: np.ndarray, stat_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-design z-scores of ``values [D, R]`` with each design's statistics over ``stat_mask [D, R]``.
+
+    Returns:
+        ``z [D, R]``, ``mean [D]``, ``std [D]``.
+    """
+    stats = np.array([design_stats(v[m]) for v, m in zip(values, stat_mask)]).reshape(-1, 2)
+    mean, std = stats[:, 0], stats[:, 1]
+    return zscore(values, mean[:, None], std[:, None]), mean, std
+
+
+# -- model ------------------------------------------------------------------------------------------
+
+
+class RecipeEncoder(nn.Module):
+    """Op embedding → two Conv1d (kernel 3, ReLU) → mean and max over steps.
+
+    Shapes:
+        ``[B, S]`` int64 op ids → ``[B, 2C]``.
+    """
+
+    def __init__(self, emb: int = 16, channels: int = 32, num_ops: int = len(OPS)):
+        super().__init__()
+        self.emb = nn.Embedding(num_ops, emb)
+        self.conv1 = nn.Conv1d(emb, channels, 3, padding=1)
+        self.conv2 = nn.Conv1d(channels, channels, 3, padding=1)
+
+    def forward(self, recipes: Tensor) -> Tensor:
+        x = self.emb(recipes).transpose(1, 2)  # [B, E, S]
+        x = F.relu(self.conv2(F.relu(self.conv1(x))))
+        return torch.cat([x.mean(2), x.amax(2)], dim=1)
+
+
+class QorPredictor(nn.Module):
+    """``MLP([proj(graph), recipe_encoder(recipe)]) -> [z_ands, z_levels]``.
+
+    Shapes:
+        graph ``[B, G]``, recipes ``[B, S]`` → ``[B, 2]``.
+    """
+
+    def __init__(self, graph_dim: int, hidden: int = 64, recipe_channels: int = 32):
+        super().__init__()
+        self.proj = nn.Linear(graph_dim, hidden)
+        self.recipe = RecipeEncoder(channels=recipe_channels)
+        self.mlp = nn.Sequential(
+            nn.Linear(hidden + 2 * recipe_channels, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU()
+        )
+        self.out = nn.Linear(hidden, 2)
+
+    def forward(self, graph: Tensor, recipes: Tensor) -> Tensor:
+        return self.out(self.mlp(torch.cat([F.relu(self.proj(graph)), self.recipe(recipes)], dim=1)))
+
+
+def fit_predict(
+    graph_feats: Tensor,
+    recipes: np.ndarray,
+    targets: np.ndarray,
+    train_pairs: np.ndarray,
+    test_pairs: np.ndarray,
+    steps: int,
+    lr: float,
+    seed: int,
+    batch: int = 256,
+) -> np.ndarray:
+    """Train a :class:`QorPredictor` on ``train_pairs`` and predict ``test_pairs``.
+
+    Args:
+        graph_feats: ``[D, G]`` frozen graph embeddings.
+        recipes: ``[R, S]`` op ids.
+        targets: ``[D, R, 2]`` z-scores (ANDs, levels).
+        train_pairs, test_pairs: ``[P, 2]`` ``(design, recipe)`` indices.
+        steps, lr, seed: AdamW steps, learning rate, and the seed of initialisation and sampling.
+
+    Returns:
+        ``[Q, 2]`` predicted z-scores of the test pairs.
+    """
+    train_d = np.unique(train_pairs[:, 0])
+    mu = graph_feats[train_d].mean(0)
+    sd = graph_feats[train_d].std(0, unbiased=False).clamp(min=1e-3)
+    g = ((graph_feats - mu) / sd).clamp(-5.0, 5.0).float()  # few train designs: keep unseen ones in range
+    rec = torch.as_tensor(recipes, dtype=torch.long)
+    y = torch.as_tensor(targets, dtype=torch.float32)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = QorPredictor(g.shape[1])
+    gen = torch.Generator().manual_seed(seed)
+    tp = torch.as_tensor(train_pairs, dtype=torch.long)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    model.train()
+    with single_thread():
+        _train_head(model, opt, g, rec, y, tp, steps, batch, gen)
+    model.eval()
+    q = torch.as_tensor(test_pairs, dtype=torch.long)
+    with torch.no_grad():
+        out = [model(g[c[:, 0]], rec[c[:, 1]]) for c in torch.split(q, 8192)]
+    out = torch.cat(out) if out else torch.zeros(0, 2)
+    return out.double().numpy()
+
+
+def _train_head(
+    model: QorPredictor,
+    opt: torch.optim.Optimizer,
+    g: Tensor,
+    rec: Tensor,
+    y: Tensor,
+    tp: Tensor,
+    steps: int,
+    batch: int,
+    gen: torch.Generator,
+) -> None:
+    """``steps`` AdamW steps of MSE on random mini-batches of the train pairs ``tp [P, 2]``."""
+    for _ in range(steps):
+        idx = tp[torch.randint(len(tp), (min(batch, len(tp)),), generator=gen)]
+        pred = model(g[idx[:, 0]], rec[idx[:, 1]])
+        loss = F.mse_loss(pred, y[idx[:, 0], idx[:, 1]])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+
+# -- evaluation -------------------------------------------------------------------------------------
+
+
+def _design_metrics(
+    pred: np.ndarray, z: np.ndarray, raw: np.ndarray, mean: np.ndarray, std: np.ndarray, pairs: np.ndarray
+) -> dict[str, dict[str, float]]:
+    """Per-design metrics of predictions ``pred [Q, 2]`` for ``pairs [Q, 2]``.
+
+    Shapes:
+        z, raw ``[D, R, 2]``; mean, std ``[D, 2]`` (last axis: ANDs, levels).
+    """
+    out = {}
+    for d in np.unique(pairs[:, 0]):
+        sel = pairs[:, 0] == d
+        r = pairs[sel, 1]
+        m = qor_metrics(pred[sel, 0], z[d, r, 0], raw[d, r, 0], mean[d, 0], std[d, 0])
+        m["levels_z_mse"] = z_mse(pred[sel, 1], z[d, r, 1])
+        m["levels_z_mae"] = z_mae(pred[sel, 1], z[d, r, 1])
+        m["levels_mape"] = mape(pred[sel, 1] * std[d, 1] + mean[d, 1], raw[d, r, 1])
+        out[int(d)] = m
+    return out
+
+
+def _average(per_design: dict[int, dict[str, float]]) -> dict[str, float]:
+    keys = next(iter(per_design.values())).keys()
+    return {k: float(np.mean([m[k] for m in per_design.values()])) for k in keys}
+
+
+def _split_setups(labels: QorLabels, folds: int, seed: int) -> dict[str, list[tuple]]:
+    """For each split, a list of ``(z, raw, mean, std, train_pairs, test_pairs)`` runs (one per fold)."""
+    d_n, r_n = labels.ands.shape
+    raw = np.stack([labels.ands, labels.levels], axis=2)
+    dd, rr = np.meshgrid(np.arange(d_n), np.arange(r_n), indexing="ij")
+    all_pairs = np.stack([dd.ravel(), rr.ravel()], axis=1)
+    setups: dict[str, list[tuple]] = {}
+
+    def targets(stat_mask):
+        parts = [split_targets(raw[..., k], stat_mask) for k in range(2)]
+        z = np.stack([p[0] for p in parts], 2)
+        return z, np.stack([p[1] for p in parts], 1), np.stack([p[2] for p in parts], 1)
+
+    tr = np.broadcast_to(unseen_recipes_train(r_n), (d_n, r_n))
+    z, mean, std = targets(tr)
+    is_tr = tr[all_pairs[:, 0], all_pairs[:, 1]]
+    setups["unseen_recipes"] = [(z, raw, mean, std, all_pairs[is_tr], all_pairs[~is_tr])]
+    if d_n >= 2 and folds >= 2:
+        z, mean, std = targets(np.ones((d_n, r_n), dtype=bool))
+        runs = []
+        for test in design_folds(d_n, folds, seed):
+            in_test = np.isin(all_pairs[:, 0], test)
+            runs.append((z, raw, mean, std, all_pairs[~in_test], all_pairs[in_test]))
+        setups["unseen_designs"] = runs
+    return setups
+
+
+def run_qor(
+    designs: Sequence[EvalDesign],
+    labels: QorLabels,
+    budget: Budget,
+    pretrain_designs: Sequence[EvalDesign] | None = None,
+    folds: int = 3,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """The QoR comparison of every method in ``budget``.
+
+    Args:
+        designs: the evaluated designs, in the order of ``labels.designs``.
+        labels: their QoR labels.
+        budget: methods, seeds, steps.
+        pretrain_designs: the pretraining corpus (default: ``designs`` themselves; pretraining sees no
+            labels).
+        folds: k of the unseen_designs k-fold (designs are re-permuted per seed).
+        progress: progress bars.
+
+    Returns:
+        ``{"methods": {name: {split: metrics}}, "baseline": {split: metrics}, "details": {name: {split:
+        {design: {"true": [...], "pred": [...]}}}}}``; ``details`` holds the first seed's test z-scores of
+        the AND count (for plots; drop it before writing JSON if not wanted).
+    """
+    if [d.name for d in designs] != list(labels.designs):
+        raise ValueError("designs and labels must list the same designs in the same order")
+    graphs = [d.graph for d in designs]
+    pre = [d.graph for d in (pretrain_designs if pretrain_designs is not None else designs)]
+    details: dict[str, dict[str, dict[str, dict[str, list[float]]]]] = {}
+    baseline_runs: dict[str, list[dict[str, float]]] = {}
+    first_seed = int(budget.seeds[0])
+
+    def task(method, name: str, seed: int) -> dict[str, dict[str, float]]:
+        feats = embed_graphs(method, graphs, budget.max_nodes).double()
+        result = {}
+        for split, runs in _split_setups(labels, folds, seed).items():
+            per_design, base = {}, {}
+            for z, raw, mean, std, train, test in runs:
+                pred = fit_predict(feats, labels.recipes, z, train, test, budget.finetune_steps, budget.head_lr, seed)
+                per_design.update(_design_metrics(pred, z, raw, mean, std, test))
+                if name == budget.methods[0]:
+                    base.update(_design_metrics(np.zeros_like(pred), z, raw, mean, std, test))
+                if seed == first_seed:
+                    det = details.setdefault(name, {}).setdefault(split, {})
+                    for d in np.unique(test[:, 0]):
+                        sel = test[:, 0] == d
+                        det[labels.designs[d]] = {
+                            "true": z[d, test[sel, 1], 0].tolist(),
+                            "pred": pred[sel, 0].tolist(),
+                        }
+            result[split] = _average(per_design)
+            if base:
+                baseline_runs.setdefault(split, []).append(_average(base))
+        return result
+
+    out = compare(task, pre, budget, progress)
+    out["baseline"] = {split: mean_std(v) for split, v in baseline_runs.items()}
+    out["details"] = details
+    return out
+
+
+def default_recipes(n: int, length: int = 20, seed: int = 0) -> np.ndarray:
+    """``[n, length]`` seeded random recipes (see :func:`geomask.circuits.recipes.random_recipes`)."""
+    from geomask.circuits.recipes import random_recipes
+
+    if n < 3:
+        raise ValueError(f"need at least 3 recipes per design, got {n}")
+    return random_recipes(n, length, seed)

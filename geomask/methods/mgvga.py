@@ -1,0 +1,295 @@
+"""MGVGA: masked gate modeling (MGM) and Verilog-AIG alignment (VGA) on batched AIG graphs.
+
+* **MGM**: embed gate types, encode the intact AIG, replace a random ``mgm_ratio`` of the *encoder outputs*
+  with a learnable mask token, decode with a light GNN, and predict the gate type of masked nodes
+  (cross-entropy) and the fan-in and fan-out degree of every node (Huber, delta 1, raw counts, weight
+  ``degree_weight``).
+* **VGA**: replace the type embedding of a random ``vga_ratio`` of the nodes with a second mask token,
+  encode with the same encoder, and predict the masked types through :class:`~geomask.nn.cross_attention.
+  AlignBlock` layers that attend to the design's Verilog: ``"chunks"`` over ``verilog_emb [C, D]`` (one key
+  per chunk, ``verilog_emb_batch`` from ``follow_batch=["verilog_emb"]``), ``"single"`` over
+  ``verilog_vec [1, D]`` per graph (the reference's pooled vector: the attention weight is 1, every node
+  gets the same context).  Batches without these fields get MGM only.
+
+``loss = mgm_weight * (mgm_type + mgm_degree) + vga_weight * vga_type``.  Masks come from the generator
+passed to :meth:`MGVGA.forward` (MGM's first, then VGA's), batched over the ``batch`` vector.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch_geometric.data import Batch, Data
+
+from geomask.masking.base import Masker, resolve_generator
+from geomask.nn.aggregation import NeighborTable, build_neighbors, dense_table
+from geomask.nn.classes import cone_classes
+from geomask.nn.deepgcn import DeepGCN
+from geomask.nn.heads import FeedForward, ScalarHead, init_normal, mean_max_pool
+
+__all__ = ["MGVGA", "VERILOG_MODES", "graph_batch_vector", "masked_cross_entropy"]
+
+VERILOG_MODES = ("chunks", "single")
+
+
+def graph_batch_vector(batch: Data | Batch) -> tuple[Tensor, int]:
+    """``(batch vector [N], number of graphs)`` of a ``Batch`` or a single ``Data``."""
+    n = batch.node_type.shape[0]
+    b = getattr(batch, "batch", None)
+    if b is None:
+        return torch.zeros(n, dtype=torch.long, device=batch.node_type.device), 1
+    return b, int(batch.num_graphs)
+
+
+def masked_cross_entropy(logits: Tensor, target: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean cross-entropy and accuracy over masked rows (0 for an empty mask, never NaN).
+
+    Shapes:
+        logits ``[N, K]``, target ``[N]``, mask ``[N]`` bool → two scalars.
+    """
+    denom = mask.sum().clamp(min=1)
+    ce = F.cross_entropy(logits, target, reduction="none")
+    loss = (ce * mask).sum() / denom
+    acc = ((logits.argmax(-1) == target) & mask).sum() / denom
+    return loss, acc.detach().to(logits.dtype)
+
+
+class MGVGA(nn.Module):
+    """MGM + VGA pretraining of a graph encoder (either part can be switched off).
+
+    Args:
+        encoder: ``encoder(x [N, H], edge_index, neighbors) -> [N, H]`` (e.g. :class:`~geomask.nn.deepgcn.
+            DeepGCN`).
+        hidden: H.
+        num_types: number of gate types (``NodeType``: 5).
+        mgm_decoder: the light MGM decoder (same interface as the encoder); ``None`` disables MGM.
+        mgm_masker: chooses the latent rows MGM masks.
+        align: the VGA decoder layers (:class:`~geomask.nn.cross_attention.AlignBlock`); ``None`` disables
+            VGA.
+        vga_masker: chooses the input nodes VGA masks.
+        verilog_mode: ``"chunks"`` or ``"single"``.
+        mgm_weight, vga_weight, degree_weight: loss weights.
+        huber_delta: delta of the degree Huber loss.
+        head_dropout: dropout at the input of the degree heads' feed-forward (the reference's 0.1).
+        dedup: run a DeepGCN encoder/decoder once per cone class (:mod:`geomask.nn.classes`; exact, used
+            only where it is: no active dropout, dense neighbour table), and the heads and VGA layers once
+            per class (per graph and class for VGA) when no dropout is active in them.
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        hidden: int,
+        num_types: int = 5,
+        mgm_decoder: nn.Module | None = None,
+        mgm_masker: Masker | None = None,
+        align: nn.ModuleList | None = None,
+        vga_masker: Masker | None = None,
+        verilog_mode: str = "chunks",
+        mgm_weight: float = 1.0,
+        vga_weight: float = 1.0,
+        degree_weight: float = 0.1,
+        huber_delta: float = 1.0,
+        head_dropout: float = 0.1,
+        dedup: bool = True,
+    ):
+        super().__init__()
+        if verilog_mode not in VERILOG_MODES:
+            raise ValueError(f"unknown verilog_mode {verilog_mode!r}; valid: {', '.join(VERILOG_MODES)}")
+        if mgm_decoder is None and align is None:
+            raise ValueError("MGVGA needs an MGM decoder, VGA align layers, or both")
+        if (mgm_decoder is None) != (mgm_masker is None) or (align is None) != (vga_masker is None):
+            raise ValueError("each enabled part needs both its decoder and its masker")
+        self.encoder = encoder
+        self.hidden = hidden
+        self.num_types = num_types
+        self.type_emb = nn.Embedding(num_types, hidden)
+        self.mgm_decoder = mgm_decoder
+        self.mgm_masker = mgm_masker
+        self.align = align
+        self.vga_masker = vga_masker
+        self.verilog_mode = verilog_mode
+        self.mgm_weight, self.vga_weight, self.degree_weight = mgm_weight, vga_weight, degree_weight
+        self.huber_delta = huber_delta
+        self.dedup = dedup
+        heads: list[nn.Module] = [self.type_emb]
+        if mgm_decoder is not None:
+            self.mask_token = nn.Parameter(torch.zeros(hidden))
+            self.type_head = nn.Linear(hidden, num_types)
+            self.fanin_head = ScalarHead(hidden, head_dropout)
+            self.fanout_head = ScalarHead(hidden, head_dropout)
+            heads += [self.type_head, self.fanin_head, self.fanout_head]
+        else:
+            self.register_parameter("mask_token", None)
+            self.type_head = self.fanin_head = self.fanout_head = None
+        if align is not None:
+            self.vga_mask_token = nn.Parameter(torch.zeros(hidden))
+            self.vga_head = nn.Linear(hidden, num_types)
+            heads += [self.vga_head, align]
+        else:
+            self.register_parameter("vga_mask_token", None)
+            self.vga_head = None
+        for m in heads:
+            init_normal(m)
+        for p in (self.mask_token, self.vga_mask_token):
+            if p is not None:
+                nn.init.normal_(p, 0.0, 0.02)
+
+    # -- evaluation interface -------------------------------------------------------------------------
+    def embed(self, batch: Data | Batch) -> Tensor:
+        """Encoder output without masking, ``[N, H]`` (computed per cone class where that is exact)."""
+        node_type, edge_index = batch.node_type, batch.edge_index
+        nb = build_neighbors(edge_index, node_type.shape[0])
+        if self.dedup and nb.dense and isinstance(self.encoder, DeepGCN) and self.encoder.dedup_exact:
+            levels = cone_classes(node_type, self.num_types, nb, len(self.encoder.blocks))
+            return self.encoder.forward_classes(self.type_emb.weight, levels).index_select(0, levels[-1].inverse)
+        return self.encoder(self.type_emb(node_type), edge_index, nb)
+
+    def graph_embed(self, batch: Data | Batch) -> Tensor:
+        """Mean and max of :meth:`embed` per graph, ``[B, 2H]``."""
+        b, num_graphs = graph_batch_vector(batch)
+        return mean_max_pool(self.embed(batch), b, num_graphs)
+
+    # -- training -------------------------------------------------------------------------------------
+    def has_verilog(self, batch: Data | Batch) -> bool:
+        """Whether the batch carries the Verilog field that :attr:`verilog_mode` attends to."""
+        key = "verilog_emb" if self.verilog_mode == "chunks" else "verilog_vec"
+        return getattr(batch, key, None) is not None
+
+    def forward(self, batch: Data | Batch, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """Losses on a batch of AIG graphs.
+
+        Args:
+            batch: ``node_type [N]``, ``edge_index [2, E]``, optionally ``in_degree``/``out_degree [N]``
+                and the Verilog fields.
+            generator: source of the masks.
+
+        Returns:
+            ``loss`` (the total) and its named parts (``mgm_type``, ``mgm_degree``, ``vga_type``), plus the
+            detached masked-type accuracies ``mgm_acc`` / ``vga_acc``.
+        """
+        gen = resolve_generator(generator)
+        b, num_graphs = graph_batch_vector(batch)
+        node_type, edge_index = batch.node_type, batch.edge_index
+        n = node_type.shape[0]
+        nb = build_neighbors(edge_index, n)
+        mask = self.mgm_masker.sample(b, gen, num_graphs) if self.mgm_decoder is not None else None
+        vga = self.align is not None and self.has_verilog(batch)
+        vmask = self.vga_masker.sample(b, gen, num_graphs) if vga else None
+        if self._dedup(nb):
+            (dec, dec_inv), (enc_v, v_inv) = self._encode_classes(node_type, nb, mask, vmask)
+        else:
+            (dec, dec_inv), (enc_v, v_inv) = self._encode_nodes(node_type, edge_index, nb, mask, vmask)
+        # heads run per row (class) when that is exact, i.e. no dropout is active in them
+        rows_ok = not (self.training and any(m.dropout > 0 for m in self.modules() if isinstance(m, FeedForward)))
+        out: dict[str, Tensor] = {}
+        total = (dec if dec is not None else enc_v).new_zeros(())
+        if dec is not None:
+            if dec_inv is not None and not rows_ok:
+                dec, dec_inv = dec.index_select(0, dec_inv), None
+            preds = [self.type_head(dec), self.fanin_head(dec), self.fanout_head(dec)]
+            if dec_inv is not None:
+                preds = [p.index_select(0, dec_inv) for p in preds]
+            out["mgm_type"], out["mgm_acc"] = masked_cross_entropy(preds[0], node_type, mask)
+            fanin, fanout = self._degrees(batch, n)
+            out["mgm_degree"] = self.degree_weight * (
+                F.huber_loss(preds[1], fanin, delta=self.huber_delta)
+                + F.huber_loss(preds[2], fanout, delta=self.huber_delta)
+            )
+            total = total + self.mgm_weight * (out["mgm_type"] + out["mgm_degree"])
+        if enc_v is not None:
+            keys, key_batch = self._verilog_keys(batch, num_graphs)
+            h, hb, inv = enc_v, b, None
+            if v_inv is not None and rows_ok:
+                # the context depends on the graph: one row per (graph, class) pair, sorted by graph
+                u = enc_v.shape[0]
+                pairs, inv = torch.unique(b * u + v_inv, return_inverse=True)
+                h, hb = enc_v.index_select(0, pairs % u), pairs // u
+            elif v_inv is not None:
+                h = enc_v.index_select(0, v_inv)
+            for blk in self.align:
+                h = blk(h, hb, keys, key_batch, num_graphs)
+            logits = self.vga_head(h)
+            if inv is not None:
+                logits = logits.index_select(0, inv)
+            out["vga_type"], out["vga_acc"] = masked_cross_entropy(logits, node_type, vmask)
+            total = total + self.vga_weight * out["vga_type"]
+        out["loss"] = total
+        return out
+
+    def _dedup(self, nb: NeighborTable) -> bool:
+        """Run the encoder per cone class (exact: DeepGCN without active dropout, small in-degree)."""
+        mods = [self.encoder] + ([self.mgm_decoder] if self.mgm_decoder is not None else [])
+        return self.dedup and nb.dense and all(isinstance(m, DeepGCN) and m.dedup_exact for m in mods)
+
+    def _encode_nodes(
+        self, node_type: Tensor, edge_index: Tensor, nb: NeighborTable, mask: Tensor | None, vmask: Tensor | None
+    ) -> tuple[tuple[Tensor | None, None], tuple[Tensor | None, None]]:
+        """Per-node path: ``((MGM decoder output [N, H], None), (VGA encoder output [N, H], None))``, an
+        output ``None`` where that part is off (the ``None`` second items: rows are nodes)."""
+        x = self.type_emb(node_type)
+        dec = enc_v = None
+        if mask is not None:
+            h = self.encoder(x, edge_index, nb)
+            h = torch.where(mask.unsqueeze(1), self.mask_token.to(h.dtype), h)
+            dec = self.mgm_decoder(h, edge_index, nb)
+        if vmask is not None:
+            xv = torch.where(vmask.unsqueeze(1), self.vga_mask_token.to(x.dtype), x)
+            enc_v = self.encoder(xv, edge_index, nb)
+        return (dec, None), (enc_v, None)
+
+    def _encode_classes(
+        self, node_type: Tensor, nb: NeighborTable, mask: Tensor | None, vmask: Tensor | None
+    ) -> tuple[tuple[Tensor | None, Tensor | None], tuple[Tensor | None, Tensor | None]]:
+        """As :meth:`_encode_nodes`, computed once per cone class: each part is ``(rows [U, H], class of
+        every node [N])``.  The MGM (intact) and VGA (masked) copies of the graph go through the encoder
+        together and share every class they have in common."""
+        n, t = node_type.shape[0], self.num_types
+        rows = [self.type_emb.weight]
+        colors = []
+        if mask is not None:
+            colors.append(node_type)
+        if vmask is not None:
+            rows.append(self.vga_mask_token.unsqueeze(0))
+            colors.append(torch.where(vmask, t, node_type))
+        copies = len(colors)
+        table = nb.table
+        stacked = torch.cat([torch.where(table == n, copies * n, table + i * n) for i in range(copies)])
+        x0 = torch.cat(rows)
+        levels = cone_classes(
+            torch.cat(colors), x0.shape[0], dense_table(stacked, copies * n), len(self.encoder.blocks)
+        )
+        enc = self.encoder.forward_classes(x0, levels)
+        inv = levels[-1].inverse
+        dec = enc_v = (None, None)
+        if mask is not None:
+            u = enc.shape[0]
+            dlev = cone_classes(torch.where(mask, u, inv[:n]), u + 1, nb, len(self.mgm_decoder.blocks))
+            dec_u = self.mgm_decoder.forward_classes(torch.cat([enc, self.mask_token.unsqueeze(0)]), dlev)
+            dec = (dec_u, dlev[-1].inverse)
+        if vmask is not None:
+            enc_v = (enc, inv[(copies - 1) * n :])
+        return dec, enc_v
+
+    def _degrees(self, batch: Data | Batch, n: int) -> tuple[Tensor, Tensor]:
+        fanin = getattr(batch, "in_degree", None)
+        fanout = getattr(batch, "out_degree", None)
+        if fanin is None or fanout is None:
+            fanin = torch.bincount(batch.edge_index[1], minlength=n)
+            fanout = torch.bincount(batch.edge_index[0], minlength=n)
+        return fanin.float(), fanout.float()
+
+    def _verilog_keys(self, batch: Data | Batch, num_graphs: int) -> tuple[Tensor, Tensor]:
+        if self.verilog_mode == "single":
+            vec = batch.verilog_vec.reshape(num_graphs, -1)
+            return vec, torch.arange(num_graphs, device=vec.device)
+        emb = batch.verilog_emb
+        kb = getattr(batch, "verilog_emb_batch", None)
+        if kb is None:
+            if num_graphs != 1:
+                raise ValueError(
+                    'batch lacks verilog_emb_batch: build the DataLoader with follow_batch=["verilog_emb"]'
+                )
+            kb = torch.zeros(emb.shape[0], dtype=torch.long, device=emb.device)
+        return emb, kb

@@ -1,0 +1,233 @@
+"""Masked Scene Modeling (MSM; Hermosilla et al., CVPR 2025): a student reconstructs an EMA teacher's deep
+features of masked voxels, at every decoder level of a sparse U-Net, across two views.
+
+The paper's pretraining code was never released; this is our reading of its design, runnable end to end:
+
+1. **Two views.** Each scene is augmented twice (:class:`~geomask.points.augment.SceneAugment`) and each
+   view voxelized; the views are stacked as scenes ``0..B-1`` (view A) and ``B..2B-1`` (view B) of one
+   sparse batch, so teacher and student each run once per step.
+2. **Teacher.** An EMA copy of the U-Net sees both full views (no gradient) and gives the targets: its
+   decoder features at strides 8, 4, 2, 1, normalised per row with a parameter-free LayerNorm (data2vec's
+   target normalisation, which keeps the targets from collapsing to a constant).
+3. **Student.** The same U-Net sees only the visible voxels (:class:`~geomask.masking.voxel.VoxelMasker`,
+   ratio 0.4; cells of ``mask_cell`` voxels). Its encoder runs on the visible sites; its decoder is
+   *densified bottom-up*: at every decoder level ``j`` the ``mask_hook`` moves the up-sampled and skip
+   features onto the **full** view's sites of that stride (the teacher's lineage), filling sites that have
+   no visible voxel with learnable mask tokens (one for the skip features of every level, one for the
+   up-sampled features at the first level; later levels up-sample from already dense sites). So the
+   decoder output of every level lives on the very coordinate rows of the teacher's, masked sites included.
+4. **Loss.** A linear predictor per level maps student features to the target width. At level ``j``
+   (stride ``s``) every point gives a site pair ``(⌊a/s⌋, ⌊b/s⌋)`` between its voxels in views A and B; on
+   the distinct pairs whose *student* site is masked, the student's prediction in one view is pulled to
+   the teacher's target in the **other** view, both directions:
+
+   .. math::
+       \\mathcal{L} = \\sum_j \\frac{1}{|P_j|}
+           \\sum_{(u, v) \\in P_j} \\ell\\big(h_j(S_j[u]), \\mathrm{LN}(T_j[v])\\big),
+       \\qquad \\ell = 1 - \\cos \\;\\text{(default) or smooth-}L_1
+
+5. **EMA.** ``teacher ← m · teacher + (1 - m) · student`` (parameters; buffers copied). It is applied
+   lazily at the start of each training ``forward`` after the first, i.e. after every optimiser step,
+   so the method works inside any training loop; :meth:`MSM.update_teacher` does it explicitly.
+
+Features for evaluation (:meth:`MSM.features`) come from the teacher (``embed_with="teacher"``) or student.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from geomask.masking.base import resolve_generator
+from geomask.masking.voxel import VoxelMasker
+from geomask.nn.sparse_unet import SparseResUNet, SparseUNetOutput, build_sparse_unet
+from geomask.points.augment import GEOMETRY_WIDTH, SceneAugment, ScenePoints, to_sparse
+from geomask.sparse import SparseTensor
+
+__all__ = ["MSM", "build_msm", "site_rows"]
+
+LOSSES = ("cosine", "smooth_l1")
+
+
+def site_rows(level: SparseTensor, coords: Tensor) -> Tensor:
+    """Row in ``level`` of the parent site of each stride-1 voxel ``coords [Q, 1 + D]`` (-1 where absent)."""
+    st = torch.tensor(level.stride, device=coords.device)
+    lvl = level.cache.level(level.coords, level.stride)
+    return lvl.lookup(coords[:, 0], torch.div(coords[:, 1:], st, rounding_mode="floor"))
+
+
+class MSM(nn.Module):
+    """Masked Scene Modeling.
+
+    Args:
+        backbone: the student U-Net (no head); the teacher is a frozen deep copy.
+        voxel_size: voxel edge in metres.
+        geometry: coordinate-derived input channels appended after augmentation (``none``, ``height``,
+            ``xyz``; see :func:`~geomask.points.augment.geometry_features`); ``in_channels`` counts them.
+        masker: chooses the hidden voxels of every view.
+        augment: draws the two views.
+        momentum: EMA momentum ``m``.
+        loss: ``"cosine"`` or ``"smooth_l1"``.
+        embed_with: ``"teacher"`` or ``"student"`` features for :meth:`features`.
+
+    Shapes:
+        batch: :class:`ScenePoints` with ``N`` points → ``{"loss", "level0".."level3", "masked_ratio"}``.
+    """
+
+    def __init__(
+        self,
+        backbone: SparseResUNet,
+        voxel_size: float,
+        masker: VoxelMasker,
+        augment: SceneAugment,
+        momentum: float = 0.99,
+        loss: str = "cosine",
+        embed_with: str = "teacher",
+        geometry: str = "none",
+    ) -> None:
+        super().__init__()
+        if backbone.head is not None:
+            raise ValueError("MSM needs a U-Net without a head (out_channels=None)")
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+        if embed_with not in ("teacher", "student"):
+            raise ValueError(f"embed_with must be 'teacher' or 'student', got {embed_with!r}")
+        if not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"momentum must be in [0, 1], got {momentum}")
+        self.backbone = backbone
+        self.teacher = copy.deepcopy(backbone).requires_grad_(False)
+        self.voxel_size, self.masker, self.augment = float(voxel_size), masker, augment
+        self.momentum, self.loss_kind, self.embed_with = float(momentum), loss, embed_with
+        self.geometry = geometry
+        planes, skips = backbone.planes, [backbone.planes[0], *backbone.planes[:3]]
+        dec = planes[4:]
+        self.up_token = nn.Parameter(torch.zeros(planes[4]))
+        self.skip_tokens = nn.ParameterList(nn.Parameter(torch.zeros(skips[3 - j])) for j in range(4))
+        self.predictors = nn.ModuleList(nn.Linear(c, c) for c in dec)
+        for t in (self.up_token, *self.skip_tokens):
+            nn.init.normal_(t, 0.0, 0.02)
+        self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
+
+    # ------------------------------------------------------------------ teacher
+    @torch.no_grad()
+    def update_teacher(self, momentum: float | None = None) -> None:
+        """``teacher ← m · teacher + (1 - m) · student`` for parameters; buffers are copied."""
+        m = self.momentum if momentum is None else momentum
+        for t, s in zip(self.teacher.parameters(), self.backbone.parameters()):
+            t.lerp_(s.detach(), 1.0 - m)
+        for t, s in zip(self.teacher.buffers(), self.backbone.buffers()):
+            t.copy_(s)
+
+    # ------------------------------------------------------------------ features
+    def features(self, x: SparseTensor) -> SparseUNetOutput:
+        """The evaluation network's output on full scenes (all decoder levels in ``levels``)."""
+        net = self.teacher if self.embed_with == "teacher" else self.backbone
+        return net(x)
+
+    def embed(self, batch: ScenePoints) -> list[Tensor]:
+        """Per-point features of every decoder level (nearest site), coarse to fine: ``[N, C_j]`` each."""
+        x, inverse = to_sparse(batch.points, batch.feats, batch.batch, self.voxel_size, self.geometry)
+        out = self.features(x)
+        return [lv.feats[site_rows(lv, x.coords)[inverse]] for lv in out.levels]
+
+    # ------------------------------------------------------------------ training
+    def _student(self, x: SparseTensor, visible: Tensor, full_enc: list[SparseTensor]) -> tuple[list, list[Tensor]]:
+        """Student decoder levels on the full sites, and which of those sites are masked, per level."""
+        xs = SparseTensor(x.coords[visible], x.feats[visible])
+        enc = self.backbone.encode(xs)
+        masked: list[Tensor] = []
+
+        def densify(t: SparseTensor, full: SparseTensor, token: Tensor) -> tuple[Tensor, Tensor]:
+            if t.coords is full.coords or (t.coords.shape == full.coords.shape and torch.equal(t.coords, full.coords)):
+                return t.feats, torch.zeros(len(full), dtype=torch.bool, device=t.feats.device)
+            rows = site_rows(full, t.coords)
+            present = torch.zeros(len(full), dtype=torch.bool, device=t.feats.device)
+            present[rows] = True
+            base = token.to(t.feats.dtype).expand(len(full), -1)
+            return base.index_put((rows,), t.feats), ~present
+
+        def hook(j: int, up: SparseTensor, skip: SparseTensor) -> tuple[SparseTensor, SparseTensor]:
+            full = full_enc[3 - j]
+            up_f, _ = densify(up, full, self.up_token)
+            skip_f, hidden = densify(skip, full, self.skip_tokens[j])
+            masked.append(hidden)
+            return full.replace(up_f), full.replace(skip_f)
+
+        levels = self.backbone.decode(enc, hook)
+        return levels, masked
+
+    def _level_loss(self, pred: Tensor, target: Tensor) -> Tensor:
+        if self.loss_kind == "cosine":
+            return (1.0 - F.cosine_similarity(pred, target, dim=-1, eps=1e-6)).mean()
+        return F.smooth_l1_loss(pred, target)
+
+    def forward(self, batch: ScenePoints, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        gen = resolve_generator(generator)
+        if self.training and torch.is_grad_enabled():
+            if int(self.num_updates) > 0:
+                self.update_teacher()
+            self.num_updates += 1
+        nb = batch.num_scenes
+        pa, fa = self.augment(batch.points, batch.feats, batch.batch, gen, nb)
+        pb, fb = self.augment(batch.points, batch.feats, batch.batch, gen, nb)
+        n = len(batch.points)
+        pts = torch.cat([pa, pb])
+        x, inverse = to_sparse(
+            pts, torch.cat([fa, fb]), torch.cat([batch.batch, batch.batch + nb]), self.voxel_size, self.geometry
+        )
+        inv_a, inv_b = inverse[:n], inverse[n:]
+        hidden = self.masker(x.coords, gen, 2 * nb)
+        with torch.no_grad():
+            t_out = self.teacher(x)
+        levels, masked = self._student(x, ~hidden, t_out.encoder)
+        losses: dict[str, Tensor] = {}
+        total = x.feats.new_zeros(())
+        for j, (s_lv, t_lv, m_j) in enumerate(zip(levels, t_out.levels, masked)):
+            ra = site_rows(t_lv, x.coords[inv_a])
+            rb = site_rows(t_lv, x.coords[inv_b])
+            key = torch.unique(ra * len(t_lv) + rb)
+            ra, rb = torch.div(key, len(t_lv), rounding_mode="floor"), key % len(t_lv)
+            # student site in one view, target in the other, wherever the student site is masked
+            src = torch.cat([rb[m_j[rb]], ra[m_j[ra]]])
+            dst = torch.cat([ra[m_j[rb]], rb[m_j[ra]]])
+            if len(src) == 0:
+                lv_loss = s_lv.feats.sum() * 0.0
+            else:
+                target = F.layer_norm(t_lv.feats[dst], t_lv.feats.shape[1:])
+                lv_loss = self._level_loss(self.predictors[j](s_lv.feats[src]), target)
+            losses[f"level{j}"] = lv_loss.detach()
+            total = total + lv_loss
+        losses["loss"] = total / len(levels)
+        losses["masked_ratio"] = hidden.float().mean().detach()
+        return losses
+
+
+def build_msm(
+    *,
+    backbone: str = "Res16UNet14",
+    in_channels: int = 3,
+    geometry: str = "none",
+    stem_kernel: int = 3,
+    voxel_size: float = 0.05,
+    mask_ratio: float = 0.4,
+    mask_cell: int = 8,
+    momentum: float = 0.99,
+    loss: str = "cosine",
+    embed_with: str = "teacher",
+    rotate: float = 3.141592653589793,
+    scale: tuple[float, float] = (0.9, 1.1),
+    flip: float = 0.5,
+    jitter: float = 0.005,
+    color_jitter: float = 0.05,
+    color_channels: int = 3,
+    elastic: tuple[float, float] | None = None,
+) -> MSM:
+    """MSM on a registered sparse U-Net (``geomask.nn.sparse_unet.UNET_CONFIGS``)."""
+    net = build_sparse_unet(backbone, in_channels + GEOMETRY_WIDTH[geometry], None, dim=3, stem_kernel=stem_kernel)
+    aug = SceneAugment(
+        rotate, tuple(scale), flip, jitter, color_jitter, color_channels, None if elastic is None else tuple(elastic)
+    )
+    return MSM(net, voxel_size, VoxelMasker(mask_ratio, mask_cell), aug, momentum, loss, embed_with, geometry)

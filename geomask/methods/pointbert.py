@@ -1,0 +1,193 @@
+"""Point-BERT (Yu et al., CVPR 2022): masked point modeling against a dVAE tokenizer's token ids.
+
+Patches (FPS centres + kNN groups, re-centred) are embedded by a mini-PointNet; block masking hides
+25-45 % of every cloud's patches as one contiguous block; the input tokens of masked patches are replaced by
+a learned mask token *inside* the encoder (positions kept), a class token is prepended, and a linear head
+predicts the token id the dVAE (:class:`~geomask.nn.dvae.DiscreteVAE`) gives each masked patch:
+
+.. math::
+    \\mathcal{L}_{MPM} = \\frac{1}{|M|} \\sum_{P \\in M} \\mathrm{CE}(\\mathrm{head}(\\mathbf{h}_P), \\mathrm{id}(P))
+
+``stage`` selects the paper's two stages or both in one run:
+
+* ``"dvae"``: train the tokenizer only (loss = dVAE loss);
+* ``"mpm"``: the tokenizer is frozen (load its weights into ``dvae`` first) and only MPM trains;
+* ``"joint"``: both losses summed, the MPM targets taken from the current tokenizer without gradient (one
+  ``geomask pretrain`` run; not the paper's schedule).
+
+The Gumbel temperature and KL weight follow :func:`~geomask.nn.dvae.gumbel_temperature` /
+:func:`~geomask.nn.dvae.kl_weight` of the buffer ``num_updates``, incremented by every training-mode
+forward (saved in checkpoints, so a resumed run continues the schedules).  Point-BERT's auxiliary MoCo loss
+is not included.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from geomask.masking.base import resolve_generator
+from geomask.masking.block import BlockPatchMasker
+from geomask.nn.dvae import DiscreteVAE, gumbel_temperature, kl_weight
+from geomask.nn.point_patch import PatchEmbed
+from geomask.nn.point_transformer import CenterEmbed, PatchTransformer
+from geomask.points.patches import PointPatches, as_point_batch, group_points
+
+__all__ = ["PointBERT", "build_pointbert"]
+
+STAGES = ("dvae", "mpm", "joint")
+
+
+class PointBERT(nn.Module):
+    """Point-BERT pretraining.
+
+    Args:
+        dvae: the tokenizer.
+        num_groups: G patches per cloud.
+        group_size: K points per patch.
+        dim: token width C.
+        depth: transformer blocks.
+        heads: attention heads.
+        stage: ``"dvae"``, ``"mpm"`` or ``"joint"``.
+        mask_low, mask_high: block mask ratio range.
+        tau_start, tau_end, tau_steps: Gumbel temperature schedule.
+        kl_start, kl_end, kl_steps: KL weight schedule.
+        dropout: dropout inside the transformer blocks.
+        embed_hidden: first width of the patch embedding's MLPs (128 in the paper).
+    """
+
+    def __init__(
+        self,
+        dvae: DiscreteVAE,
+        num_groups: int = 64,
+        group_size: int = 32,
+        dim: int = 384,
+        depth: int = 12,
+        heads: int = 6,
+        stage: str = "joint",
+        mask_low: float = 0.25,
+        mask_high: float = 0.45,
+        tau_start: float = 1.0,
+        tau_end: float = 0.0625,
+        tau_steps: int = 100_000,
+        kl_start: float = 0.0,
+        kl_end: float = 0.1,
+        kl_steps: int = 100_000,
+        dropout: float = 0.0,
+        embed_hidden: int = 128,
+    ):
+        super().__init__()
+        if stage not in STAGES:
+            raise ValueError(f"unknown Point-BERT stage {stage!r}; valid: {', '.join(STAGES)}")
+        self.dvae = dvae
+        self.num_groups, self.group_size, self.stage = num_groups, group_size, stage
+        self.masker = BlockPatchMasker(mask_low, mask_high)
+        self.tau = (tau_start, tau_end, tau_steps)
+        self.beta = (kl_start, kl_end, kl_steps)
+        self.patch_embed = PatchEmbed(dim, embed_hidden)
+        self.pos_embed = CenterEmbed(dim)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.cls_pos = nn.Parameter(torch.zeros(1, 1, dim))
+        self.mask_token = nn.Parameter(torch.zeros(dim))
+        self.encoder = PatchTransformer(dim, depth, heads, dropout=dropout)
+        self.head = nn.Linear(dim, dvae.num_tokens)
+        for p in (self.cls_token, self.cls_pos, self.mask_token):
+            nn.init.trunc_normal_(p, std=0.02)
+        self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
+        if stage == "mpm":
+            self.dvae.requires_grad_(False)
+        if stage == "dvae":
+            for m in (self.patch_embed, self.pos_embed, self.encoder, self.head):
+                m.requires_grad_(False)
+            for p in (self.cls_token, self.cls_pos, self.mask_token):
+                p.requires_grad_(False)
+
+    def group(self, batch: Any, generator: torch.Generator | None = None) -> PointPatches:
+        """Patches of a batch (FPS start drawn from ``generator``)."""
+        return group_points(as_point_batch(batch), self.num_groups, self.group_size, generator)
+
+    def schedules(self) -> tuple[float, float]:
+        """The current Gumbel temperature and KL weight."""
+        step = int(self.num_updates)
+        return gumbel_temperature(step, *self.tau), kl_weight(step, *self.beta)
+
+    def encode(self, patches: PointPatches, mask: Tensor | None = None) -> Tensor:
+        """Encoder output ``[B, 1 + G, C]`` (class token first); masked patches' tokens → the mask token."""
+        tokens = self.patch_embed(patches.neighborhood)
+        if mask is not None:
+            tokens = torch.where(mask.unsqueeze(-1), self.mask_token.to(tokens.dtype), tokens)
+        b = tokens.size(0)
+        x = torch.cat([self.cls_token.expand(b, -1, -1), tokens], dim=1)
+        pos = torch.cat([self.cls_pos.expand(b, -1, -1), self.pos_embed(patches.centers)], dim=1)
+        return self.encoder(x, pos)
+
+    def forward(self, batch: Any, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """Losses: ``loss``; ``mpm`` (CE) and ``mpm_acc`` unless stage is dvae; the dVAE's terms unless mpm."""
+        gen = resolve_generator(generator)
+        patches = self.group(batch, gen)
+        tau, beta = self.schedules()
+        if self.training:
+            self.num_updates += 1
+        out: dict[str, Tensor] = {}
+        total = patches.centers.new_zeros(())
+        if self.stage != "mpm":
+            d = self.dvae(patches.neighborhood, patches.centers, tau, beta, gen)
+            total = total + d["loss"]
+            out.update({f"dvae_{k}": v for k, v in d.items() if k != "loss"})
+            out["dvae"] = d["loss"]
+        if self.stage != "dvae":
+            with torch.no_grad():
+                was = self.dvae.training
+                self.dvae.eval()
+                target = self.dvae.tokenize(patches.neighborhood, patches.centers)
+                self.dvae.train(was)
+            mask = self.masker.sample(patches.centers, gen)
+            h = self.encode(patches, mask)[:, 1:]
+            logits = self.head(h[mask])
+            ce = F.cross_entropy(logits, target[mask])
+            total = total + ce
+            out["mpm"] = ce
+            out["mpm_acc"] = (logits.argmax(-1) == target[mask]).float().mean().detach()
+        out["loss"] = total
+        return out
+
+    @torch.no_grad()
+    def embed(self, batch: Any) -> Tensor:
+        """Frozen features: class token and max of the patch tokens, ``[B, 2C]`` (FPS from index 0)."""
+        x = self.encode(self.group(batch, None))
+        return torch.cat([x[:, 0], x[:, 1:].amax(1)], dim=-1)
+
+
+def build_pointbert(
+    *,
+    num_groups: int = 64,
+    group_size: int = 32,
+    dim: int = 384,
+    depth: int = 12,
+    heads: int = 6,
+    stage: str = "joint",
+    num_tokens: int = 8192,
+    token_dim: int = 256,
+    dvae_dim: int = 256,
+    dgcnn_hidden: list[int] | tuple[int, ...] = (128, 256, 512, 512),
+    dgcnn_k: int = 4,
+    mask_low: float = 0.25,
+    mask_high: float = 0.45,
+    tau_start: float = 1.0,
+    tau_end: float = 0.0625,
+    tau_steps: int = 100_000,
+    kl_start: float = 0.0,
+    kl_end: float = 0.1,
+    kl_steps: int = 100_000,
+    dropout: float = 0.0,
+    embed_hidden: int = 128,
+) -> PointBERT:
+    """Point-BERT by keywords (the paper's ShapeNet setting is the default)."""
+    dvae = DiscreteVAE(group_size, num_tokens, token_dim, dvae_dim, tuple(dgcnn_hidden), dgcnn_k, embed_hidden)
+    return PointBERT(
+        dvae, num_groups, group_size, dim, depth, heads, stage, mask_low, mask_high,
+        tau_start, tau_end, tau_steps, kl_start, kl_end, kl_steps, dropout, embed_hidden,
+    )  # fmt: skip

@@ -1,0 +1,206 @@
+"""Build pretraining methods by name: the one place where configuration becomes modules.
+
+``build_method(name, **kwargs)`` with ``name`` in :data:`METHODS`:
+
+* ``mgvga``: MGM + VGA over Verilog chunks; ``mgvga_single``: MGM + VGA over one pooled Verilog vector
+  (the reference's mode); ``mgm``: MGM only; ``graphmae``: GraphMAE-style input feature masking.
+
+Shared keywords: ``encoder`` (``deepgcn``, ``gcn``, ``gin`` or ``gat``), ``hidden``, ``layers``,
+``num_types``, ``dropout`` (inside encoder blocks; the reference's 0), ``gat_heads``, ``checkpoint_nodes``
+(DeepGCN: recompute blocks in backward when at least this many rows), ``decoder_layers``.  MGVGA also takes
+``head_dropout`` (feed-forward dropout of the degree heads and VGA layers; the reference's 0.1; at 0 every
+part of the step runs once per cone class) and ``dedup`` (see :class:`~geomask.methods.mgvga.MGVGA`).
+Method keywords are those of the builder functions below.  An unknown name or keyword raises
+``ValueError`` listing the valid ones.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+
+from torch import nn
+
+from geomask.masking.uniform import UniformMasker
+from geomask.methods.graphmae import GraphMAE
+from geomask.methods.mgvga import MGVGA
+from geomask.nn.cross_attention import AlignBlock
+from geomask.nn.deepgcn import DeepGCN
+from geomask.nn.gnn import GNN_KINDS, GNNEncoder
+
+__all__ = ["ENCODERS", "METHODS", "build_encoder", "build_method"]
+
+ENCODERS = ("deepgcn", *GNN_KINDS)
+
+
+def build_encoder(
+    encoder: str = "deepgcn",
+    hidden: int = 64,
+    layers: int = 7,
+    dropout: float = 0.0,
+    gat_heads: int = 4,
+    checkpoint_nodes: int | None = 100_000,
+) -> nn.Module:
+    """A graph encoder ``(x [N, H], edge_index, neighbors) -> [N, H]`` by name."""
+    if encoder == "deepgcn":
+        return DeepGCN(hidden, layers, dropout, checkpoint_nodes)
+    if encoder in GNN_KINDS:
+        return GNNEncoder(encoder, hidden, layers, dropout, gat_heads)
+    raise ValueError(f"unknown encoder {encoder!r}; valid: {', '.join(ENCODERS)}")
+
+
+def _mgvga(
+    verilog_mode: str | None,
+    *,
+    encoder: str = "deepgcn",
+    hidden: int = 64,
+    layers: int = 7,
+    num_types: int = 5,
+    dropout: float = 0.0,
+    gat_heads: int = 4,
+    checkpoint_nodes: int | None = 100_000,
+    decoder_layers: int = 1,
+    mgm_ratio: float = 0.3,
+    vga_ratio: float = 0.5,
+    verilog_dim: int = 384,
+    cross_heads: int = 8,
+    cross_layers: int = 2,
+    mgm_weight: float = 1.0,
+    vga_weight: float = 1.0,
+    degree_weight: float = 0.1,
+    head_dropout: float = 0.1,
+    dedup: bool = True,
+) -> MGVGA:
+    enc = build_encoder(encoder, hidden, layers, dropout, gat_heads, checkpoint_nodes)
+    dec = build_encoder(encoder, hidden, decoder_layers, dropout, gat_heads, checkpoint_nodes)
+    align = None
+    if verilog_mode is not None:
+        align = nn.ModuleList(AlignBlock(hidden, verilog_dim, cross_heads, head_dropout) for _ in range(cross_layers))
+    return MGVGA(
+        enc,
+        hidden,
+        num_types,
+        mgm_decoder=dec,
+        mgm_masker=UniformMasker(mgm_ratio),
+        align=align,
+        vga_masker=UniformMasker(vga_ratio) if align is not None else None,
+        verilog_mode=verilog_mode or "chunks",
+        mgm_weight=mgm_weight,
+        vga_weight=vga_weight,
+        degree_weight=degree_weight,
+        head_dropout=head_dropout,
+        dedup=dedup,
+    )
+
+
+def build_mgvga(**kwargs) -> MGVGA:
+    """MGM + VGA, nodes attending over Verilog chunk embeddings."""
+    return _mgvga("chunks", **kwargs)
+
+
+def build_mgvga_single(**kwargs) -> MGVGA:
+    """MGM + VGA attending to one pooled Verilog vector per design (the reference's behaviour)."""
+    return _mgvga("single", **kwargs)
+
+
+def build_mgm(
+    *,
+    encoder: str = "deepgcn",
+    hidden: int = 64,
+    layers: int = 7,
+    num_types: int = 5,
+    dropout: float = 0.0,
+    gat_heads: int = 4,
+    checkpoint_nodes: int | None = 100_000,
+    decoder_layers: int = 1,
+    mgm_ratio: float = 0.3,
+    degree_weight: float = 0.1,
+    head_dropout: float = 0.1,
+    dedup: bool = True,
+) -> MGVGA:
+    """Masked gate modeling only."""
+    return _mgvga(
+        None,
+        encoder=encoder,
+        hidden=hidden,
+        layers=layers,
+        num_types=num_types,
+        dropout=dropout,
+        gat_heads=gat_heads,
+        checkpoint_nodes=checkpoint_nodes,
+        decoder_layers=decoder_layers,
+        mgm_ratio=mgm_ratio,
+        degree_weight=degree_weight,
+        head_dropout=head_dropout,
+        dedup=dedup,
+    )
+
+
+def build_graphmae(
+    *,
+    encoder: str = "deepgcn",
+    hidden: int = 64,
+    layers: int = 7,
+    num_types: int = 5,
+    dropout: float = 0.0,
+    gat_heads: int = 4,
+    checkpoint_nodes: int | None = 100_000,
+    decoder_layers: int = 1,
+    mask_ratio: float = 0.5,
+    gamma: float = 2.0,
+) -> GraphMAE:
+    """GraphMAE-style masked feature reconstruction."""
+    enc = build_encoder(encoder, hidden, layers, dropout, gat_heads, checkpoint_nodes)
+    dec = build_encoder(encoder, hidden, decoder_layers, dropout, gat_heads, checkpoint_nodes)
+    return GraphMAE(enc, dec, hidden, UniformMasker(mask_ratio), num_types, gamma)
+
+
+# Builders of the point and scan methods live in their own files and load on first use (they pull in the
+# sparse and point stacks, which circuit users need not import): "module:function".
+METHODS: dict[str, Callable[..., nn.Module] | str] = {
+    "mgvga": build_mgvga,
+    "mgvga_single": build_mgvga_single,
+    "mgm": build_mgm,
+    "graphmae": build_graphmae,
+    "pointmae": "geomask.methods.pointmae:build_pointmae",
+    "pointbert": "geomask.methods.pointbert:build_pointbert",
+    "msm": "geomask.methods.msm:build_msm",
+    "cpcm": "geomask.methods.cpcm:build_cpcm",
+}
+
+
+def _builder(name: str) -> Callable[..., nn.Module]:
+    fn = METHODS[name]
+    if isinstance(fn, str):
+        import importlib
+
+        module, attr = fn.split(":")
+        fn = getattr(importlib.import_module(module), attr)
+    return fn
+
+
+def method_keywords(name: str) -> tuple[str, ...]:
+    """The keywords the builder of ``name`` accepts."""
+    fn = _builder(name)
+    if fn in (build_mgvga, build_mgvga_single):
+        fn = _mgvga
+    return tuple(p.name for p in inspect.signature(fn).parameters.values() if p.kind is p.KEYWORD_ONLY)
+
+
+def build_method(name: str, **kwargs) -> nn.Module:
+    """Build a registered method.
+
+    Args:
+        name: one of :data:`METHODS`.
+        **kwargs: the builder's keywords.
+
+    Raises:
+        ValueError: unknown method name or keyword (the message lists the valid ones).
+    """
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; valid: {', '.join(sorted(METHODS))}")
+    valid = method_keywords(name)
+    unknown = sorted(set(kwargs) - set(valid))
+    if unknown:
+        raise ValueError(f"unknown keyword(s) {', '.join(unknown)} for method {name!r}; valid: {', '.join(valid)}")
+    return _builder(name)(**kwargs)

@@ -1,0 +1,96 @@
+"""Cone classes: nodes whose layer-``l`` states are provably equal, so each layer runs once per class.
+
+In a message-passing layer whose update depends only on a node's own state and the *multiset* of its
+in-neighbours' states (GENConv with softmax aggregation is one; dropout off), two nodes with equal states
+and equal in-neighbour state multisets get equal new states.  Colour refinement (1-WL along the edge
+direction) finds such classes:
+
+.. math::
+    c_{l+1}(v) = \\mathrm{id}\\big(c_l(v),\\ \\{\\!\\{ c_l(u) : u \\to v \\}\\!\\}\\big),
+    \\qquad c_0(v) = \\text{input row of } v
+
+Layer ``l + 1`` is then computed on one representative per class, reading its own and its fan-ins' level-
+``l`` class rows: the result is exactly the per-node computation (same values, gradients accumulated over
+the members), at a fraction of the rows.  On AIGs with fan-in-only messages the saving is large: the EPFL
+circuits have 1-30 % as many classes as nodes over the 7 encoder layers of MGM (regular arithmetic
+circuits the fewest), and every graph of a batch shares the same classes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from geomask.nn.aggregation import NeighborTable, dense_table
+
+__all__ = ["ClassLevel", "cone_classes"]
+
+_PACK_LIMIT = 2**62
+
+
+@dataclass(frozen=True, eq=False)
+class ClassLevel:
+    """Classes of one level.
+
+    Args:
+        inverse: ``[N]`` class of every node.
+        num_classes: U.
+        self_index: ``[U]`` class at the previous level of each class's members (``None`` at level 0).
+        neighbors: table over previous-level classes: the in-neighbour classes of each class, previous
+            ``U`` in unused slots (``None`` at level 0).
+    """
+
+    inverse: Tensor
+    num_classes: int
+    self_index: Tensor | None = None
+    neighbors: NeighborTable | None = None
+
+
+def _refine(inv: Tensor, u: int, table: Tensor, n: int) -> tuple[Tensor, int, Tensor]:
+    """One colour-refinement step: ``(new inverse [N], new U, one representative node per class [U'])``."""
+    pad = torch.cat([inv + 1, inv.new_zeros(1)])  # 0 marks an unused slot
+    f = pad[table]
+    if f.shape[1] == 2:
+        f = torch.stack([torch.minimum(f[:, 0], f[:, 1]), torch.maximum(f[:, 0], f[:, 1])], 1)
+    elif f.shape[1] > 2:
+        f = torch.sort(f, dim=1).values
+    k = f.shape[1]
+    base = u + 1
+    if base ** (k + 1) < _PACK_LIMIT:
+        key = inv.clone()
+        for j in range(k):
+            key = key * base + f[:, j]
+        _, new = torch.unique(key, return_inverse=True)
+    else:
+        _, new = torch.unique(torch.cat([inv.unsqueeze(1), f], 1), dim=0, return_inverse=True)
+    num = int(new.max()) + 1 if n else 0
+    rep = torch.empty(num, dtype=torch.long, device=inv.device).scatter_(0, new, torch.arange(n, device=inv.device))
+    return new, num, rep
+
+
+def cone_classes(color0: Tensor, num_colors0: int, neighbors: NeighborTable, layers: int) -> list[ClassLevel]:
+    """Class levels ``0 .. layers`` of a graph for ``layers`` stacked fan-in message-passing layers.
+
+    Args:
+        color0: ``[N]`` int64 input row of every node (``0 <= color0 < num_colors0``).
+        num_colors0: number of input rows.
+        neighbors: the dense node-level table of :func:`~geomask.nn.aggregation.build_neighbors`.
+        layers: number of layers.
+
+    Returns:
+        ``layers + 1`` levels; level 0 is the input colouring (classes = input rows, not renumbered).
+    """
+    if not neighbors.dense:
+        raise ValueError("cone classes need a dense neighbour table (small in-degree)")
+    table = neighbors.table
+    n = color0.shape[0]
+    levels = [ClassLevel(color0, num_colors0)]
+    inv, u = color0, num_colors0
+    for _ in range(layers):
+        new, num, rep = _refine(inv, u, table, n)
+        pad = torch.cat([inv, inv.new_full((1,), u)])
+        levels.append(ClassLevel(new, num, inv[rep], dense_table(pad[table[rep]], u)))
+        inv, u = new, num
+    return levels

@@ -1,0 +1,179 @@
+"""MGVGA's DeepGCN backbone: GENConv layers (softmax aggregation, learnable temperature) in ``res+`` blocks.
+
+One block (DeeperGCN's ``res+``, as PyG's ``DeepGCNLayer(block="res+")``):
+
+.. math::
+    \\mathbf{x}' = \\mathbf{x} + \\mathrm{GENConv}\\big(\\mathrm{Dropout}(\\sigma(\\mathrm{LayerNorm}(
+    \\mathbf{x})))\\big)
+
+where :math:`\\sigma` is the identity by default: the reference builds ``DeepGCNLayer`` without ``act``
+(PyG's default is ``None``), so its blocks have no activation after the norm; ``act=True`` adds a ReLU as
+in DeeperGCN's paper.
+
+and GENConv (PyG's ``GENConv(aggr="softmax", learn_t=True, norm="layer", num_layers=2)``, no bias):
+
+.. math::
+    \\mathrm{GENConv}(\\mathbf{h})_i = \\mathbf{W}_2\\, \\mathrm{ReLU}\\big(\\mathrm{LN}\\big(\\mathbf{W}_1
+    (\\mathbf{h}_i + \\mathrm{softmax\\_agg}_{t}\\{\\mathrm{ReLU}(\\mathbf{h}_j) + \\epsilon\\}_{j \\to i})
+    \\big)\\big)
+
+The encoder stacks ``layers`` blocks with a ReLU between consecutive blocks (none after the last), as the
+reference encoder does; a one-block :class:`DeepGCN` is MGVGA's MGM decoder.  Messages flow along
+``edge_index`` (fanin → gate).  Blocks can be recomputed in the backward pass (activation
+checkpointing) on large graphs, which keeps a training step on a 500k-node AIG within a few GB.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from geomask.nn.aggregation import NeighborTable, build_neighbors, softmax_aggregate
+from geomask.nn.classes import ClassLevel
+
+__all__ = ["DeepGCN", "GENConv", "ResPlusBlock"]
+
+
+class GENConv(nn.Module):
+    """GENConv with softmax aggregation over in-neighbours and a 2-layer MLP (LayerNorm, no bias).
+
+    Args:
+        channels: H, input and output width.
+        t: initial inverse temperature of the softmax aggregation.
+        learn_t: learn ``t``.
+        expansion: hidden width of the MLP is ``expansion * H``.
+        eps: added to every message.
+
+    Shapes:
+        x ``[N, H]`` → ``[N, H]``.
+    """
+
+    def __init__(self, channels: int, t: float = 1.0, learn_t: bool = True, expansion: int = 2, eps: float = 1e-7):
+        super().__init__()
+        self.eps = eps
+        if learn_t:
+            self.t = nn.Parameter(torch.tensor([float(t)]))
+        else:
+            self.register_buffer("t", torch.tensor([float(t)]))
+        self.lin1 = nn.Linear(channels, expansion * channels, bias=False)
+        self.norm = nn.LayerNorm(expansion * channels)
+        self.lin2 = nn.Linear(expansion * channels, channels, bias=False)
+
+    def forward(self, x: Tensor, neighbors: NeighborTable, self_index: Tensor | None = None) -> Tensor:
+        """Apply the convolution.
+
+        Args:
+            x: ``[S, H]`` source rows.
+            neighbors: in-neighbour table of the T target rows over the S source rows.
+            self_index: ``[T]`` source row of each target's own state (``None``: targets are the sources).
+        """
+        agg = softmax_aggregate(F.relu(x) + self.eps, neighbors, self.t)
+        own = x if self_index is None else x.index_select(0, self_index)
+        return self.lin2(F.relu(self.norm(self.lin1(agg + own))))
+
+
+class ResPlusBlock(nn.Module):
+    """``x + conv(dropout(act(norm(x))))`` (DeeperGCN ``res+``).
+
+    Args:
+        channels: H.
+        dropout: dropout probability before the convolution.
+        t: initial softmax temperature of the GENConv.
+        act: ReLU after the norm (``False``: none, as the reference).
+    """
+
+    def __init__(self, channels: int, dropout: float = 0.0, t: float = 1.0, act: bool = False):
+        super().__init__()
+        self.norm = nn.LayerNorm(channels)
+        self.conv = GENConv(channels, t=t)
+        self.dropout = dropout
+        self.act = act
+
+    def forward(self, x: Tensor, neighbors: NeighborTable, self_index: Tensor | None = None) -> Tensor:
+        """``[S, H]`` → ``[T, H]`` (see :meth:`GENConv.forward`)."""
+        h = self.norm(x)
+        if self.act:
+            h = F.relu(h)
+        h = F.dropout(h, self.dropout, self.training)
+        own = x if self_index is None else x.index_select(0, self_index)
+        return own + self.conv(h, neighbors, self_index)
+
+
+class DeepGCN(nn.Module):
+    """Stack of ``res+`` GENConv blocks with ReLU between blocks.
+
+    Args:
+        hidden: H.
+        layers: number of blocks.
+        dropout: dropout inside each block.
+        checkpoint_nodes: recompute each block in the backward pass when training on at least this many
+            nodes (``None``: never).
+
+    Shapes:
+        x ``[N, H]``, edge_index ``[2, E]`` → ``[N, H]``.
+    """
+
+    def __init__(self, hidden: int = 64, layers: int = 7, dropout: float = 0.0, checkpoint_nodes: int | None = None):
+        super().__init__()
+        if layers < 1:
+            raise ValueError(f"layers must be >= 1, got {layers}")
+        self.hidden = hidden
+        self.blocks = nn.ModuleList(ResPlusBlock(hidden, dropout) for _ in range(layers))
+        self.checkpoint_nodes = checkpoint_nodes
+
+    def forward(self, x: Tensor, edge_index: Tensor, neighbors: NeighborTable | None = None) -> Tensor:
+        """Encode node features.
+
+        Args:
+            x: ``[N, H]`` node features.
+            edge_index: ``[2, E]`` fanin → gate.
+            neighbors: the precomputed :func:`build_neighbors` of ``edge_index`` (built here if ``None``).
+        """
+        if neighbors is None:
+            neighbors = build_neighbors(edge_index, x.shape[0])
+        ckpt = (
+            self.training
+            and torch.is_grad_enabled()
+            and self.checkpoint_nodes is not None
+            and x.shape[0] >= self.checkpoint_nodes
+        )
+        last = len(self.blocks) - 1
+        for i, block in enumerate(self.blocks):
+            if ckpt:
+                x = checkpoint(block, x, neighbors, use_reentrant=False)
+            else:
+                x = block(x, neighbors)
+            if i < last:
+                x = F.relu(x)
+        return x
+
+    @property
+    def dedup_exact(self) -> bool:
+        """Whether running once per cone class equals running per node (no active dropout)."""
+        return not (self.training and any(b.dropout > 0 for b in self.blocks))
+
+    def forward_classes(self, x0: Tensor, levels: list[ClassLevel]) -> Tensor:
+        """Run the blocks once per cone class (:mod:`geomask.nn.classes`).
+
+        Args:
+            x0: ``[U_0, H]`` input rows (level-0 classes).
+            levels: ``len(blocks) + 1`` levels from :func:`~geomask.nn.classes.cone_classes`.
+
+        Returns:
+            ``[U_L, H]``: node ``v``'s output is row ``levels[-1].inverse[v]``.
+        """
+        if len(levels) != len(self.blocks) + 1:
+            raise ValueError(f"need {len(self.blocks) + 1} class levels, got {len(levels)}")
+        ckpt = self.training and torch.is_grad_enabled() and self.checkpoint_nodes is not None
+        x = x0
+        last = len(self.blocks) - 1
+        for i, (block, lv) in enumerate(zip(self.blocks, levels[1:])):
+            if ckpt and x.shape[0] >= self.checkpoint_nodes:
+                x = checkpoint(block, x, lv.neighbors, lv.self_index, use_reentrant=False)
+            else:
+                x = block(x, lv.neighbors, lv.self_index)
+            if i < last:
+                x = F.relu(x)
+        return x

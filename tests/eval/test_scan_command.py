@@ -1,0 +1,75 @@
+"""``geomask eval probe`` / ``weak`` end to end on tiny synthetic scans written in the test."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from geomask.eval.scan_command import add_scan_eval_parsers
+
+CONFIG = """
+seed: 0
+method: {backbone: Res16UNetTiny, voxel_size: 0.1, geometry: height, METHOD}
+trainer: {max_steps: 2, threads: 1}
+scan_eval: {crop_points: 600, probe_epochs: 20, knn_k: 5, knn_bank: 500}
+"""
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def write_scan(folder, name, seed, n=800):
+    rng = np.random.default_rng(seed)
+    xyz = rng.random((n, 3)) * [2.0, 2.0, 1.0]
+    labels = (xyz[:, 2] > 0.3).astype(np.int64) + (xyz[:, 0] > 1.0)
+    rgb = np.stack([labels * 80.0, 255 - labels * 80.0, rng.random(n) * 255], 1)
+    np.save(folder / f"{name}.npy", np.concatenate([xyz, rgb], 1).astype(np.float32))
+    np.save(folder / f"{name}_labels.npy", labels)
+    return f"{folder / name}.npy:{folder / name}_labels.npy"
+
+
+def parse(argv):
+    p = argparse.ArgumentParser()
+    add_scan_eval_parsers(p.add_subparsers(dest="what", required=True))
+    return p.parse_args(argv)
+
+
+def test_probe_and_weak_commands_write_results(tmp_path):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(CONFIG.replace("METHOD", "mask_cell: 2"))
+    train, test = write_scan(tmp_path, "a", 0), write_scan(tmp_path, "b", 1)
+    out = tmp_path / "probe.json"
+    args = parse(["probe", "--train", train, "--test", test, "--json", str(out), "--config", str(cfg)])
+    assert args.func(args) == 0
+    res = json.loads(out.read_text())
+    assert set(res["methods"]) == {"msm", "random", "raw"}
+    for r in res["methods"].values():
+        assert 0.0 <= r["linear"]["miou"] <= 1.0 and 0.0 <= r["knn"]["oa"] <= 1.0
+    assert out.with_suffix(".png").is_file() and res["pretrain"]["steps"] == 2
+
+    out = tmp_path / "weak.json"
+    cfg.write_text(CONFIG.replace("METHOD", "grid: 2"))
+    argv = ["weak", "--label-fraction", "0.02", "--train", train, "--test", test, "--json", str(out)]
+    args = parse([*argv, "--config", str(cfg), "--labels-dir", str(tmp_path / "lab")])
+    assert args.func(args) == 0
+    res = json.loads(out.read_text())
+    assert set(res["methods"]) == {"cpcm", "no_mask"}
+    assert (tmp_path / "lab" / "a_f0.02_s0.npy").is_file() and res["weak_labels"][0]["labelled_points"] == 16
+
+
+def test_unknown_method_keyword_is_reported(tmp_path):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(CONFIG.replace("METHOD", "grid: 2"))  # a CPCM keyword given to MSM
+    train = write_scan(tmp_path, "a", 0, n=200)
+    args = parse(["probe", "--train", train, "--test", train, "--json", str(tmp_path / "o.json"), "--config", str(cfg)])
+    with pytest.raises(ValueError, match="grid"):
+        args.func(args)
