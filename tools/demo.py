@@ -1,11 +1,15 @@
 #!/usr/bin/env python
-"""The main job on the embedded default data (what `make demo` runs).
+"""The main job on the embedded default data (what ``make demo`` runs).
 
 1. Build the embedded circuit corpus: the generated Verilog designs in ``data/corpus/verilog/`` → AIGs through
-   yosys → an AIG dataset, with ABC QoR labels of seeded random synthesis recipes (``geomask prep circuits``).
-2. Print the corpus table.
+   yosys → an AIG dataset (``geomask prep circuits``), and print its table.
+2. Label seeded random ABC recipes (the OpenABC-D alphabet, 20 steps) on a held-out set of designs → ``qor.csv``.
+3. Pretrain briefly, with the same budget and seed, no pretraining (scratch), MGM, MGVGA (Verilog chunks),
+   MGVGA (single vector) and GraphMAE on the other corpus designs (Verilog embedded by the offline default text
+   encoder), then run the QoR evaluation (OpenABC-D protocol: unseen recipes, unseen designs) on the held-out
+   designs: results table, ``qor.json`` and plots in ``--out``.
 
-Outputs go to ``--out`` (default ``out/demo``); a second run resumes and skips finished work.
+Everything goes to ``--out`` (default ``out/demo``); finished steps are reused by a second run.
 """
 
 from __future__ import annotations
@@ -16,42 +20,88 @@ import time
 from pathlib import Path
 
 from geomask.cli import format_table
+from geomask.cli import main as geomask_main
 from geomask.datasets.prep_circuits import prep_circuits
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def pick(sources: list[Path], n: int, index: Path) -> list[Path]:
+    """``n`` designs spread over families, with at least 60 ANDs (so recipes change them), deterministically."""
+    import csv
+
+    ands = {}
+    if index.exists():
+        with open(index, newline="") as f:
+            ands = {r["name"]: int(r["ands"]) for r in csv.DictReader(f)}
+    big = [s for s in sources if ands.get(s.stem, 100) >= 60]
+    step = max(1, len(big) // n)
+    return big[::step][:n]
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", type=Path, default=ROOT / "data" / "corpus" / "verilog")
     ap.add_argument("--out", type=Path, default=ROOT / "out" / "demo")
-    ap.add_argument("--recipes", type=int, default=8, help="ABC recipes per design (default 8)")
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--limit", type=int, default=0, help="use only the first N designs (0: all)")
+    ap.add_argument("--qor-designs", type=int, default=24, help="held-out designs for the QoR evaluation")
+    ap.add_argument("--pretrain-designs", type=int, default=120, help="corpus designs to pretrain on")
+    ap.add_argument("--recipes", type=int, default=30, help="ABC recipes per QoR design")
+    ap.add_argument("--pretrain-steps", type=int, default=150)
+    ap.add_argument("--finetune-steps", type=int, default=300)
+    ap.add_argument("--corpus-only", action="store_true", help="stop after building the corpus")
     args = ap.parse_args()
 
     sources = sorted(args.corpus.glob("*.v"))
     if not sources:
         print(f"error: no Verilog designs in {args.corpus} (run tools/gen_corpus.py)", file=sys.stderr)
         return 1
-    if args.limit:
-        sources = sources[: args.limit]
     t0 = time.time()
-    print(f"[1/2] corpus: {len(sources)} Verilog designs → AIGs (yosys) → {args.recipes} ABC recipes each")
-    report = prep_circuits(
-        sources, args.out / "corpus", recipes=args.recipes, recipe_length=20, seed=0, jobs=args.jobs, latches="cut"
-    )
-    print("[2/2] the corpus")
+    print(f"[1/3] corpus: {len(sources)} Verilog designs → AIGs (yosys) → {args.out / 'corpus'}", flush=True)
+    report = prep_circuits(sources, args.out / "corpus", jobs=args.jobs, latches="cut")
     print(format_table(report.rows))
     ands = [r["ands"] for r in report.rows]
     print(
-        f"{len(report.rows)} designs, {sum(ands)} ANDs in all (min {min(ands)}, max {max(ands)}), "
-        f"{sum(r.get('labels', 0) for r in report.rows)} QoR labels in {args.out / 'corpus' / 'qor.csv'}; "
-        f"{time.time() - t0:.0f} s"
+        f"{len(report.rows)} designs, {sum(ands)} ANDs in all (min {min(ands)}, max {max(ands)}); "
+        f"{time.time() - t0:.0f} s",
+        flush=True,
     )
     for _src, msg in report.failures:
         print(f"error: {msg}", file=sys.stderr)
-    return 1 if report.failures else 0
+    if args.corpus_only:
+        return 1 if report.failures else 0
+
+    held = pick(sources, args.qor_designs, args.corpus.parent / "index.csv")
+    rest = [s for s in sources if s not in set(held)]
+    pre = rest[:: max(1, len(rest) // args.pretrain_designs)][: args.pretrain_designs]
+    print(f"[2/3] QoR labels: {len(held)} held-out designs × {args.recipes} ABC recipes", flush=True)
+    qor = prep_circuits(
+        held, args.out / "qor", recipes=args.recipes, recipe_length=20, seed=0, jobs=args.jobs, latches="cut"
+    )
+    print(
+        f"{sum(r.get('labels', 0) for r in qor.rows)} labels in {args.out / 'qor' / 'qor.csv'}; "
+        f"{time.time() - t0:.0f} s",
+        flush=True,
+    )
+    print(
+        f"[3/3] pretrain 5 methods on {len(pre)} designs ({args.pretrain_steps} steps each), QoR evaluation", flush=True
+    )
+    code = geomask_main(
+        [
+            "eval", "qor", *map(str, held),
+            "--qor-csv", str(args.out / "qor" / "qor.csv"),
+            "--pretrain-src", *map(str, pre),
+            "--pretrain-steps", str(args.pretrain_steps),
+            "--finetune-steps", str(args.finetune_steps),
+            "--hidden", "32", "--layers", "4", "--seeds", "0",
+            "--embedding-cache", str(args.out / "embeddings"),
+            "--jobs", str(args.jobs),
+            "--json", str(args.out / "qor.json"),
+            "--out", str(args.out / "plots"),
+        ]
+    )  # fmt: skip
+    print(f"demo finished in {time.time() - t0:.0f} s: {args.out / 'qor.json'}, plots in {args.out / 'plots'}")
+    return code or (1 if report.failures or qor.failures else 0)
 
 
 if __name__ == "__main__":

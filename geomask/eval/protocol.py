@@ -175,7 +175,7 @@ def load_designs(
     found = find_designs(sources)
 
     def read(d):
-        return read_aig(d.path, timeout=timeout)
+        return read_aig(d.path, top=d.top, timeout=timeout)
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         aigs = list(pool.map(read, found))
