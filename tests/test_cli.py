@@ -106,3 +106,27 @@ def test_format_table_aligns_numbers():
     assert lines[0].split() == ["a", "n"]
     assert lines[2].endswith("  5") and lines[3].endswith("123")
     assert np.all([len(line) == len(lines[3]) for line in lines[1:]])
+
+
+def test_prep_pairs_with_hashing_encoder(tmp_path, capsys):
+    src = tmp_path / "maj.v"
+    src.write_text("module maj(input a, b, c, output y);\n  assign y = (a & b) | (a & c) | (b & c);\nendmodule\n")
+    code = main(
+        [
+            "prep",
+            "pairs",
+            str(src),
+            "--out",
+            str(tmp_path / "pairs"),
+            "--recipes",
+            "1",
+            "--text-encoder",
+            "hashing:32",
+            "--quiet",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "maj" in out and (tmp_path / "pairs" / "manifest.json").exists()
+    manifest = json.loads((tmp_path / "pairs" / "manifest.json").read_text())
+    assert manifest["num_items"] == 2  # the original and one ABC variant
