@@ -113,6 +113,16 @@ def cmd_convert(args: argparse.Namespace) -> int:
 # prep
 
 
+def _report(rows: Sequence[dict[str, Any]], failures: Sequence[tuple[str, str]], what: str) -> int:
+    """Print a prep summary table, one ``error:`` line per failure, a count line; exit status 1 on failures."""
+    print(format_table(rows))
+    for src, msg in failures:
+        print(f"error: {msg}" if src in msg else f"error: {src}: {msg}", file=sys.stderr)
+    n_fail = len({s for s, _ in failures})
+    print(f"{len(rows)} {what}" + (f", {n_fail} failed" if n_fail else ""))
+    return 1 if failures else 0
+
+
 def cmd_prep_circuits(args: argparse.Namespace) -> int:
     from geomask.datasets.prep_circuits import prep_circuits
 
@@ -129,12 +139,7 @@ def cmd_prep_circuits(args: argparse.Namespace) -> int:
         abc_timeout=args.abc_timeout,
         progress=not args.quiet,
     )
-    print(format_table(report.rows))
-    for src, msg in report.failures:
-        print(f"error: {msg}" if src in msg else f"error: {src}: {msg}", file=sys.stderr)
-    n_fail = len({s for s, _ in report.failures})
-    print(f"{len(report.rows)} designs in {args.out}" + (f", {n_fail} failed" if n_fail else ""))
-    return 1 if report.failures else 0
+    return _report(report.rows, report.failures, f"designs in {args.out}")
 
 
 def cmd_prep_pairs(args: argparse.Namespace) -> int:
@@ -154,12 +159,7 @@ def cmd_prep_pairs(args: argparse.Namespace) -> int:
         abc_timeout=args.abc_timeout,
         progress=not args.quiet,
     )
-    print(format_table(report.rows))
-    for src, msg in report.failures:
-        print(f"error: {msg}" if src in msg else f"error: {src}: {msg}", file=sys.stderr)
-    n_fail = len({s for s, _ in report.failures})
-    print(f"{len(report.rows)} designs in {args.out}" + (f", {n_fail} failed" if n_fail else ""))
-    return 1 if report.failures else 0
+    return _report(report.rows, report.failures, f"designs in {args.out}")
 
 
 def cmd_prep_scans(args: argparse.Namespace) -> int:
@@ -174,11 +174,7 @@ def cmd_prep_scans(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         progress=not args.quiet,
     )
-    print(format_table(rows))
-    for src, msg in failures:
-        print(f"error: {msg}" if src in msg else f"error: {src}: {msg}", file=sys.stderr)
-    print(f"{len(rows)} scans in {args.out}" + (f", {len(failures)} failed" if failures else ""))
-    return 1 if failures else 0
+    return _report(rows, failures, f"scans in {args.out}")
 
 
 # ---------------------------------------------------------------------------------------------------
