@@ -12,10 +12,15 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from geomask.errors import GeomaskError
-from geomask.eval.protocol import METHOD_NAMES, Budget
+
+if TYPE_CHECKING:  # the protocol pulls in torch_geometric: load it when a task runs, not for --help
+    from geomask.eval.protocol import Budget
+
+# Must equal geomask.eval.protocol.METHOD_NAMES (a test checks it).
+METHOD_NAMES = ("scratch", "mgm", "mgvga", "mgvga_single", "graphmae")
 
 __all__ = ["add_eval_parser", "cmd_eval", "main", "results_table"]
 
@@ -41,6 +46,8 @@ def results_table(result: dict[str, Any], task: str) -> str:
 
 
 def _budget(args: argparse.Namespace) -> Budget:
+    from geomask.eval.protocol import Budget
+
     model: dict[str, Any] = {"encoder": args.encoder, "hidden": args.hidden, "layers": args.layers}
     ckpts = {}
     for spec in args.checkpoint or []:

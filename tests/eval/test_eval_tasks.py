@@ -107,3 +107,9 @@ def test_eval_command_json_table_plots(tmp_path, capsys, mixed_aig):
 def test_eval_command_reports_bad_method(capsys):
     with pytest.raises(SystemExit):
         main(["qor", "x.aag", "--json", "o.json", "--methods", "nope"])
+
+
+def test_command_method_names_match_protocol():
+    from geomask.eval import command, protocol
+
+    assert command.METHOD_NAMES == protocol.METHOD_NAMES
