@@ -27,14 +27,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def pick(sources: list[Path], n: int, index: Path) -> list[Path]:
-    """``n`` designs spread over families, with at least 60 ANDs (so recipes change them), deterministically."""
+    """``n`` designs spread over families, with at least 150 ANDs (so recipes change them), deterministically."""
     import csv
 
     ands = {}
     if index.exists():
         with open(index, newline="") as f:
             ands = {r["name"]: int(r["ands"]) for r in csv.DictReader(f)}
-    big = [s for s in sources if ands.get(s.stem, 100) >= 60]
+    big = [s for s in sources if ands.get(s.stem, 200) >= 150]
     step = max(1, len(big) // n)
     return big[::step][:n]
 
