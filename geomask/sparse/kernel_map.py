@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -206,31 +208,169 @@ def _build_submanifold(level: _Level, kernel_size: tuple[int, ...], dilation: tu
     keys, perm = level.keys(margin)
     _, mults = level.packing(margin)
     delta = (offsets * mults).sum(1)
-    if all(k % 2 == 1 for k in kernel_size) and dilation[-1] == 1:
-        rel, pos, hit = _half_taps_by_rows(keys, delta, kernel_size)
+    centred = all(k % 2 == 1 for k in kernel_size)
+    if keys.device.type == "cpu":
+        row_width = kernel_size[-1] if dilation[-1] == 1 else 0
+        src, dst, r = _submanifold_merge_join(keys, perm, delta, num_k, centre, centred, row_width)
     else:
-        rel = torch.arange(num_k, device=keys.device)
-        if centre is not None:
-            rel = rel[rel != centre]
-        q = keys.unsqueeze(0) + delta[rel].unsqueeze(1)
-        pos = torch.searchsorted(keys, q).clamp_(max=n - 1)
-        hit = keys[pos] == q
-    # rows of `hit` follow ascending relation ids, so nonzero() yields edges already grouped by relation
-    k_idx, i_idx = hit.nonzero(as_tuple=True)
-    dst, src, r = perm[i_idx], perm[pos[k_idx, i_idx]], rel[k_idx]
-    if len(rel) < num_k - (centre is not None):
-        # centred window: offset K-1-k is -offset k, so the mirrored relations are the same edges reversed
-        k_m, i_m = hit.flip(0).nonzero(as_tuple=True)
-        row = len(rel) - 1 - k_m
-        src = torch.cat([src, perm[i_m]])
-        dst = torch.cat([dst, perm[pos[row, i_m]]])
-        r = torch.cat([r, num_k - 1 - rel[row]])
+        if all(k % 2 == 1 for k in kernel_size) and dilation[-1] == 1:
+            rel, pos, hit = _half_taps_by_rows(keys, delta, kernel_size)
+        else:
+            rel = torch.arange(num_k, device=keys.device)
+            if centre is not None:
+                rel = rel[rel != centre]
+            q = keys.unsqueeze(0) + delta[rel].unsqueeze(1)
+            pos = torch.searchsorted(keys, q).clamp_(max=n - 1)
+            hit = keys[pos] == q
+        # rows of `hit` follow ascending relation ids, so nonzero() yields edges already grouped by relation
+        k_idx, i_idx = hit.nonzero(as_tuple=True)
+        dst, src, r = perm[i_idx], perm[pos[k_idx, i_idx]], rel[k_idx]
+        if len(rel) < num_k - (centre is not None):
+            # centred window: offset K-1-k is -offset k, so the mirrored relations are the same edges reversed
+            k_m, i_m = hit.flip(0).nonzero(as_tuple=True)
+            row = len(rel) - 1 - k_m
+            src = torch.cat([src, perm[i_m]])
+            dst = torch.cat([dst, perm[pos[row, i_m]]])
+            r = torch.cat([r, num_k - 1 - rel[row]])
     counts = torch.bincount(r, minlength=num_k).tolist()
     ptr = [0]
     for c in counts:
         ptr.append(ptr[-1] + int(c))
     index = RelationalIndex(src, dst, tuple(ptr), n, n, centre)
     return KernelMap(index, offsets, level.stride, level.stride)
+
+
+@numba.njit(cache=True, nogil=True)
+def _row_taps(keys, row_bases, r, last_row_half, out_i, out_j, counts, fill):
+    """One merge per window row, taps along the last axis by stepping from the row's insertion point.
+
+    Row ``k`` joins ``keys[i] + row_bases[k] + t`` for ``t = -r .. r`` (only ``t < 0`` on the last row when
+    ``last_row_half``); relation index ``k * (2r + 1) + t + r``.  With ``fill`` false only ``counts`` is set;
+    with ``fill`` true ``counts`` must hold the counts, and pairs are written grouped by relation.
+    """
+    n = keys.shape[0]
+    width = 2 * r + 1
+    num_rel = counts.shape[0]
+    start = np.zeros(num_rel, dtype=np.int64)
+    if fill:
+        acc = 0
+        for rel in range(num_rel):
+            start[rel] = acc
+            acc += counts[rel]
+    else:
+        for rel in range(num_rel):
+            counts[rel] = 0
+    for k in range(row_bases.shape[0]):
+        base = row_bases[k]
+        t_hi = -1 if (last_row_half and k == row_bases.shape[0] - 1) else r
+        p = 0
+        for i in range(n):
+            q = keys[i] + base
+            while p < n and keys[p] < q:
+                p += 1
+            for t in range(-r, t_hi + 1):
+                if t >= 0:
+                    c = p
+                    for s_ in range(t):
+                        if c < n and keys[c] == q + s_:
+                            c += 1
+                else:
+                    c = p - 1
+                    for s_ in range(-1, t, -1):
+                        if c >= 0 and keys[c] == q + s_:
+                            c -= 1
+                if 0 <= c < n and keys[c] == q + t:
+                    rel = k * width + t + r
+                    if fill:
+                        out_i[start[rel]] = i
+                        out_j[start[rel]] = c
+                        start[rel] += 1
+                    else:
+                        counts[rel] += 1
+    total = 0
+    for rel in range(num_rel):
+        total += counts[rel]
+    return total
+
+
+@numba.njit(cache=True, nogil=True)
+def _merge_join(keys: np.ndarray, deltas: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each delta, the pairs ``(i, j)`` with ``keys[j] == keys[i] + delta`` by a two-pointer merge of the
+    sorted keys with themselves shifted: ``O(N)`` per delta, no search.  Pairs are grouped by delta, ``i``
+    ascending within a group."""
+    n = keys.shape[0]
+    num = deltas.shape[0]
+    counts = np.zeros(num, dtype=np.int64)
+    total = 0
+    for r in range(num):
+        d = deltas[r]
+        j = 0
+        for i in range(n):
+            q = keys[i] + d
+            while j < n and keys[j] < q:
+                j += 1
+            if j == n:
+                break
+            if keys[j] == q:
+                counts[r] += 1
+        total += counts[r]
+    ii = np.empty(total, dtype=np.int64)
+    jj = np.empty(total, dtype=np.int64)
+    e = 0
+    for r in range(num):
+        d = deltas[r]
+        j = 0
+        for i in range(n):
+            q = keys[i] + d
+            while j < n and keys[j] < q:
+                j += 1
+            if j == n:
+                break
+            if keys[j] == q:
+                ii[e] = i
+                jj[e] = j
+                e += 1
+    return counts, ii, jj
+
+
+def _submanifold_merge_join(
+    keys: Tensor, perm: Tensor, delta: Tensor, num_k: int, centre: int | None, centred: bool, row_width: int = 0
+) -> tuple[Tensor, Tensor, Tensor]:
+    """CPU submanifold map by merge join: edges ``src → dst`` and their relation ids, grouped by relation.
+
+    In a centred window offset ``K-1-k`` is ``-offset k``, so only the first half is joined and the second half
+    is the same edges reversed.
+    """
+    half = centred and centre is not None
+    rel = torch.arange(centre if half else num_k)
+    if not half and centre is not None:
+        rel = rel[rel != centre]
+    k_np = keys.numpy()
+    if half and row_width > 0:
+        # rows of the window (all axes but the last); taps along the last axis step from the row's join
+        r_ = row_width // 2
+        num_rows_half = centre // row_width + 1
+        bases = delta[[row * row_width + r_ for row in range(num_rows_half)]].contiguous().numpy()
+        counts = np.zeros(centre, dtype=np.int64)
+        dummy = np.empty(0, dtype=np.int64)
+        total = _row_taps(k_np, bases, r_, True, dummy, dummy, counts, False)
+        ii = np.empty(total, dtype=np.int64)
+        jj = np.empty(total, dtype=np.int64)
+        _row_taps(k_np, bases, r_, True, ii, jj, counts, True)
+    else:
+        counts, ii, jj = _merge_join(k_np, delta[rel].contiguous().numpy())
+    i, j = torch.from_numpy(ii), torch.from_numpy(jj)
+    cnt = torch.from_numpy(counts)
+    # relation k: in[u + o_k] -> out[u]; u = keys[i], u + o_k = keys[j]
+    src, dst, r = perm[j], perm[i], torch.repeat_interleave(rel, cnt)
+    if half:
+        # mirrored relation K-1-k: the same pairs reversed; relation ids ascend as k descends
+        seg_i = list(torch.split(i, counts.tolist()))[::-1]
+        seg_j = list(torch.split(j, counts.tolist()))[::-1]
+        src = torch.cat([src, perm[torch.cat(seg_i)]]) if seg_i else src
+        dst = torch.cat([dst, perm[torch.cat(seg_j)]]) if seg_j else dst
+        r = torch.cat([r, torch.repeat_interleave(num_k - 1 - rel.flip(0), cnt.flip(0))])
+    return src, dst, r
 
 
 def _half_taps_by_rows(keys: Tensor, delta: Tensor, kernel_size: tuple[int, ...]) -> tuple[Tensor, Tensor, Tensor]:
