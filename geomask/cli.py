@@ -73,6 +73,15 @@ def _info_one(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     return {"file": str(path), "format": circuit_format(path), **circuit_stats(aig)}
 
 
+def _short(v: Any) -> str:
+    """A value for the one-line text form: floats to 4 significant digits, also inside lists."""
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ",".join(_short(x) for x in v) + "]"
+    return str(v)
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     status = 0
     for f in args.files:
@@ -85,7 +94,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(row), flush=True)
         else:
-            print("  ".join(f"{k}={v}" if k != "file" else str(v) for k, v in row.items()), flush=True)
+            print("  ".join(f"{k}={_short(v)}" if k != "file" else str(v) for k, v in row.items()), flush=True)
     return status
 
 
