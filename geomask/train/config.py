@@ -46,7 +46,7 @@ __all__ = [
     "load_config",
 ]
 
-DATA_KINDS = ("auto", "circuits", "pairs", "synthetic")
+DATA_KINDS = ("auto", "circuits", "pairs", "synthetic", "objects")
 NOT_MODES = ("per_edge", "shared", "attr")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULERS = ("none", "cosine", "linear")
@@ -91,11 +91,22 @@ class SyntheticConfig:
 
 
 @dataclass
+class ObjectsConfig:
+    """Labelled synthetic object clouds (``data.kind: objects``) for the point methods: ``num_objects`` clouds of
+    ``num_points`` points each, sampled from primitive shapes (:mod:`geomask.points.synthetic`)."""
+
+    num_objects: int = 256
+    num_points: int = 1024
+    noise: float = 0.01
+
+
+@dataclass
 class DataConfig:
     """Where graphs come from and how they are batched.
 
     ``kind``: ``circuits`` (folders of ``geomask prep circuits``), ``pairs`` (Verilog-AIG pairs datasets),
-    ``synthetic``, or ``auto`` (each root by the kind in its ``manifest.json``).  Graphs with and without
+    ``synthetic``, ``objects`` (point clouds for Point-MAE / Point-BERT, batched ``[B, N, 3]``), or ``auto``
+    (each root by the kind in its ``manifest.json``).  Graphs with and without
     Verilog fields never share a batch.  ``val_fraction`` of the graphs (by a seeded permutation) is held
     out for validation.
     """
@@ -107,6 +118,7 @@ class DataConfig:
     num_workers: int = 0
     val_fraction: float = 0.0
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    objects: ObjectsConfig = field(default_factory=ObjectsConfig)
 
 
 @dataclass
@@ -294,7 +306,7 @@ def _check(cfg: Config, source: str | None) -> None:
     positive("data", "num_workers", d.num_workers, allow_zero=True)
     if not 0.0 <= d.val_fraction < 1.0:
         raise ConfigError("data", "val_fraction", f"must be in [0, 1), got {d.val_fraction}", source)
-    if d.kind != "synthetic" and not d.roots:
+    if d.kind not in ("synthetic", "objects") and not d.roots:
         raise ConfigError("data", "roots", f"kind {d.kind!r} needs at least one dataset folder", source)
     s = cfg.data.synthetic
     for key in ("inputs", "ands", "outputs", "verilog_chunks"):

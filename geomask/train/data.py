@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
@@ -78,6 +79,27 @@ class SyntheticAIGDataset(torch.utils.data.Dataset):
             g.verilog_emb = emb
             g.verilog_vec = emb.mean(0, keepdim=True)
         return g
+
+
+class SyntheticObjectDataset(torch.utils.data.Dataset):
+    """Object clouds ``[N, 3]`` from :func:`geomask.points.synthetic.synthetic_objects`, seeded by the run.
+
+    Items are plain tensors, so a batch is ``[B, N, 3]``; none carries Verilog.
+    """
+
+    def __init__(self, cfg: Any, seed: int) -> None:
+        from geomask.points.synthetic import synthetic_objects
+
+        self.pos, self.labels = synthetic_objects(
+            cfg.num_objects, cfg.num_points, seed=seed % (1 << 31), noise=cfg.noise
+        )
+        self.has_verilog = np.zeros(len(self.pos), dtype=bool)
+
+    def __len__(self) -> int:
+        return len(self.pos)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.pos[i]
 
 
 def _root_kind(root: Path) -> str:
@@ -212,6 +234,8 @@ class GraphDataModule(pl.LightningDataModule):
         c = self.cfg
         if c.kind == "synthetic":
             parts: list[torch.utils.data.Dataset] = [SyntheticAIGDataset(c.synthetic, self.seed, c.not_nodes)]
+        elif c.kind == "objects":
+            parts = [SyntheticObjectDataset(c.objects, self.seed)]
         else:
             parts = []
             for r in c.roots:

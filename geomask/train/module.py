@@ -34,6 +34,8 @@ def step_seed(seed: int, step: int, rank: int, stream: int = 0) -> int:
 
 def _num_graphs(batch: Any) -> int:
     n = getattr(batch, "num_graphs", None)
+    if n is None and isinstance(batch, torch.Tensor):  # point-cloud batches [B, N, 3]
+        return int(batch.shape[0])
     return int(n) if n is not None else 1
 
 
