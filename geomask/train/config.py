@@ -46,7 +46,7 @@ __all__ = [
     "load_config",
 ]
 
-DATA_KINDS = ("auto", "circuits", "pairs", "synthetic", "objects")
+DATA_KINDS = ("auto", "circuits", "pairs", "scans", "synthetic", "objects")
 NOT_MODES = ("per_edge", "shared", "attr")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULERS = ("none", "cosine", "linear")
@@ -181,6 +181,18 @@ class MethodConfig:
 
 
 @dataclass
+class ScanEvalConfig:
+    """The scan probes' budget (``geomask eval probe|weak --config``); ``geomask pretrain`` ignores it."""
+
+    crop_points: int = 20000
+    probe_epochs: int = 300
+    knn_k: int = 20
+    knn_bank: int = 20000
+    sample_mode: str = "nearest"
+    label_map: str | None = None
+
+
+@dataclass
 class Config:
     """A whole training config."""
 
@@ -189,6 +201,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    scan_eval: ScanEvalConfig = field(default_factory=ScanEvalConfig)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -102,6 +102,41 @@ class SyntheticObjectDataset(torch.utils.data.Dataset):
         return self.pos[i]
 
 
+class ScanTrainDataset(torch.utils.data.Dataset):
+    """Scans of a ``geomask prep scans`` folder for the scene methods (MSM, CPCM); batches are ``ScenePoints``.
+
+    Input features are the colours, or a constant 1 per point for scans without colours (set the method's
+    ``in_channels`` to match); per-point labels ride along where the scan has them.
+    """
+
+    def __init__(self, root: Path) -> None:
+        from geomask.datasets.store import DatasetReader
+
+        self.reader = DatasetReader(root, kind="scan")
+        self.has_verilog = np.zeros(len(self.reader), dtype=bool)
+
+    def __len__(self) -> int:
+        return len(self.reader)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        from geomask.datasets.scans import load_scan_item
+
+        item = load_scan_item(self.reader.load(i), self.reader.root / self.reader.items[i]["shard"])
+        pts = item.points.float()
+        feats = item.colors.float() if item.colors is not None else torch.ones(len(pts), 1)
+        return pts, feats, item.labels
+
+    @staticmethod
+    def collate(items: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]) -> Any:
+        from geomask.points.augment import ScenePoints
+
+        batch = torch.cat([torch.full((len(p),), k, dtype=torch.long) for k, (p, _, _) in enumerate(items)])
+        labels = None
+        if all(lab is not None for _, _, lab in items):
+            labels = torch.cat([lab.long().reshape(-1) for _, _, lab in items])
+        return ScenePoints(torch.cat([p for p, _, _ in items]), torch.cat([f for _, f, _ in items]), batch, labels)
+
+
 def _root_kind(root: Path) -> str:
     """``circuits`` or ``pairs``, from the dataset's manifest."""
     manifest = root / "manifest.json"
@@ -111,12 +146,14 @@ def _root_kind(root: Path) -> str:
         raise FormatError(root, "not a geomask dataset (no manifest.json)") from None
     except (json.JSONDecodeError, AttributeError):
         raise FormatError(manifest, "not a valid dataset manifest") from None
-    return "circuits" if kind == "aig" else "pairs"
+    return {"aig": "circuits", "scan": "scans"}.get(kind, "pairs")
 
 
 def _open_root(kind: str, root: Path, not_nodes: str) -> torch.utils.data.Dataset:
     if kind == "auto":
         kind = _root_kind(root)
+    if kind == "scans":
+        return ScanTrainDataset(root)
     if kind == "circuits":
         from geomask.datasets.circuits import CircuitDataset
 
@@ -266,12 +303,18 @@ class GraphDataModule(pl.LightningDataModule):
             f"{tr} train, {va} validation"
         )
 
+    def _collate(self) -> Any:
+        ds = self.dataset
+        first = ds.datasets[0] if isinstance(ds, torch.utils.data.ConcatDataset) else ds
+        own = getattr(first, "collate", None)
+        return own if own is not None else Collater(ds, follow_batch=FOLLOW_BATCH)
+
     def _loader(self, batch_sampler: object) -> torch.utils.data.DataLoader:
         workers = self.cfg.num_workers
         return torch.utils.data.DataLoader(
             self.dataset,
             batch_sampler=batch_sampler,
-            collate_fn=Collater(self.dataset, follow_batch=FOLLOW_BATCH),
+            collate_fn=self._collate(),
             num_workers=workers,
             persistent_workers=workers > 0,
         )

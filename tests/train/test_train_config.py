@@ -125,3 +125,14 @@ def test_shipped_configs_load_and_build(name):
     method = build_method_from_config(cfg)
     assert sum(p.numel() for p in method.parameters()) > 0
     assert cfg.method.name == name.removesuffix(".yaml").removesuffix("_cpu")
+
+
+def test_every_shipped_config_loads():
+    from pathlib import Path
+
+    from geomask.train.config import load_config
+
+    configs = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
+    assert len(configs) >= 12
+    for path in configs:
+        load_config(path)  # raises ConfigError naming the key on any unknown or bad entry
