@@ -183,7 +183,8 @@ def cmd_prep_scans(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         progress=not args.quiet,
     )
-    return _report(rows, failures, f"scans in {args.out}")
+    shown = [{k: v for k, v in r.items() if "sha" not in k and k != "labels_source"} for r in rows]
+    return _report(shown, failures, f"scans in {args.out}")
 
 
 # ---------------------------------------------------------------------------------------------------
