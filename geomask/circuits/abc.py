@@ -32,7 +32,7 @@ from geomask.circuits.recipes import recipe_to_abc
 from geomask.errors import FormatError, GeomaskError, ToolError
 from geomask.io.aiger import read_aiger, write_aiger
 
-__all__ = ["QorLabel", "abc_binary", "abc_cec", "abc_stats", "label_recipes", "run_recipe"]
+__all__ = ["QorLabel", "abc_binary", "abc_cec", "abc_stats", "label_recipes", "run_abc", "run_recipe"]
 
 _TOOL = "abc"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -79,9 +79,9 @@ def _diagnostics(text: str) -> list[str]:
     ]
 
 
-def _run(path: str | Path, script: str, timeout: float, cwd: str) -> str:
+def run_abc(path: str | Path, script: str, timeout: float, cwd: str) -> str:
     """Run ``berkeley-abc -c script`` in ``cwd`` (an empty temporary folder, so no stray ``abc.rc`` is
-    sourced); return stdout + stderr with colour codes removed.
+    sourced); return stdout + stderr with colour codes removed.  ``path`` names the design in errors.
 
     Raises:
         ToolError: a timeout, a non-zero exit, or an error line in the output.
@@ -163,7 +163,7 @@ def abc_stats(path: str | Path, timeout: float = 60.0) -> dict[str, int]:
         ToolError: ABC fails, times out, or prints no AIG statistics (a non-AIG network).
     """
     with _abc_readable([path]) as (tmp, (p,)):
-        out = _run(path, f"read {_quote(p)}; print_stats", timeout, tmp)
+        out = run_abc(path, f"read {_quote(p)}; print_stats", timeout, tmp)
     found = _stats(out)
     if not found:
         raise ToolError(path, _TOOL, f"no AIG statistics in ABC output: {' / '.join(_diagnostics(out)) or '(empty)'}")
@@ -194,7 +194,7 @@ def run_recipe(
     """
     steps = _steps(recipe)
     with _abc_readable([path]) as (tmp, (p,)):
-        out = _run(path, _script(p, steps, per_step), timeout, tmp)
+        out = run_abc(path, _script(p, steps, per_step), timeout, tmp)
     found = [(s[3], s[4]) for s in _stats(out)]
     want = len(steps) if per_step else 1
     if len(found) != want:
@@ -214,7 +214,7 @@ def abc_cec(a: str | Path, b: str | Path, timeout: float = 60.0) -> bool:
         ToolError: ABC fails, times out, or gives no verdict.
     """
     with _abc_readable([a, b]) as (tmp, (pa, pb)):
-        out = _run(a, f"&r {_quote(pa)}; &cec {_quote(pb)}", timeout, tmp)
+        out = run_abc(a, f"&r {_quote(pa)}; &cec {_quote(pb)}", timeout, tmp)
     low = out.lower()
     if "networks are equivalent" in low:
         return True
@@ -258,7 +258,7 @@ def _label_chunk(
     script = "; ".join(_script(path, steps, per_step) for _, steps in chunk)
     limit = timeout * len(chunk)
     try:
-        found = [(s[3], s[4]) for s in _stats(_run(shown, script, limit, cwd))]
+        found = [(s[3], s[4]) for s in _stats(run_abc(shown, script, limit, cwd))]
     except ToolError as e:
         return [QorLabel(d, r, -1, -1, None, e) for r, _ in chunk]
     labels, pos = [], 0

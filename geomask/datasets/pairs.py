@@ -27,8 +27,6 @@ resumes with the designs left, and a failing design costs one line in the report
 
 from __future__ import annotations
 
-import re
-import subprocess
 import tempfile
 import zlib
 from collections.abc import Sequence
@@ -43,7 +41,7 @@ from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
 from geomask.circuits import circuit_stats
-from geomask.circuits.abc import abc_binary
+from geomask.circuits.abc import run_abc
 from geomask.circuits.recipes import random_recipes, recipe_to_abc
 from geomask.datasets.circuits import graph_record, item_to_graph
 from geomask.datasets.embedding_cache import VECTOR_MODES, EmbeddingCache
@@ -63,11 +61,6 @@ __all__ = ["KIND", "SCHEMA_VERSION", "PairDataset", "PairsReport", "build_pairs"
 
 KIND = "verilog_aig_pairs"
 SCHEMA_VERSION = 1
-
-_ABC_ERROR = re.compile(
-    r"^\s*(error\b|cannot\b|\*\* cmd error)|has failed|unknown command|wrong input file|does not exist", re.I
-)
-
 
 @dataclass
 class PairsReport:
@@ -92,24 +85,10 @@ def _abc_variants(path: Path, recipes: list[str], timeout: float) -> list[AIG]:
             f'read "{path.resolve()}"; strash; {r}; write_aiger "{Path(tmp) / f"r{j}.aig"}"'
             for j, r in enumerate(recipes)
         )
-        try:
-            proc = subprocess.run(
-                [abc_binary(), "-c", script],
-                capture_output=True,
-                text=True,
-                errors="replace",
-                timeout=timeout,
-                cwd=tmp,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise ToolError(path, "abc", f"ABC timed out after {timeout:g} s") from None
-        out = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", (proc.stdout or "") + "\n" + (proc.stderr or ""))
-        errors = [s.strip() for s in out.splitlines() if _ABC_ERROR.search(s) and not s.startswith("ABC command")]
+        run_abc(path, script, timeout, tmp)  # ToolError with ABC's own line on a failure or timeout
         missing = [j for j in range(len(recipes)) if not (Path(tmp) / f"r{j}.aig").is_file()]
-        if errors or proc.returncode != 0 or missing:
-            msg = " / ".join(dict.fromkeys(errors)) or f"exit status {proc.returncode}, wrote {missing} not"
-            raise ToolError(path, "abc", msg)
+        if missing:
+            raise ToolError(path, "abc", f"ABC wrote no AIG for recipes {missing}")
         return [read_aiger(Path(tmp) / f"r{j}.aig") for j in range(len(recipes))]
 
 
