@@ -34,6 +34,7 @@ from geomask.io.atomic import atomic_write_text
 from geomask.io.scans import read_scan
 from geomask.points.augment import ScenePoints, crop_scenes
 from geomask.points.labelmaps import load_label_map, map_labels
+from geomask.train.config import ScanEvalConfig
 
 __all__ = [
     "EvalConfig",
@@ -61,12 +62,13 @@ class EvalConfig:
     grad_clip: float = 1.0
     steps: int = 150
     threads: int = 0
-    crop_points: int = 20000
-    probe_epochs: int = 300
-    knn_k: int = 20
-    knn_bank: int = 20000
-    sample_mode: str = "nearest"
-    label_map: str | None = None
+    # the scan_eval section: defaults live in one place, the training config's ScanEvalConfig
+    crop_points: int = ScanEvalConfig.crop_points
+    probe_epochs: int = ScanEvalConfig.probe_epochs
+    knn_k: int = ScanEvalConfig.knn_k
+    knn_bank: int = ScanEvalConfig.knn_bank
+    sample_mode: str = ScanEvalConfig.sample_mode
+    label_map: str | None = ScanEvalConfig.label_map
 
 
 _SECTIONS = {
