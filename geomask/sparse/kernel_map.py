@@ -294,32 +294,16 @@ def _row_taps(keys, row_bases, r, last_row_half, out_i, out_j, counts, fill):
 
 
 @numba.njit(cache=True, nogil=True)
-def _merge_join(keys: np.ndarray, deltas: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _merge_join(keys, deltas, out_i, out_j, counts, fill):
     """For each delta, the pairs ``(i, j)`` with ``keys[j] == keys[i] + delta`` by a two-pointer merge of the
-    sorted keys with themselves shifted: ``O(N)`` per delta, no search.  Pairs are grouped by delta, ``i``
-    ascending within a group."""
+    sorted keys with themselves shifted: ``O(N)`` per delta, no search.  Called twice like :func:`_row_taps`:
+    ``fill`` false sets ``counts``; ``fill`` true writes the pairs grouped by delta, ``i`` ascending."""
     n = keys.shape[0]
-    num = deltas.shape[0]
-    counts = np.zeros(num, dtype=np.int64)
-    total = 0
-    for r in range(num):
-        d = deltas[r]
-        j = 0
-        for i in range(n):
-            q = keys[i] + d
-            while j < n and keys[j] < q:
-                j += 1
-            if j == n:
-                break
-            if keys[j] == q:
-                counts[r] += 1
-        total += counts[r]
-    ii = np.empty(total, dtype=np.int64)
-    jj = np.empty(total, dtype=np.int64)
     e = 0
-    for r in range(num):
+    for r in range(deltas.shape[0]):
         d = deltas[r]
         j = 0
+        c = 0
         for i in range(n):
             q = keys[i] + d
             while j < n and keys[j] < q:
@@ -327,10 +311,13 @@ def _merge_join(keys: np.ndarray, deltas: np.ndarray) -> tuple[np.ndarray, np.nd
             if j == n:
                 break
             if keys[j] == q:
-                ii[e] = i
-                jj[e] = j
+                if fill:
+                    out_i[e] = i
+                    out_j[e] = j
                 e += 1
-    return counts, ii, jj
+                c += 1
+        counts[r] = c
+    return e
 
 
 def _submanifold_merge_join(
@@ -358,7 +345,13 @@ def _submanifold_merge_join(
         jj = np.empty(total, dtype=np.int64)
         _row_taps(k_np, bases, r_, True, ii, jj, counts, True)
     else:
-        counts, ii, jj = _merge_join(k_np, delta[rel].contiguous().numpy())
+        d_np = delta[rel].contiguous().numpy()
+        counts = np.zeros(len(d_np), dtype=np.int64)
+        dummy = np.empty(0, dtype=np.int64)
+        total = _merge_join(k_np, d_np, dummy, dummy, counts, False)
+        ii = np.empty(total, dtype=np.int64)
+        jj = np.empty(total, dtype=np.int64)
+        _merge_join(k_np, d_np, ii, jj, counts, True)
     i, j = torch.from_numpy(ii), torch.from_numpy(jj)
     cnt = torch.from_numpy(counts)
     # relation k: in[u + o_k] -> out[u]; u = keys[i], u + o_k = keys[j]
