@@ -36,6 +36,7 @@ class _Lines:
         self.path = path
         self.pos = start
         self.lineno = data.count(b"\n", 0, start) + 1
+        self._newlines: np.ndarray | None = None
 
     def take(self, n: int, what: str) -> list[bytes]:
         """The next ``n`` lines (without the newline)."""
@@ -63,15 +64,17 @@ class _Lines:
         pos = self.pos
         if pos >= len(data):
             raise FormatError(self.path, f"truncated: file ends before the {what} section", line=self.lineno)
-        arr = np.frombuffer(data, dtype=np.uint8, offset=pos)
-        nl = np.flatnonzero(arr == 10)
-        if len(nl) < n:
-            if len(nl) == n - 1 and len(arr) > 0 and arr[-1] != 10:
+        if self._newlines is None:  # found once per file, shared by every section
+            self._newlines = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+        nl = self._newlines
+        k = int(np.searchsorted(nl, pos))
+        if len(nl) - k < n:
+            if len(nl) - k == n - 1 and data[-1:] != b"\n":
                 end = len(data)
             else:
                 raise FormatError(self.path, f"truncated: file ends inside the {what} section", line=self.lineno)
         else:
-            end = pos + int(nl[n - 1])
+            end = int(nl[k + n - 1])
         block = data[pos:end]
         self.pos = end + 1
         self.lineno += n
