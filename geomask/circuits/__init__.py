@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from torch_geometric.data import Data
 
 from geomask.circuits.graph import NOT_MODES, NodeType, aig_to_graph, graph_to_aig
 from geomask.circuits.layouts import from_deepgate, from_openabc, to_deepgate, to_openabc
 from geomask.io.aig import AIG
 from geomask.io.circuit import circuit_format, read_aig
+from geomask.ops.dag import and_levels
 
 __all__ = [
     "AIG",
@@ -61,10 +63,6 @@ def read(
 def circuit_stats(aig: AIG) -> dict[str, int]:
     """``inputs, outputs, latches, ands, levels`` as ABC's ``print_stats`` counts them (``lev``: ANDs on
     the longest path to an output or latch input)."""
-    import numpy as np
-
-    from geomask.ops.dag import and_levels
-
     lv = and_levels(aig.ands >> 1, aig.first_and_var, aig.max_var + 1)
     sinks = np.concatenate([aig.outputs, aig.latches[:, 0]]) >> 1
     return {
