@@ -37,6 +37,7 @@ import torch
 from torch_geometric.data import Data
 
 from geomask.io.aig import AIG
+from geomask.ops.dag import topological_order
 
 __all__ = ["NOT_MODES", "NodeType", "aig_to_graph", "graph_to_aig"]
 
@@ -266,9 +267,6 @@ def graph_to_aig(data: Data) -> AIG:
     ands = np.flatnonzero(node_type == NodeType.AND)
     n_lat = int(getattr(data, "num_latches", 0) or 0)
     n_pi = len(pis)
-    # Order ANDs topologically by their forward level (fanins have strictly smaller levels).
-    from geomask.ops.dag import topological_order
-
     in_order = np.argsort(ei[1], kind="stable")
     dsts = ei[1][in_order]
     srcs = ei[0][in_order]
