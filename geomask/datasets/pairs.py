@@ -62,6 +62,7 @@ __all__ = ["KIND", "SCHEMA_VERSION", "PairDataset", "PairsReport", "build_pairs"
 KIND = "verilog_aig_pairs"
 SCHEMA_VERSION = 1
 
+
 @dataclass
 class PairsReport:
     """What :func:`build_pairs` did: one row per design and one ``(source, message)`` per failure."""

@@ -1,9 +1,18 @@
 """Relational message passing: gather → per-relation linear transform → scatter-add.
 
 The shared kernel under sparse convolution (one relation per kernel offset) and typed-edge graph layers
-(one relation per edge type). Edges are kept grouped by relation (CSR over relations), so the CPU fast path
-is one ``index_select`` → ``mm`` → ``index_add_`` per non-empty relation, and a relation whose edges are the
-identity (the centre offset of a submanifold convolution) is one plain ``mm`` without gather or scatter.
+(one relation per edge type). Edges are kept grouped by relation (CSR over relations), so each non-empty
+relation is gather → ``mm`` → scatter-add, and a relation whose edges are the identity (the centre offset of a
+submanifold convolution) is one plain ``mm`` without gather or scatter.
+
+On CPU (float32 / float64) the work is tiled over destination rows: when every relation's destinations are
+sorted (kernel maps of sorted sites, and :func:`relational_index` sorts them), the edges of one block of
+destination rows and one relation form a contiguous range, so the loop runs tile by tile, relation by relation,
+and the rows it reads and writes (neighbours of a block of sites are near it in key order) stay in cache
+instead of sweeping the whole feature matrix once per relation. Rows are gathered and scattered by compiled
+loops (numba; serial, so repeated destinations are summed correctly) through preallocated buffers, the matrix
+product is ``torch.mm(out=...)``. Unsorted destinations fall back to chunks of each relation's range in order.
+Elsewhere (GPU, half precision) it is ``index_select`` → ``mm`` → ``index_add_`` per relation.
 
 .. math::
     \\mathbf{y}_v = \\sum_{r} \\sum_{(u, v) \\in \\mathcal{E}_r} \\mathbf{x}_u \\mathbf{W}_r
@@ -14,8 +23,10 @@ Autograd goes through a custom :class:`torch.autograd.Function` that saves only 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numba
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -45,6 +56,7 @@ class RelationalIndex:
     num_src: int
     num_dst: int
     identity: int | None = None
+    _tiles: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def num_relations(self) -> int:
@@ -82,6 +94,8 @@ def relational_index(
         edge_index: ``[2, E]`` source → target.
         edge_type: ``[E]`` relation ids in ``[0, num_relations)``.
         num_relations: ``R``.
+
+    Edges are ordered by relation, then by destination.
         num_src: number of source nodes; ``num_dst`` defaults to it.
     """
     if edge_index.dim() != 2 or edge_index.size(0) != 2:
@@ -90,29 +104,177 @@ def relational_index(
         raise ValueError(f"edge_type must be [E={edge_index.size(1)}], got {tuple(edge_type.shape)}")
     if edge_type.numel() and (int(edge_type.min()) < 0 or int(edge_type.max()) >= num_relations):
         raise ValueError(f"edge_type values must lie in [0, {num_relations})")
-    order = torch.argsort(edge_type, stable=True)
+    n_dst = num_src if num_dst is None else num_dst
+    # grouped by relation, destinations ascending within each (what the CPU kernel tiles over)
+    order = torch.argsort(edge_type.long() * max(n_dst, 1) + edge_index[1].long(), stable=True)
     counts = torch.bincount(edge_type, minlength=num_relations).tolist()
     ptr = [0]
     for c in counts:
         ptr.append(ptr[-1] + int(c))
     ei = edge_index[:, order].long()
-    return RelationalIndex(ei[0], ei[1], tuple(ptr), num_src, num_src if num_dst is None else num_dst)
+    return RelationalIndex(ei[0], ei[1], tuple(ptr), num_src, n_dst)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _gather_rows(x, idx, a, b, out):  # out[e - a] = x[idx[e]] for e in [a, b)
+    c = x.shape[1]
+    for e in range(a, b):
+        s = idx[e]
+        for k in range(c):
+            out[e - a, k] = x[s, k]
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _scatter_add_rows(out, idx, a, b, rows):  # out[idx[e]] += rows[e - a] for e in [a, b), in order
+    c = out.shape[1]
+    for e in range(a, b):
+        d = idx[e]
+        for k in range(c):
+            out[d, k] += rows[e - a, k]
+
+
+@numba.njit(cache=True, nogil=True)
+def _tile_bounds(dst, ptr, rows, num_dst):
+    """``bounds [R, T + 1]``: relation ``r``'s edges into destination rows ``[t * rows, (t + 1) * rows)`` are
+    ``[bounds[r, t], bounds[r, t + 1])``; ``ok`` false when some relation's destinations are not ascending."""
+    num_rel = ptr.shape[0] - 1
+    num_tiles = max(1, (num_dst + rows - 1) // rows)
+    bounds = np.empty((num_rel, num_tiles + 1), dtype=np.int64)
+    for r in range(num_rel):
+        a, b = ptr[r], ptr[r + 1]
+        for e in range(a + 1, b):
+            if dst[e] < dst[e - 1]:
+                return bounds, False
+        e = a
+        for t in range(num_tiles):
+            limit = t * rows
+            while e < b and dst[e] < limit:
+                e += 1
+            bounds[r, t] = e
+        bounds[r, num_tiles] = b
+    return bounds, True
+
+
+_TILE_BYTES = 2**21  # destination rows per tile: this many bytes of the wider feature matrix
+_MIN_ROWS = 1024  # and never fewer rows (nor edges per chunk) than this
+_CHUNK_BYTES = 2**20  # per buffer, when tiling is not possible
+
+
+def _compiled_path(*tensors: Tensor) -> bool:
+    return all(t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64) for t in tensors)
+
+
+def _ranges(index: RelationalIndex, width: int, itemsize: int) -> tuple[list[list[tuple[int, int, int]]], int, int]:
+    """The edge ranges ``(relation, a, b)`` the CPU kernel walks, as a list of tiles; the longest range; rows
+    per tile (0 when the destinations are unsorted and the ranges are chunks of each relation in order).
+
+    Cached on the index per ``(width, itemsize)``.
+    """
+    key = (width, itemsize)
+    if key in index._tiles:
+        return index._tiles[key]
+    rows = max(_MIN_ROWS, _TILE_BYTES // (itemsize * width))
+    ptr = index.ptr
+    ok = False
+    if index.dst.numel() and index.num_dst > 0:
+        bounds, ok = _tile_bounds(index.dst.numpy(), np.asarray(ptr, dtype=np.int64), rows, index.num_dst)
+    if ok:
+        tiles = []
+        for t in range(bounds.shape[1] - 1):
+            col_a, col_b = bounds[:, t].tolist(), bounds[:, t + 1].tolist()
+            tiles.append([(r, a, b) for r, (a, b) in enumerate(zip(col_a, col_b)) if b > a])
+    else:
+        rows = 0
+        step = max(_MIN_ROWS, _CHUNK_BYTES // (itemsize * width))
+        tiles = [
+            [
+                (r, a, min(a + step, ptr[r + 1]))
+                for r in range(index.num_relations)
+                for a in range(ptr[r], ptr[r + 1], step)
+            ]
+        ]
+    longest = max([1] + [b - a for tile in tiles for _, a, b in tile])
+    index._tiles[key] = (tiles, longest, rows)
+    return index._tiles[key]
 
 
 def _forward(x: Tensor, weight: Tensor, index: RelationalIndex) -> Tensor:
     c_out = weight.size(-1)
-    if index.identity is not None:
-        out = torch.mm(x, weight[index.identity])
-    else:
+    if not _compiled_path(x, weight):
+        out = torch.mm(x, weight[index.identity]) if index.identity is not None else x.new_zeros(index.num_dst, c_out)
+        for r in range(index.num_relations):
+            a, b = index.ptr[r], index.ptr[r + 1]
+            if a == b:
+                continue
+            msg = torch.mm(x.index_select(0, index.src[a:b]), weight[r])
+            out.index_add_(0, index.dst[a:b], msg)
+        return out
+    tiles, longest, rows = _ranges(index, max(x.size(1), c_out), x.element_size())
+    per_tile = rows > 0 and index.identity is not None
+    if index.identity is None:
         out = x.new_zeros(index.num_dst, c_out)
-    ptr = index.ptr
-    for r in range(index.num_relations):
-        a, b = ptr[r], ptr[r + 1]
-        if a == b:
-            continue
-        msg = torch.mm(x.index_select(0, index.src[a:b]), weight[r])
-        out.index_add_(0, index.dst[a:b], msg)
+    elif per_tile:
+        out = x.new_empty(index.num_dst, c_out)
+    else:
+        out = torch.mm(x, weight[index.identity])
+    buf_in, buf_out = x.new_empty(longest, x.size(1)), x.new_empty(longest, c_out)
+    x_np, out_np, src, dst = x.detach().numpy(), out.numpy(), index.src.numpy(), index.dst.numpy()
+    bin_np, bout_np = buf_in.numpy(), buf_out.numpy()
+    for t, tile in enumerate(tiles):
+        if per_tile:  # the identity relation of this block of rows, before its neighbours add in
+            u0, u1 = t * rows, min((t + 1) * rows, index.num_dst)
+            torch.mm(x[u0:u1], weight[index.identity], out=out[u0:u1])
+        for r, a, b in tile:
+            _gather_rows(x_np, src, a, b, bin_np)
+            torch.mm(buf_in[: b - a], weight[r], out=buf_out[: b - a])
+            _scatter_add_rows(out_np, dst, a, b, bout_np)
     return out
+
+
+def _backward(
+    x: Tensor, weight: Tensor, index: RelationalIndex, grad_out: Tensor, need_x: bool, need_w: bool
+) -> tuple[Tensor | None, Tensor | None]:
+    grad_x = grad_w = None
+    if need_w:
+        grad_w = torch.zeros_like(weight)
+        if index.identity is not None:
+            grad_w[index.identity] = torch.mm(x.t(), grad_out)
+    if need_x:
+        if index.identity is not None:
+            grad_x = torch.mm(grad_out, weight[index.identity].t())
+        else:
+            grad_x = x.new_zeros(x.shape)
+    ptr = index.ptr
+    if not _compiled_path(x, weight, grad_out):
+        for r in range(index.num_relations):
+            a, b = ptr[r], ptr[r + 1]
+            if a == b:
+                continue
+            g = grad_out.index_select(0, index.dst[a:b])
+            src = index.src[a:b]
+            if need_x:
+                grad_x.index_add_(0, src, torch.mm(g, weight[r].t()))
+            if need_w:
+                grad_w[r] = torch.mm(x.index_select(0, src).t(), g)
+        return grad_x, grad_w
+    c_in, c_out = x.size(1), grad_out.size(1)
+    tiles, longest, _ = _ranges(index, max(c_in, c_out), x.element_size())
+    buf_x, buf_g, buf_gx = x.new_empty(longest, c_in), x.new_empty(longest, c_out), x.new_empty(longest, c_in)
+    x_np, g_np, src, dst = x.detach().numpy(), grad_out.numpy(), index.src.numpy(), index.dst.numpy()
+    gx_np = grad_x.numpy() if need_x else None
+    bx_np, bg_np, bgx_np = buf_x.numpy(), buf_g.numpy(), buf_gx.numpy()
+    w_t = weight.transpose(1, 2)
+    for tile in tiles:
+        for r, a, b in tile:
+            n = b - a
+            _gather_rows(g_np, dst, a, b, bg_np)
+            if need_w:
+                _gather_rows(x_np, src, a, b, bx_np)
+                grad_w[r].addmm_(buf_x[:n].t(), buf_g[:n])
+            if need_x:
+                torch.mm(buf_g[:n], w_t[r], out=buf_gx[:n])
+                _scatter_add_rows(gx_np, src, a, b, bgx_np)
+    return grad_x, grad_w
 
 
 class _RelationalMatmul(torch.autograd.Function):
@@ -126,30 +288,9 @@ class _RelationalMatmul(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out: Tensor):  # type: ignore[override]
         x, weight = ctx.saved_tensors
-        index: RelationalIndex = ctx.index
-        need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        grad_out = grad_out.contiguous()
-        grad_x = grad_w = None
-        if need_w:
-            grad_w = torch.zeros_like(weight)
-            if index.identity is not None:
-                grad_w[index.identity] = torch.mm(x.t(), grad_out)
-        if need_x:
-            if index.identity is not None:
-                grad_x = torch.mm(grad_out, weight[index.identity].t())
-            else:
-                grad_x = x.new_zeros(x.shape)
-        ptr = index.ptr
-        for r in range(index.num_relations):
-            a, b = ptr[r], ptr[r + 1]
-            if a == b:
-                continue
-            g = grad_out.index_select(0, index.dst[a:b])
-            src = index.src[a:b]
-            if need_x:
-                grad_x.index_add_(0, src, torch.mm(g, weight[r].t()))
-            if need_w:
-                grad_w[r] = torch.mm(x.index_select(0, src).t(), g)
+        grad_x, grad_w = _backward(
+            x, weight, ctx.index, grad_out.contiguous(), ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        )
         return grad_x, grad_w, None
 
 

@@ -89,6 +89,7 @@ class _Level:
         self.hi = self.grid.max(0).values if len(coords) else torch.zeros_like(st)
         self.num_batches = int(self.batch.max()) + 1 if len(coords) else 1
         self._perm: Tensor | None = torch.arange(len(coords), device=coords.device) if sorted_unique else None
+        self.identity_perm = sorted_unique  # rows already in key order: the permutation is the identity
         self._keys: dict[tuple[int, ...], tuple[Tensor, Tensor]] = {}
 
     def packing(self, margin: tuple[int, ...]) -> tuple[Tensor, Tensor]:
@@ -109,9 +110,13 @@ class _Level:
             span_total = int(mults[0]) * int(self.hi[0] - self.lo[0] + 1 + 2 * margin[0])
             key = self.batch * span_total + ((self.grid - origin) * mults).sum(1)
             if self._perm is None:
-                key, perm = torch.sort(key)
-                if len(key) > 1 and bool((key[1:] == key[:-1]).any()):
-                    raise ValueError("sparse tensor has duplicate coordinates (same batch index and site)")
+                if len(key) > 1 and bool((key[1:] > key[:-1]).all()):
+                    perm = torch.arange(len(key), device=key.device)  # already in key order (voxelizers emit it)
+                    self.identity_perm = True
+                else:
+                    key, perm = torch.sort(key)
+                    if len(key) > 1 and bool((key[1:] == key[:-1]).any()):
+                        raise ValueError("sparse tensor has duplicate coordinates (same batch index and site)")
                 self._perm = perm
             else:
                 key = key[self._perm]
@@ -211,7 +216,9 @@ def _build_submanifold(level: _Level, kernel_size: tuple[int, ...], dilation: tu
     centred = all(k % 2 == 1 for k in kernel_size)
     if keys.device.type == "cpu":
         row_width = kernel_size[-1] if dilation[-1] == 1 else 0
-        src, dst, r = _submanifold_merge_join(keys, perm, delta, num_k, centre, centred, row_width)
+        src, dst, counts = _submanifold_merge_join(
+            keys, perm, level.identity_perm, delta, num_k, centre, centred, row_width
+        )
     else:
         if all(k % 2 == 1 for k in kernel_size) and dilation[-1] == 1:
             rel, pos, hit = _half_taps_by_rows(keys, delta, kernel_size)
@@ -232,7 +239,7 @@ def _build_submanifold(level: _Level, kernel_size: tuple[int, ...], dilation: tu
             src = torch.cat([src, perm[i_m]])
             dst = torch.cat([dst, perm[pos[row, i_m]]])
             r = torch.cat([r, num_k - 1 - rel[row]])
-    counts = torch.bincount(r, minlength=num_k).tolist()
+        counts = torch.bincount(r, minlength=num_k).tolist()
     ptr = [0]
     for c in counts:
         ptr.append(ptr[-1] + int(c))
@@ -241,56 +248,74 @@ def _build_submanifold(level: _Level, kernel_size: tuple[int, ...], dilation: tu
 
 
 @numba.njit(cache=True, nogil=True)
-def _row_taps(keys, row_bases, r, last_row_half, out_i, out_j, counts, fill):
-    """One merge per window row, taps along the last axis by stepping from the row's insertion point.
+def _row_taps(keys, perm, row_bases, r, num_k):
+    """Edges of a centred submanifold window with dilation 1 along the last axis, in one pass over the keys.
 
-    Row ``k`` joins ``keys[i] + row_bases[k] + t`` for ``t = -r .. r`` (only ``t < 0`` on the last row when
-    ``last_row_half``); relation index ``k * (2r + 1) + t + r``.  With ``fill`` false only ``counts`` is set;
-    with ``fill`` true ``counts`` must hold the counts, and pairs are written grouped by relation.
+    One merge per window row of the first half (all axes but the last); the taps along the last axis follow
+    by stepping from the row's insertion point (keys are distinct integers).  Row ``k`` joins
+    ``keys[i] + row_bases[k] + t`` for ``t = -r .. r`` (only ``t < 0`` on the last row, the centre row), as
+    relation ``k * (2r + 1) + t + r`` < ``K // 2``; the mirrored relation ``K - 1 - rel`` holds the same pairs
+    reversed.  ``perm`` maps key order to rows (empty: the identity).
+
+    Returns ``src [E]``, ``dst [E]`` (relation ``rel`` reads ``src = row of keys[j]`` into ``dst = row of
+    keys[i]`` where ``keys[j] = keys[i] + offset``), grouped by relation id, and ``counts [K]``.
     """
     n = keys.shape[0]
     width = 2 * r + 1
-    num_rel = counts.shape[0]
-    start = np.zeros(num_rel, dtype=np.int64)
-    if fill:
-        acc = 0
-        for rel in range(num_rel):
-            start[rel] = acc
-            acc += counts[rel]
-    else:
-        for rel in range(num_rel):
-            counts[rel] = 0
+    half = num_k // 2
+    ii = np.empty((half, n), dtype=np.int64)  # scratch, touched only where written
+    jj = np.empty((half, n), dtype=np.int64)
+    cnt = np.zeros(half, dtype=np.int64)
+    last = row_bases.shape[0] - 1
     for k in range(row_bases.shape[0]):
         base = row_bases[k]
-        t_hi = -1 if (last_row_half and k == row_bases.shape[0] - 1) else r
+        t_hi = -1 if k == last else r
         p = 0
         for i in range(n):
             q = keys[i] + base
             while p < n and keys[p] < q:
                 p += 1
-            for t in range(-r, t_hi + 1):
-                if t >= 0:
-                    c = p
-                    for s_ in range(t):
-                        if c < n and keys[c] == q + s_:
-                            c += 1
-                else:
-                    c = p - 1
-                    for s_ in range(-1, t, -1):
-                        if c >= 0 and keys[c] == q + s_:
-                            c -= 1
-                if 0 <= c < n and keys[c] == q + t:
+            # t >= 0: c is the first key >= q + t (keys are distinct integers)
+            c = p
+            for t in range(0, t_hi + 1):
+                if c < n and keys[c] == q + t:
                     rel = k * width + t + r
-                    if fill:
-                        out_i[start[rel]] = i
-                        out_j[start[rel]] = c
-                        start[rel] += 1
-                    else:
-                        counts[rel] += 1
+                    ii[rel, cnt[rel]] = i
+                    jj[rel, cnt[rel]] = c
+                    cnt[rel] += 1
+                    c += 1
+            # t < 0: c is the last key <= q + t
+            c = p - 1
+            for t in range(-1, -r - 1, -1):
+                if c >= 0 and keys[c] == q + t:
+                    rel = k * width + t + r
+                    ii[rel, cnt[rel]] = i
+                    jj[rel, cnt[rel]] = c
+                    cnt[rel] += 1
+                    c -= 1
+    counts = np.zeros(num_k, dtype=np.int64)
     total = 0
-    for rel in range(num_rel):
-        total += counts[rel]
-    return total
+    for rel in range(half):
+        counts[rel] = cnt[rel]
+        counts[num_k - 1 - rel] = cnt[rel]
+        total += 2 * cnt[rel]
+    src = np.empty(total, dtype=np.int64)
+    dst = np.empty(total, dtype=np.int64)
+    ident = perm.shape[0] == 0
+    e = 0
+    for rel in range(half):
+        for m in range(cnt[rel]):
+            a, b = ii[rel, m], jj[rel, m]
+            src[e + m] = b if ident else perm[b]
+            dst[e + m] = a if ident else perm[a]
+        e += cnt[rel]
+    for rel in range(half - 1, -1, -1):  # mirrored relations num_k - 1 - rel, ascending ids
+        for m in range(cnt[rel]):
+            a, b = ii[rel, m], jj[rel, m]
+            src[e + m] = a if ident else perm[a]
+            dst[e + m] = b if ident else perm[b]
+        e += cnt[rel]
+    return src, dst, counts
 
 
 @numba.njit(cache=True, nogil=True)
@@ -321,49 +346,54 @@ def _merge_join(keys, deltas, out_i, out_j, counts, fill):
 
 
 def _submanifold_merge_join(
-    keys: Tensor, perm: Tensor, delta: Tensor, num_k: int, centre: int | None, centred: bool, row_width: int = 0
-) -> tuple[Tensor, Tensor, Tensor]:
-    """CPU submanifold map by merge join: edges ``src → dst`` and their relation ids, grouped by relation.
+    keys: Tensor,
+    perm: Tensor,
+    identity_perm: bool,
+    delta: Tensor,
+    num_k: int,
+    centre: int | None,
+    centred: bool,
+    row_width: int = 0,
+) -> tuple[Tensor, Tensor, list[int]]:
+    """CPU submanifold map by merge join: edges ``src → dst`` grouped by relation, and the count per relation.
 
     In a centred window offset ``K-1-k`` is ``-offset k``, so only the first half is joined and the second half
     is the same edges reversed.
     """
     half = centred and centre is not None
-    rel = torch.arange(centre if half else num_k)
-    if not half and centre is not None:
-        rel = rel[rel != centre]
     k_np = keys.numpy()
     if half and row_width > 0:
         # rows of the window (all axes but the last); taps along the last axis step from the row's join
         r_ = row_width // 2
-        num_rows_half = centre // row_width + 1
-        bases = delta[[row * row_width + r_ for row in range(num_rows_half)]].contiguous().numpy()
-        counts = np.zeros(centre, dtype=np.int64)
-        dummy = np.empty(0, dtype=np.int64)
-        total = _row_taps(k_np, bases, r_, True, dummy, dummy, counts, False)
-        ii = np.empty(total, dtype=np.int64)
-        jj = np.empty(total, dtype=np.int64)
-        _row_taps(k_np, bases, r_, True, ii, jj, counts, True)
-    else:
-        d_np = delta[rel].contiguous().numpy()
-        counts = np.zeros(len(d_np), dtype=np.int64)
-        dummy = np.empty(0, dtype=np.int64)
-        total = _merge_join(k_np, d_np, dummy, dummy, counts, False)
-        ii = np.empty(total, dtype=np.int64)
-        jj = np.empty(total, dtype=np.int64)
-        _merge_join(k_np, d_np, ii, jj, counts, True)
+        bases = delta[[row * row_width + r_ for row in range(centre // row_width + 1)]].contiguous().numpy()
+        p_np = np.empty(0, dtype=np.int64) if identity_perm else perm.numpy()
+        src, dst, counts = _row_taps(k_np, p_np, bases, r_, num_k)
+        return torch.from_numpy(src), torch.from_numpy(dst), counts.tolist()
+    rel = torch.arange(centre if half else num_k)
+    if not half and centre is not None:
+        rel = rel[rel != centre]
+    d_np = delta[rel].contiguous().numpy()
+    counts = np.zeros(len(d_np), dtype=np.int64)
+    dummy = np.empty(0, dtype=np.int64)
+    total = _merge_join(k_np, d_np, dummy, dummy, counts, False)
+    ii = np.empty(total, dtype=np.int64)
+    jj = np.empty(total, dtype=np.int64)
+    _merge_join(k_np, d_np, ii, jj, counts, True)
     i, j = torch.from_numpy(ii), torch.from_numpy(jj)
-    cnt = torch.from_numpy(counts)
     # relation k: in[u + o_k] -> out[u]; u = keys[i], u + o_k = keys[j]
-    src, dst, r = perm[j], perm[i], torch.repeat_interleave(rel, cnt)
+    src, dst = perm[j], perm[i]
+    per_rel = [0] * num_k
+    for k, c in zip(rel.tolist(), counts.tolist()):
+        per_rel[k] = c
     if half:
         # mirrored relation K-1-k: the same pairs reversed; relation ids ascend as k descends
         seg_i = list(torch.split(i, counts.tolist()))[::-1]
         seg_j = list(torch.split(j, counts.tolist()))[::-1]
         src = torch.cat([src, perm[torch.cat(seg_i)]]) if seg_i else src
         dst = torch.cat([dst, perm[torch.cat(seg_j)]]) if seg_j else dst
-        r = torch.cat([r, torch.repeat_interleave(num_k - 1 - rel.flip(0), cnt.flip(0))])
-    return src, dst, r
+        for k, c in zip(rel.tolist(), counts.tolist()):
+            per_rel[num_k - 1 - k] = c
+    return src, dst, per_rel
 
 
 def _half_taps_by_rows(keys: Tensor, delta: Tensor, kernel_size: tuple[int, ...]) -> tuple[Tensor, Tensor, Tensor]:
