@@ -181,16 +181,18 @@ class MGVGA(nn.Module):
             (dec, dec_inv), (enc_v, v_inv) = self._encode_classes(node_type, nb, mask, vmask)
         else:
             (dec, dec_inv), (enc_v, v_inv) = self._encode_nodes(node_type, edge_index, nb, mask, vmask)
-        # heads run per row (class) when that is exact, i.e. no dropout is active in them
-        rows_ok = not (self.training and any(m.dropout > 0 for m in self.modules() if isinstance(m, FeedForward)))
         out: dict[str, Tensor] = {}
         total = (dec if dec is not None else enc_v).new_zeros(())
         if dec is not None:
-            if dec_inv is not None and not rows_ok:
-                dec, dec_inv = dec.index_select(0, dec_inv), None
-            preds = [self.type_head(dec), self.fanin_head(dec), self.fanout_head(dec)]
-            if dec_inv is not None:
-                preds = [p.index_select(0, dec_inv) for p in preds]
+            # heads run per row (class) where that is exact: up to an active dropout, per node after it
+            preds = [self.type_head(dec)]
+            if dec_inv is not None and self._dropout_active(self.fanin_head, self.fanout_head):
+                dec_nodes = dec.index_select(0, dec_inv)
+                preds = [preds[0].index_select(0, dec_inv), self.fanin_head(dec_nodes), self.fanout_head(dec_nodes)]
+            else:
+                preds += [self.fanin_head(dec), self.fanout_head(dec)]
+                if dec_inv is not None:
+                    preds = [p.index_select(0, dec_inv) for p in preds]
             out["mgm_type"], out["mgm_acc"] = masked_cross_entropy(preds[0], node_type, mask)
             fanin, fanout = self._degrees(batch, n)
             out["mgm_degree"] = self.degree_weight * (
@@ -201,15 +203,17 @@ class MGVGA(nn.Module):
         if enc_v is not None:
             keys, key_batch = self._verilog_keys(batch, num_graphs)
             h, hb, inv = enc_v, b, None
-            if v_inv is not None and rows_ok:
+            if v_inv is not None:
                 # the context depends on the graph: one row per (graph, class) pair, sorted by graph
                 u = enc_v.shape[0]
                 pairs, inv = torch.unique(b * u + v_inv, return_inverse=True)
                 h, hb = enc_v.index_select(0, pairs % u), pairs // u
-            elif v_inv is not None:
-                h = enc_v.index_select(0, v_inv)
             for blk in self.align:
-                h = blk(h, hb, keys, key_batch, num_graphs)
+                if inv is not None and self._dropout_active(blk):
+                    # per row up to the block's dropout, per node from there on
+                    h, hb, inv = blk(h, hb, keys, key_batch, num_graphs, inverse=inv), b, None
+                else:
+                    h = blk(h, hb, keys, key_batch, num_graphs)
             logits = self.vga_head(h)
             if inv is not None:
                 logits = logits.index_select(0, inv)
@@ -217,6 +221,12 @@ class MGVGA(nn.Module):
             total = total + self.vga_weight * out["vga_type"]
         out["loss"] = total
         return out
+
+    def _dropout_active(self, *modules: nn.Module) -> bool:
+        """Whether a feed-forward dropout inside ``modules`` is active (rows then differ per node)."""
+        return self.training and any(
+            m.dropout > 0 for mod in modules for m in mod.modules() if isinstance(m, FeedForward)
+        )
 
     def _dedup(self, nb: NeighborTable) -> bool:
         """Run the encoder per cone class (exact: DeepGCN without active dropout, small in-degree)."""

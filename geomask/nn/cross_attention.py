@@ -104,6 +104,18 @@ class AlignBlock(nn.Module):
         self.ffn_norm = nn.LayerNorm(hidden)
         self.ffn = FeedForward(hidden, dropout)
 
-    def forward(self, x: Tensor, batch: Tensor, keys: Tensor, key_batch: Tensor, num_graphs: int) -> Tensor:
+    def forward(
+        self, x: Tensor, batch: Tensor, keys: Tensor, key_batch: Tensor, num_graphs: int, inverse: Tensor | None = None
+    ) -> Tensor:
+        """Apply the block; with ``inverse``, ``x`` and ``batch`` are distinct rows (e.g. one per graph and cone
+        class) and node ``v``'s input is row ``inverse[v]``: everything before the feed-forward's dropout runs
+        once per row, the rest per node (exact, whatever the dropout).
+
+        Shapes:
+            x ``[R, H]``, batch ``[R]``, inverse ``[N]`` → ``[N, H]`` (``R = N`` without ``inverse``).
+        """
         x = x + self.attn(self.attn_norm(x), batch, keys, key_batch, num_graphs)
-        return x + self.ffn(self.ffn_norm(x))
+        h = self.ffn_norm(x)
+        if inverse is not None:
+            x, h = x.index_select(0, inverse), h.index_select(0, inverse)
+        return x + self.ffn(h)

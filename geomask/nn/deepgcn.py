@@ -32,6 +32,7 @@ from torch.utils.checkpoint import checkpoint
 
 from geomask.nn.aggregation import NeighborTable, build_neighbors, softmax_aggregate
 from geomask.nn.classes import ClassLevel
+from geomask.nn.dropout import dropout
 
 __all__ = ["DeepGCN", "GENConv", "ResPlusBlock"]
 
@@ -96,7 +97,7 @@ class ResPlusBlock(nn.Module):
         h = self.norm(x)
         if self.act:
             h = F.relu(h)
-        h = F.dropout(h, self.dropout, self.training)
+        h = dropout(h, self.dropout, self.training)
         own = x if self_index is None else x.index_select(0, self_index)
         return own + self.conv(h, neighbors, self_index)
 

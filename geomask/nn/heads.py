@@ -7,11 +7,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn import global_max_pool, global_mean_pool
 
+from geomask.nn.dropout import dropout
+
 __all__ = ["FeedForward", "ScalarHead", "init_normal", "mean_max_pool"]
 
 
 class FeedForward(nn.Module):
-    """``fc2(relu(fc1(dropout(x))))`` at constant width (MGVGA's MLP).
+    """``fc2(relu(fc1(dropout(x))))`` at constant width (MGVGA's MLP; :func:`geomask.nn.dropout.dropout`).
 
     Shapes:
         ``[*, H]`` → ``[*, H]``.
@@ -24,7 +26,7 @@ class FeedForward(nn.Module):
         self.dropout = dropout
 
     def forward(self, x: Tensor) -> Tensor:
-        x = F.dropout(x, self.dropout, self.training)
+        x = dropout(x, self.dropout, self.training)
         return self.fc2(F.relu(self.fc1(x)))
 
 
@@ -41,7 +43,8 @@ class ScalarHead(nn.Module):
         self.out = nn.Linear(hidden, 1)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.out(self.mlp(x)).squeeze(-1)
+        # the 1-wide output layer as a matrix-vector product: its backward is an outer product, not a K = 1 GEMM
+        return torch.addmv(self.out.bias, self.mlp(x), self.out.weight[0])
 
 
 def mean_max_pool(x: Tensor, batch: Tensor, num_graphs: int) -> Tensor:

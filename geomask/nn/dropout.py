@@ -1,0 +1,57 @@
+"""Dropout with a cheap mask: 16-bit random thresholds cut from 64-bit random words.
+
+``torch.nn.functional.dropout`` draws one Bernoulli sample per element; on CPU that dominates a training
+step whose heads run per node (about 11 ms for a ``[38k, 64]`` activation against 2 ms here). This version
+draws ``ceil(n / 4)`` random int64 words over the full signed range from the same (default or given)
+generator, reads them as ``n`` int16 values and keeps an element where its value is at least
+``round(p * 65536) - 32768``: the drop probability is ``p`` rounded to a multiple of ``1 / 65536``
+(``|Δp| ≤ 7.7e-6``), and kept elements are scaled by ``1 / (1 - p_rounded)`` so the expectation is
+unchanged. Autograd is the product with the scaled mask (measured: faster than a custom function that
+saves a bool mask and uses ``masked_fill``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = ["dropout", "dropout_mask"]
+
+
+def _drop_mask(shape: torch.Size | tuple[int, ...], cut: int, device: torch.device, generator=None) -> Tensor:
+    """Bool ``shape``, True where an element is dropped (probability ``cut / 65536``)."""
+    n = 1
+    for s in shape:
+        n *= int(s)
+    # the full signed range: plain random_() on int64 stays below 2**63, which would bias the top int16 lane
+    words = torch.empty((n + 3) // 4, dtype=torch.int64, device=device).random_(
+        -(2**63), 2**63 - 1, generator=generator
+    )
+    return words.view(torch.int16)[:n].view(shape) < cut - 32768
+
+
+def dropout_mask(shape: torch.Size | tuple[int, ...], p: float, like: Tensor, generator=None) -> Tensor:
+    """Scaled keep-mask of ``shape``: ``0`` with probability ``p`` (to 1/65536), else ``1 / (1 - p)``.
+
+    Args:
+        shape: mask shape.
+        p: drop probability in ``[0, 1)``.
+        like: the mask takes its dtype and device.
+        generator: a ``torch.Generator`` (default: the global one).
+    """
+    cut = round(p * 65536)
+    drop = _drop_mask(shape, cut, like.device, generator)
+    return (~drop).to(like.dtype) * (65536.0 / (65536 - cut))
+
+
+def dropout(x: Tensor, p: float, training: bool = True, generator=None) -> Tensor:
+    """``F.dropout(x, p, training)`` with the mask of :func:`dropout_mask`.
+
+    Shapes:
+        ``[*]`` → ``[*]``.
+    """
+    if not training or p == 0.0:
+        return x
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+    return x * dropout_mask(x.shape, p, x, generator)

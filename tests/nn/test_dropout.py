@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from geomask.nn.dropout import dropout, dropout_mask
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
+def test_drop_rate_scale_and_expectation(p):
+    x = torch.ones(400, 257)  # an element count that is not a multiple of 4
+    y = dropout(x, p, True, torch.Generator().manual_seed(0))
+    dropped = (y == 0).float().mean().item()
+    assert abs(dropped - p) < 4 * (p * (1 - p) / x.numel()) ** 0.5 + 1e-4
+    kept = y[y != 0]
+    torch.testing.assert_close(kept, torch.full_like(kept, 65536 / (65536 - round(p * 65536))))
+    assert abs(y.mean().item() - 1.0) < 0.02
+
+
+def test_masks_differ_across_elements_and_follow_the_generator():
+    a = dropout_mask((64, 64), 0.5, torch.empty(0), torch.Generator().manual_seed(3))
+    b = dropout_mask((64, 64), 0.5, torch.empty(0), torch.Generator().manual_seed(3))
+    c = dropout_mask((64, 64), 0.5, torch.empty(0), torch.Generator().manual_seed(4))
+    torch.testing.assert_close(a, b)
+    assert not torch.equal(a, c)
+    # no structure across the four int16 lanes of a random word: each lane drops about half
+    lanes = (a.reshape(-1, 4) == 0).float().mean(0)
+    assert bool(((lanes - 0.5).abs() < 0.05).all()), lanes
+
+
+def test_eval_and_zero_probability_are_identity_and_gradients_flow():
+    x = torch.randn(10, 3, requires_grad=True)
+    assert dropout(x, 0.3, training=False) is x and dropout(x, 0.0) is x
+    y = dropout(x, 0.3, True, torch.Generator().manual_seed(1))
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, (y / x).detach().nan_to_num())
+    with pytest.raises(ValueError, match="dropout probability"):
+        dropout(x, 1.0)
