@@ -60,6 +60,7 @@ def _budget(args: argparse.Namespace) -> Budget:
         seeds=tuple(args.seeds),
         pretrain_steps=args.pretrain_steps,
         finetune_steps=args.finetune_steps,
+        finetune_encoder=getattr(args, "finetune_encoder", False),
         batch_size=args.batch_size,
         max_nodes=args.max_nodes,
         lr=args.lr,
@@ -119,7 +120,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         "task": args.task,
         "sources": [str(s) for s in args.src],
         "pretrain_sources": [str(s) for s in args.pretrain_src or []] or "the evaluated designs (no labels)",
-        "encoder": "frozen",
+        "encoder": "fine-tuned with the head" if budget.finetune_encoder else "frozen",
         "methods": list(budget.methods),
         "seeds": list(budget.seeds),
         "pretrain_steps": budget.pretrain_steps,
@@ -186,6 +187,13 @@ def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
         p.add_argument("--embedding-cache", default=None, metavar="DIR", help="cache Verilog embeddings here")
         p.add_argument("--jobs", type=int, default=1, help="parallel yosys / ABC processes")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
+        if task == "probability":
+            p.add_argument(
+                "--finetune-encoder",
+                action="store_true",
+                help="train the encoder with the head (--finetune-steps steps, encoder at --lr) instead of a head "
+                "on frozen embeddings",
+            )
         if task == "qor":
             p.add_argument("--recipes", type=int, default=30, metavar="N", help="random recipes per design")
             p.add_argument("--recipe-length", type=int, default=20, metavar="L")

@@ -7,9 +7,11 @@ Targets (:func:`node_probability`) come from bit-parallel simulation
 ``attr`` edge).  Scored nodes are AND, NOT and PO nodes (PIs are 0.5 by construction).
 
 Model: frozen node embeddings (:meth:`embed`) → an MLP head with a sigmoid, trained with L1
-(``finetune_steps`` steps).  Train/test: with 3 or more designs a seeded third of the designs is test, else
-a seeded third of the scored nodes.  Metrics: ``mae`` (scored nodes), ``mae_and`` (AND nodes).  The
-baseline predicts each node type's mean training probability.
+(``finetune_steps`` steps); with ``Budget.finetune_encoder`` the encoder trains with the head
+(:func:`~geomask.eval.protocol.finetune_nodes`) on the training designs (or training nodes).
+Train/test: with 3 or more designs a seeded third of the designs is test, else a seeded third of the scored
+nodes.  Metrics: ``mae`` (scored nodes), ``mae_and`` (AND nodes).  The baseline predicts each node type's
+mean training probability.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import torch
 from geomask.circuits.graph import NodeType
 from geomask.circuits.simulate import signal_probability
 from geomask.eval.metrics import mean_std
-from geomask.eval.protocol import Budget, EvalDesign, compare, embed_nodes, fit_mlp, holdout_split
+from geomask.eval.protocol import Budget, EvalDesign, compare, embed_nodes, finetune_nodes, fit_mlp, holdout_split
 
 __all__ = ["node_probability", "run_probability"]
 
@@ -80,15 +82,28 @@ def run_probability(
         return test
 
     def task(method, name: str, seed: int) -> dict[str, dict[str, float]]:
-        emb = embed_nodes(method, graphs, budget.max_nodes)
-        x = torch.cat([e[torch.from_numpy(s)] for e, s in zip(emb, scored)])
         test = split(seed)
         train = ~test
-        mu, sd = x[train].mean(0), x[train].std(0).clamp(min=1e-6)
-        x = (x - mu) / sd
-        head = fit_mlp(x[train], torch.as_tensor(y[train]), "l1", budget.finetune_steps, budget.head_lr, seed)
-        with torch.no_grad():
-            pred = head(x[test]).numpy().astype(np.float64)
+        if budget.finetune_encoder:
+            # the flat train / test masks over scored nodes, back on every graph's nodes
+            bounds = np.cumsum([0] + [int(s.sum()) for s in scored])
+            masks = {}
+            for part, flat in (("train", train), ("test", test)):
+                masks[part] = []
+                for i, s in enumerate(scored):
+                    m = np.zeros(len(s), dtype=bool)
+                    m[np.nonzero(s)[0]] = flat[bounds[i] : bounds[i + 1]]
+                    masks[part].append(torch.from_numpy(m))
+            predict = finetune_nodes(method, graphs, masks["train"], targets, budget, seed)
+            pred = torch.cat(predict(graphs, masks["test"])).numpy().astype(np.float64)
+        else:
+            emb = embed_nodes(method, graphs, budget.max_nodes)
+            x = torch.cat([e[torch.from_numpy(s)] for e, s in zip(emb, scored)])
+            mu, sd = x[train].mean(0), x[train].std(0).clamp(min=1e-6)
+            x = (x - mu) / sd
+            head = fit_mlp(x[train], torch.as_tensor(y[train]), "l1", budget.finetune_steps, budget.head_lr, seed)
+            with torch.no_grad():
+                pred = head(x[test]).numpy().astype(np.float64)
         if name == budget.methods[0]:
             table = np.full(len(NodeType), y[train].mean())
             for t in _SCORED:  # over the 3 node types, not over nodes

@@ -79,6 +79,8 @@ class Budget:
         max_nodes: node budget of one batch (a larger graph still forms a batch alone).
         lr, weight_decay: pretraining AdamW.
         head_lr: downstream head AdamW learning rate.
+        finetune_encoder: node-level tasks train the encoder together with the head (the encoder at
+            ``lr``), instead of a head on frozen embeddings.
         model: encoder keywords for the registry (``encoder``, ``hidden``, ``layers``, ...).
         checkpoints: ``{method: run folder or checkpoint}`` to load instead of pretraining.
     """
@@ -92,6 +94,7 @@ class Budget:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     head_lr: float = 3e-3
+    finetune_encoder: bool = False
     model: dict[str, Any] = field(default_factory=dict)
     checkpoints: dict[str, str] = field(default_factory=dict)
 
@@ -387,6 +390,68 @@ def fit_mlp(
             val.backward()
             opt.step()
     return head.eval()
+
+
+def finetune_nodes(
+    method: nn.Module,
+    graphs: Sequence[Data],
+    node_masks: Sequence[torch.Tensor],
+    targets: Sequence[torch.Tensor],
+    budget: Budget,
+    seed: int,
+    hidden: int = 64,
+) -> Callable[[Sequence[Data], Sequence[torch.Tensor]], list[torch.Tensor]]:
+    """Train the method's encoder and a node head together: sigmoid output, L1 to the targets.
+
+    Each of ``budget.finetune_steps`` AdamW steps (encoder at ``budget.lr``, head at ``budget.head_lr``)
+    draws training graphs without replacement up to ``budget.batch_size`` graphs and ``budget.max_nodes``
+    nodes, embeds them (:meth:`embed`, no masking) and takes the L1 loss over their masked nodes.
+
+    Args:
+        graphs: the training graphs (those with no masked node are skipped).
+        node_masks: ``[N_i]`` bool, the training nodes of each graph.
+        targets: ``[N_i]`` float targets in ``[0, 1]``.
+
+    Returns:
+        ``predict(graphs, masks) -> [predictions of the masked nodes of each graph]`` (eval mode, no grad).
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        width = int(method.hidden)
+        head = nn.Sequential(
+            nn.LayerNorm(width), nn.Linear(width, hidden), nn.ReLU(), nn.Linear(hidden, 1), nn.Flatten(0), nn.Sigmoid()
+        )
+    pool = [i for i, m in enumerate(node_masks) if bool(m.any())]
+    if not pool:
+        raise ValueError("fine-tuning needs at least one training node")
+    data = [_strip_verilog(graphs[i]) for i in range(len(graphs))]
+    opt = torch.optim.AdamW(
+        [{"params": method.parameters(), "lr": budget.lr}, {"params": head.parameters(), "lr": budget.head_lr}],
+        weight_decay=budget.weight_decay,
+    )
+    rng = np.random.default_rng([seed, 0xF17E])
+    method.train()
+    head.train()
+    for _ in range(budget.finetune_steps):
+        pick = rng.permutation(pool)[: budget.batch_size]
+        sizes = np.cumsum([int(graphs[i].num_nodes) for i in pick])
+        pick = pick[: max(1, int(np.searchsorted(sizes, budget.max_nodes, side="right")))]
+        h = method.embed(Batch.from_data_list([data[i] for i in pick]))
+        mask = torch.cat([node_masks[i] for i in pick])
+        y = torch.cat([targets[i] for i in pick]).to(h.dtype)
+        loss = (head(h[mask]) - y[mask]).abs().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    method.eval()
+    head.eval()
+
+    def predict(test_graphs: Sequence[Data], masks: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        emb = embed_nodes(method, test_graphs, budget.max_nodes)
+        with torch.no_grad():
+            return [head(e[m]) if bool(m.any()) else e.new_zeros(0) for e, m in zip(emb, masks)]
+
+    return predict
 
 
 TaskFn = Callable[[nn.Module, str, int], dict[str, dict[str, float]]]
