@@ -234,6 +234,7 @@ def fit_predict(
     lr: float,
     seed: int,
     batch: int = 256,
+    val_axis: int | None = None,
 ) -> np.ndarray:
     """Train a :class:`QorPredictor` on ``train_pairs`` and predict ``test_pairs``.
 
@@ -243,6 +244,8 @@ def fit_predict(
         targets: ``[D, R, 2]`` z-scores (ANDs, levels).
         train_pairs, test_pairs: ``[P, 2]`` ``(design, recipe)`` indices.
         steps, lr, seed: AdamW steps, learning rate, and the seed of initialisation and sampling.
+        val_axis: what early stopping holds back from the train pairs: ``0`` whole designs (for the
+            unseen-designs split), ``1`` whole recipes (unseen recipes), ``None`` random pairs.
 
     Returns:
         ``[Q, 2]`` predicted z-scores of the test pairs.
@@ -261,7 +264,7 @@ def fit_predict(
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     model.train()
     with single_thread():
-        _train_head(model, opt, g, rec, y, tp, steps, batch, gen)
+        _train_head(model, opt, g, rec, y, tp, steps, batch, gen, val_axis)
     model.eval()
     q = torch.as_tensor(test_pairs, dtype=torch.long)
     with torch.no_grad():
@@ -280,16 +283,28 @@ def _train_head(
     steps: int,
     batch: int,
     gen: torch.Generator,
+    val_axis: int | None = None,
 ) -> None:
     """AdamW steps of MSE on random mini-batches of the train pairs ``tp [P, 2]``, with early stopping.
 
-    A seeded 20 % of the train pairs is held back for validation; every ``steps // 20`` steps the validation MSE
-    is measured and the best weights are kept (the fit then stops improving on few, noisy labels instead of
-    over-fitting them).  The held-back pairs join training for nothing else, so no test pair is ever seen.
+    A seeded 20 % of the train pairs is held back for validation: whole designs (``val_axis=0``) or whole
+    recipes (``1``) when there are at least 3 of them, so that early stopping measures generalisation along
+    the axis the test split holds out, else random pairs.  Every ``steps // 20`` steps (step 0 included) the
+    validation MSE is measured and the best weights are kept (the fit then stops improving on few, noisy
+    labels instead of over-fitting them).  The held-back pairs are never trained on, and no test pair is ever
+    seen.
     """
-    perm = tp[torch.randperm(len(tp), generator=gen)]
-    n_val = len(tp) // 5 if len(tp) >= 10 else 0
-    val, fit = perm[:n_val], perm[n_val:]
+    groups = torch.unique(tp[:, val_axis]) if val_axis is not None else None
+    if groups is not None and len(groups) >= 3:
+        k = max(1, round(0.2 * len(groups)))
+        held = groups[torch.randperm(len(groups), generator=gen)[:k]]
+        is_val = torch.isin(tp[:, val_axis], held)
+        val, fit = tp[is_val], tp[~is_val]
+        n_val = len(val)
+    else:
+        perm = tp[torch.randperm(len(tp), generator=gen)]
+        n_val = len(tp) // 5 if len(tp) >= 10 else 0
+        val, fit = perm[:n_val], perm[n_val:]
     every = max(1, steps // 20)
     best, best_state = float("inf"), None
 
@@ -345,6 +360,9 @@ def _design_metrics(
 def _average(per_design: dict[int, dict[str, float]]) -> dict[str, float]:
     keys = next(iter(per_design.values())).keys()
     return {k: float(np.mean([m[k] for m in per_design.values()])) for k in keys}
+
+
+_VAL_AXIS = {"unseen_designs": 0, "unseen_recipes": 1}  # early stopping holds back what the split tests
 
 
 def _split_setups(labels: QorLabels, folds: int, seed: int) -> dict[str, list[tuple]]:
@@ -412,7 +430,17 @@ def run_qor(
         for split, runs in _split_setups(labels, folds, seed).items():
             per_design, base = {}, {}
             for z, raw, mean, std, train, test in runs:
-                pred = fit_predict(feats, labels.recipes, z, train, test, budget.finetune_steps, budget.head_lr, seed)
+                pred = fit_predict(
+                    feats,
+                    labels.recipes,
+                    z,
+                    train,
+                    test,
+                    budget.finetune_steps,
+                    budget.head_lr,
+                    seed,
+                    val_axis=_VAL_AXIS[split],
+                )
                 per_design.update(_design_metrics(pred, z, raw, mean, std, test))
                 if name == budget.methods[0]:
                     base.update(_design_metrics(np.zeros_like(pred), z, raw, mean, std, test))
