@@ -202,22 +202,27 @@ class MGVGA(nn.Module):
             total = total + self.mgm_weight * (out["mgm_type"] + out["mgm_degree"])
         if enc_v is not None:
             keys, key_batch = self._verilog_keys(batch, num_graphs)
-            h, hb, inv = enc_v, b, None
+            # the loss reads the masked nodes only, and the align layers act on each node alone: run them there
+            sel = vmask.nonzero().squeeze(1)
+            b_sel = b.index_select(0, sel)
             if v_inv is not None:
                 # the context depends on the graph: one row per (graph, class) pair, sorted by graph
                 u = enc_v.shape[0]
-                pairs, inv = torch.unique(b * u + v_inv, return_inverse=True)
+                pairs, inv = torch.unique(b_sel * u + v_inv.index_select(0, sel), return_inverse=True)
                 h, hb = enc_v.index_select(0, pairs % u), pairs // u
+            else:
+                h, hb, inv = enc_v.index_select(0, sel), b_sel, None
             for blk in self.align:
                 if inv is not None and self._dropout_active(blk):
                     # per row up to the block's dropout, per node from there on
-                    h, hb, inv = blk(h, hb, keys, key_batch, num_graphs, inverse=inv), b, None
+                    h, hb, inv = blk(h, hb, keys, key_batch, num_graphs, inverse=inv), b_sel, None
                 else:
                     h = blk(h, hb, keys, key_batch, num_graphs)
             logits = self.vga_head(h)
             if inv is not None:
                 logits = logits.index_select(0, inv)
-            out["vga_type"], out["vga_acc"] = masked_cross_entropy(logits, node_type, vmask)
+            every = torch.ones_like(sel, dtype=torch.bool)
+            out["vga_type"], out["vga_acc"] = masked_cross_entropy(logits, node_type.index_select(0, sel), every)
             total = total + self.vga_weight * out["vga_type"]
         out["loss"] = total
         return out
