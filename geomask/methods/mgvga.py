@@ -24,7 +24,7 @@ from torch_geometric.data import Batch, Data
 
 from geomask.masking.base import Masker, resolve_generator
 from geomask.nn.aggregation import NeighborTable, build_neighbors, dense_table
-from geomask.nn.classes import cone_classes
+from geomask.nn.classes import cone_classes, prune_classes
 from geomask.nn.deepgcn import DeepGCN
 from geomask.nn.heads import FeedForward, ScalarHead, init_normal, mean_max_pool
 
@@ -275,6 +275,10 @@ class MGVGA(nn.Module):
         levels = cone_classes(
             torch.cat(colors), x0.shape[0], dense_table(stacked, copies * n), len(self.encoder.blocks)
         )
+        # only these encoder outputs are read: MGM's decoder replaces the masked ones by its token, VGA's loss
+        # reads the masked ones
+        needed = ([~mask] if mask is not None else []) + ([vmask] if vmask is not None else [])
+        levels = prune_classes(levels, torch.cat(needed))
         enc = self.encoder.forward_classes(x0, levels)
         inv = levels[-1].inverse
         dec = enc_v = (None, None)

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from geomask.nn.aggregation import NeighborTable, dense_table
 
-__all__ = ["ClassLevel", "cone_classes"]
+__all__ = ["ClassLevel", "cone_classes", "prune_classes"]
 
 _PACK_LIMIT = 2**62
 
@@ -94,3 +94,47 @@ def cone_classes(color0: Tensor, num_colors0: int, neighbors: NeighborTable, lay
         levels.append(ClassLevel(new, num, inv[rep], dense_table(pad[table[rep]], u)))
         inv, u = new, num
     return levels
+
+
+def prune_classes(levels: list[ClassLevel], needed: Tensor) -> list[ClassLevel]:
+    """Drop the classes whose rows cannot reach a needed node's final output.
+
+    Walking back from the last level, a class is kept when a kept class of the next level reads it (as its own
+    previous state or as an in-neighbour); the rest are never computed.  Level 0 (the input rows) is kept
+    whole.  The kept rows give exactly the outputs of the needed nodes.
+
+    Args:
+        levels: from :func:`cone_classes`.
+        needed: ``[N]`` bool, the nodes whose last-level output is read.
+
+    Returns:
+        Levels of the same length; a dropped node's ``inverse`` entry is ``-1`` (at every level).
+    """
+    last = len(levels) - 1
+    keep: list[Tensor | None] = [None] * (last + 1)
+    need = torch.zeros(levels[last].num_classes, dtype=torch.bool, device=needed.device)
+    need[levels[last].inverse[needed]] = True
+    for lv_i in range(last, 0, -1):
+        keep[lv_i] = need
+        lv = levels[lv_i]
+        rows = need.nonzero().squeeze(1)
+        prev = torch.zeros(levels[lv_i - 1].num_classes + 1, dtype=torch.bool, device=needed.device)
+        prev[lv.self_index[rows]] = True
+        prev[lv.neighbors.table[rows].reshape(-1)] = True
+        need = prev[:-1]
+    out = [levels[0]]
+    remap_prev: Tensor | None = None  # level 0 is kept whole: identity
+    u_prev = levels[0].num_classes
+    for lv_i in range(1, last + 1):
+        lv, kept = levels[lv_i], keep[lv_i]
+        rows = kept.nonzero().squeeze(1)
+        remap = torch.full((lv.num_classes,), -1, dtype=torch.long, device=kept.device)
+        remap[rows] = torch.arange(rows.numel(), device=kept.device)
+        self_index, table = lv.self_index[rows], lv.neighbors.table[rows]
+        if remap_prev is not None:
+            self_index = remap_prev[self_index]
+            table = torch.cat([remap_prev, remap_prev.new_full((1,), u_prev)])[table]
+        out.append(ClassLevel(remap[lv.inverse], int(rows.numel()), self_index, dense_table(table, u_prev)))
+        remap_prev = remap
+        u_prev = int(rows.numel())
+    return out

@@ -8,7 +8,7 @@ import torch
 from geomask.circuits import aig_to_graph
 from geomask.io.aig import AIG
 from geomask.nn.aggregation import build_neighbors
-from geomask.nn.classes import cone_classes
+from geomask.nn.classes import cone_classes, prune_classes
 from geomask.nn.deepgcn import DeepGCN
 
 
@@ -61,4 +61,34 @@ def test_class_run_gradients_equal_per_node_gradients():
     (enc.forward_classes(emb, levels)[levels[-1].inverse] * w).sum().backward()
     got = [emb.grad] + [p.grad for p in enc.parameters()]
     for a, b in zip(got, want):
+        torch.testing.assert_close(a, b)
+
+
+def test_pruned_classes_give_the_needed_outputs_and_gradients_with_fewer_rows():
+    """Dropping classes that no needed node reads keeps the needed nodes' outputs and every gradient."""
+    rng = np.random.default_rng(1)
+    na, ni = 120, 8
+    var = np.arange(na) + ni + 1
+    ands = np.stack([2 * rng.integers(1, var), 2 * rng.integers(1, var) + 1], 1).astype(np.int64)
+    g = aig_to_graph(AIG(num_inputs=ni, ands=ands, outputs=np.array([2 * (ni + na)], dtype=np.int64)), "per_edge")
+    n = g.num_nodes
+    color = torch.as_tensor(rng.integers(0, 7, n))
+    needed = torch.as_tensor(rng.random(n) < 0.3)
+    levels = cone_classes(color, 7, build_neighbors(g.edge_index, n), 3)
+    pruned = prune_classes(levels, needed)
+    assert sum(lv.num_classes for lv in pruned[1:]) < sum(lv.num_classes for lv in levels[1:])
+    assert bool((pruned[-1].inverse[needed] >= 0).all()) and bool((pruned[-1].inverse[~needed] == -1).any())
+    torch.manual_seed(0)
+    enc = DeepGCN(8, layers=3).double()
+    emb = torch.randn(7, 8, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(int(needed.sum()), 8, dtype=torch.float64)
+    grads = []
+    for lv in (levels, pruned):
+        emb.grad = None
+        enc.zero_grad()
+        out = enc.forward_classes(emb, lv)[lv[-1].inverse[needed]]
+        (out * w).sum().backward()
+        grads.append((out.detach(), [emb.grad.clone()] + [p.grad.clone() for p in enc.parameters()]))
+    torch.testing.assert_close(grads[1][0], grads[0][0])
+    for a, b in zip(grads[1][1], grads[0][1]):
         torch.testing.assert_close(a, b)
