@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -70,6 +72,60 @@ def _refine(inv: Tensor, u: int, table: Tensor, n: int) -> tuple[Tensor, int, Te
     return new, num, rep
 
 
+@numba.njit(cache=True, nogil=True)
+def _refine_cpu(inv, table):
+    """:func:`_refine` by hashing (one pass, no sort): ``(new inverse [N], representative per class [U'])``.
+
+    Class ids number the classes in order of their first node, so they are deterministic.
+    """
+    n, k = table.shape
+    cap = 1
+    while cap < 2 * n:
+        cap *= 2
+    slots = np.full(cap, -1, dtype=np.int64)
+    keys = np.empty((n, k + 1), dtype=np.int64)
+    new = np.empty(n, dtype=np.int64)
+    rep = np.empty(n, dtype=np.int64)
+    kv = np.empty(k + 1, dtype=np.int64)
+    num = 0
+    for v in range(n):
+        kv[0] = inv[v]
+        for j in range(k):
+            t = table[v, j]
+            kv[j + 1] = inv[t] if t < n else -1
+        for j in range(2, k + 1):  # the in-neighbour classes as a multiset: sorted
+            x = kv[j]
+            i = j - 1
+            while i >= 1 and kv[i] > x:
+                kv[i + 1] = kv[i]
+                i -= 1
+            kv[i + 1] = x
+        h = np.uint64(1469598103934665603)
+        for j in range(k + 1):
+            h = (h ^ np.uint64(kv[j] + 1)) * np.uint64(1099511628211)
+        slot = np.int64(h >> np.uint64(17)) & (cap - 1)
+        while True:
+            c = slots[slot]
+            if c == -1:
+                slots[slot] = num
+                for j in range(k + 1):
+                    keys[num, j] = kv[j]
+                rep[num] = v
+                new[v] = num
+                num += 1
+                break
+            same = True
+            for j in range(k + 1):
+                if keys[c, j] != kv[j]:
+                    same = False
+                    break
+            if same:
+                new[v] = c
+                break
+            slot = (slot + 1) & (cap - 1)
+    return new, rep[:num].copy()
+
+
 def cone_classes(color0: Tensor, num_colors0: int, neighbors: NeighborTable, layers: int) -> list[ClassLevel]:
     """Class levels ``0 .. layers`` of a graph for ``layers`` stacked fan-in message-passing layers.
 
@@ -88,8 +144,15 @@ def cone_classes(color0: Tensor, num_colors0: int, neighbors: NeighborTable, lay
     n = color0.shape[0]
     levels = [ClassLevel(color0, num_colors0)]
     inv, u = color0, num_colors0
+    cpu = table.device.type == "cpu"
+    table_np = table.numpy() if cpu else None
     for _ in range(layers):
-        new, num, rep = _refine(inv, u, table, n)
+        if cpu:
+            new_np, rep_np = _refine_cpu(inv.numpy(), table_np)
+            new, rep = torch.from_numpy(new_np), torch.from_numpy(rep_np)
+            num = rep.numel()
+        else:
+            new, num, rep = _refine(inv, u, table, n)
         pad = torch.cat([inv, inv.new_full((1,), u)])
         levels.append(ClassLevel(new, num, inv[rep], dense_table(pad[table[rep]], u)))
         inv, u = new, num
