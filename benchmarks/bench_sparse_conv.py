@@ -11,7 +11,8 @@ each voxel size, for each channel width ``C → C``:
   ``--dense-max-gb``, over a centred crop, with geomask timed on the same crop.
 
 Both sides run with ``--threads`` torch threads (default 1: spconv's CPU kernels give wrong sums with more,
-which the parity line shows). Times are the best of ``--repeats`` (the machine may be shared). Ratios come
+which the parity line shows); ``--spconv-threads`` sets spconv's apart (e.g. geomask on 2 cores against spconv
+on the one it runs correctly on). Times are the best of ``--repeats`` (the machine may be shared). Ratios come
 last, one per line, as ``ratio NAME: X`` with X > 1 meaning geomask is faster (for
 ``kernel_map_vs_third_fwdbwd``: the map is built in less than a third of one forward + backward).
 
@@ -193,13 +194,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--threads", type=int, default=1, help="torch threads on both sides (spconv's CPU build races above 1)"
     )
+    ap.add_argument(
+        "--spconv-threads", type=int, default=None, help="spconv's threads when they should differ from --threads"
+    )
     args = ap.parse_args(argv)
     if not args.scan.exists():
         print(f"scan not found: {args.scan}", file=sys.stderr)
         return 2
     torch.set_num_threads(args.threads)
     xyz = load_scan(args.scan)
-    print(f"scan {args.scan.name}: {len(xyz)} points; torch {torch.__version__}, {args.threads} threads")
+    sp_threads = args.threads if args.spconv_threads is None else args.spconv_threads
+    print(
+        f"scan {args.scan.name}: {len(xyz)} points; torch {torch.__version__}, geomask {args.threads} threads, "
+        f"spconv {sp_threads}"
+    )
     gen = torch.Generator().manual_seed(0)
     ratios: list[tuple[str, float]] = []
     for voxel in args.voxel:
@@ -219,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
             name = f"{tag}_{c}"
             ratios.append((f"kernel_map_vs_third_fwdbwd_{name}", g["fwdbwd"] / 3 / g["map"]))
             if args.spconv_python:
-                sp = run_spconv(args.spconv_python, grid, feats, weight, args.threads, args.repeats)
+                sp = run_spconv(args.spconv_python, grid, feats, weight, sp_threads, args.repeats)
                 if isinstance(sp, str):
                     print(f"  spconv: {sp}")
                 else:

@@ -21,9 +21,8 @@ Result shape (what :func:`compare` returns and the ``--json`` files hold)::
 
 from __future__ import annotations
 
-import contextlib
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +40,7 @@ from geomask.errors import GeomaskError
 from geomask.eval.metrics import mean_std
 from geomask.io.aig import AIG
 from geomask.io.circuit import read_aig
+from geomask.ops.threads import single_thread
 
 __all__ = [
     "METHOD_NAMES",
@@ -130,21 +130,6 @@ class EvalDesign:
     path: Path
     aig: AIG
     graph: Data
-
-
-@contextlib.contextmanager
-def single_thread() -> Iterator[None]:
-    """Run the block with one intra-op torch thread, restoring the previous count after.
-
-    The downstream heads are tiny (a few thousand FLOPs per row): on a loaded machine, thread
-    synchronisation makes them ~40x slower with 2 threads than with 1 (measured: 0.38 s vs 8 ms a step).
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _is_verilog(path: Path) -> bool:

@@ -23,12 +23,15 @@ Autograd goes through a custom :class:`torch.autograd.Function` that saves only 
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numba
 import numpy as np
 import torch
 from torch import Tensor
+
+from geomask.ops.threads import single_thread
 
 __all__ = ["RelationalIndex", "relational_index", "relational_matmul", "relational_message_passing"]
 
@@ -158,22 +161,28 @@ def _tile_bounds(dst, ptr, rows, num_dst):
 _TILE_BYTES = 2**21  # destination rows per tile: this many bytes of the wider feature matrix
 _MIN_ROWS = 1024  # and never fewer rows (nor edges per chunk) than this
 _CHUNK_BYTES = 2**20  # per buffer, when tiling is not possible
+_PARALLEL_MACS = 1_500_000  # tiles go to worker threads when a range averages this many multiply-adds
 
 
 def _compiled_path(*tensors: Tensor) -> bool:
     return all(t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64) for t in tensors)
 
 
-def _ranges(index: RelationalIndex, width: int, itemsize: int) -> tuple[list[list[tuple[int, int, int]]], int, int]:
+def _ranges(
+    index: RelationalIndex, width: int, itemsize: int, workers: int = 1
+) -> tuple[list[list[tuple[int, int, int]]], int, int]:
     """The edge ranges ``(relation, a, b)`` the CPU kernel walks, as a list of tiles; the longest range; rows
     per tile (0 when the destinations are unsorted and the ranges are chunks of each relation in order).
+    With several workers, tiles are small enough for at least two per worker.
 
-    Cached on the index per ``(width, itemsize)``.
+    Cached on the index per ``(width, itemsize, workers)``.
     """
-    key = (width, itemsize)
+    key = (width, itemsize, workers)
     if key in index._tiles:
         return index._tiles[key]
     rows = max(_MIN_ROWS, _TILE_BYTES // (itemsize * width))
+    if workers > 1:
+        rows = max(_MIN_ROWS, min(rows, -(-index.num_dst // (2 * workers))))
     ptr = index.ptr
     ok = False
     if index.dst.numel() and index.num_dst > 0:
@@ -209,7 +218,11 @@ def _forward(x: Tensor, weight: Tensor, index: RelationalIndex) -> Tensor:
             msg = torch.mm(x.index_select(0, index.src[a:b]), weight[r])
             out.index_add_(0, index.dst[a:b], msg)
         return out
-    tiles, longest, rows = _ranges(index, max(x.size(1), c_out), x.element_size())
+    workers = torch.get_num_threads()
+    tiles, longest, rows = _ranges(index, max(x.size(1), c_out), x.element_size(), workers)
+    if rows == 0 or len(tiles) < 2 or index.num_edges * x.size(1) * c_out < _PARALLEL_MACS * sum(map(len, tiles)):
+        # chunks of unsorted destinations may collide; small GEMMs lose to the GIL-bound loop: one worker
+        workers = 1
     per_tile = rows > 0 and index.identity is not None
     if index.identity is None:
         out = x.new_zeros(index.num_dst, c_out)
@@ -217,18 +230,40 @@ def _forward(x: Tensor, weight: Tensor, index: RelationalIndex) -> Tensor:
         out = x.new_empty(index.num_dst, c_out)
     else:
         out = torch.mm(x, weight[index.identity])
-    buf_in, buf_out = x.new_empty(longest, x.size(1)), x.new_empty(longest, c_out)
-    x_np, out_np, src, dst = x.detach().numpy(), out.numpy(), index.src.numpy(), index.dst.numpy()
-    bin_np, bout_np = buf_in.numpy(), buf_out.numpy()
-    for t, tile in enumerate(tiles):
-        if per_tile:  # the identity relation of this block of rows, before its neighbours add in
-            u0, u1 = t * rows, min((t + 1) * rows, index.num_dst)
-            torch.mm(x[u0:u1], weight[index.identity], out=out[u0:u1])
-        for r, a, b in tile:
-            _gather_rows(x_np, src, a, b, bin_np)
-            torch.mm(buf_in[: b - a], weight[r], out=buf_out[: b - a])
-            _scatter_add_rows(out_np, dst, a, b, bout_np)
+    x = x.detach()  # worker threads have their own grad mode: hand them plain tensors
+    x_np, out_np, src, dst = x.numpy(), out.numpy(), index.src.numpy(), index.dst.numpy()
+    ws = weight.detach().unbind(0)
+
+    def run(tile_ids: range) -> None:
+        buf_in, buf_out = x.new_empty(longest, x.size(1)), x.new_empty(longest, c_out)
+        bin_np, bout_np = buf_in.numpy(), buf_out.numpy()
+        for t in tile_ids:
+            if per_tile:  # the identity relation of this block of rows, before its neighbours add in
+                u0, u1 = t * rows, min((t + 1) * rows, index.num_dst)
+                torch.mm(x[u0:u1], ws[index.identity], out=out[u0:u1])
+            for r, a, b in tiles[t]:
+                _gather_rows(x_np, src, a, b, bin_np)
+                torch.mm(buf_in[: b - a], ws[r], out=buf_out[: b - a])
+                _scatter_add_rows(out_np, dst, a, b, bout_np)
+
+    # cache-sized GEMMs lose more to intra-op thread synchronisation than they gain: the threads work on
+    # tiles instead (tiles own disjoint destination rows, so their scatters never collide)
+    with single_thread():
+        if workers == 1:
+            run(range(len(tiles)))
+        else:
+            list(_pool(workers).map(run, [range(w, len(tiles), workers) for w in range(workers)]))
     return out
+
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """A process-wide thread pool of ``workers`` threads (the compiled loops and ``mm`` release the GIL)."""
+    if workers not in _POOLS:
+        _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="geomask-relational")
+    return _POOLS[workers]
 
 
 def _backward(
@@ -264,16 +299,17 @@ def _backward(
     gx_np = grad_x.numpy() if need_x else None
     bx_np, bg_np, bgx_np = buf_x.numpy(), buf_g.numpy(), buf_gx.numpy()
     w_t = weight.transpose(1, 2)
-    for tile in tiles:
-        for r, a, b in tile:
-            n = b - a
-            _gather_rows(g_np, dst, a, b, bg_np)
-            if need_w:
-                _gather_rows(x_np, src, a, b, bx_np)
-                grad_w[r].addmm_(buf_x[:n].t(), buf_g[:n])
-            if need_x:
-                torch.mm(buf_g[:n], w_t[r], out=buf_gx[:n])
-                _scatter_add_rows(gx_np, src, a, b, bgx_np)
+    with single_thread():
+        for tile in tiles:
+            for r, a, b in tile:
+                n = b - a
+                _gather_rows(g_np, dst, a, b, bg_np)
+                if need_w:
+                    _gather_rows(x_np, src, a, b, bx_np)
+                    grad_w[r].addmm_(buf_x[:n].t(), buf_g[:n])
+                if need_x:
+                    torch.mm(buf_g[:n], w_t[r], out=buf_gx[:n])
+                    _scatter_add_rows(gx_np, src, a, b, bgx_np)
     return grad_x, grad_w
 
 

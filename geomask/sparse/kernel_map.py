@@ -15,6 +15,7 @@ relation, stored without edges.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numba
@@ -23,6 +24,7 @@ import torch
 from torch import Tensor
 
 from geomask.ops.relational import RelationalIndex
+from geomask.ops.threads import single_thread
 
 __all__ = ["CoordinateCache", "KernelMap", "kernel_offsets", "as_tuple"]
 
@@ -145,6 +147,11 @@ def _group(rel: Tensor, src: Tensor, dst: Tensor, num_rel: int) -> tuple[Tensor,
     return src[order], dst[order], tuple(ptr)
 
 
+def _map_threads(coords: Tensor):
+    """One intra-op thread while building a CPU map (its tensors are too small to gain from more)."""
+    return single_thread() if coords.device.type == "cpu" else contextlib.nullcontext()
+
+
 class CoordinateCache:
     """Sites per stride and kernel maps of one coordinate lineage, shared by the tensors layers derive.
 
@@ -169,19 +176,21 @@ class CoordinateCache:
         """Map of a stride-1 convolution whose outputs are its input sites (``out[u] = Σ_k W_k in[u + o_k]``)."""
         key = ("sub", stride, kernel_size, dilation)
         if key not in self.maps:
-            self.maps[key] = _build_submanifold(self.level(coords, stride), kernel_size, dilation)
+            with _map_threads(coords):
+                self.maps[key] = _build_submanifold(self.level(coords, stride), kernel_size, dilation)
         return self.maps[key]
 
     def downsample(self, coords: Tensor, stride: tuple[int, ...], kernel_size, factor, dilation) -> KernelMap:
         """Map of a strided convolution from ``stride`` to ``stride * factor`` (outputs = parent sites)."""
         key = ("down", stride, kernel_size, factor, dilation)
         if key not in self.maps:
-            fine = self.level(coords, stride)
-            out_stride = tuple(a * b for a, b in zip(stride, factor))
-            coarse = self.levels.get(out_stride)
-            if coarse is None:
-                coarse = self.levels[out_stride] = _parent_level(fine, factor, out_stride)
-            self.maps[key] = _build_down(fine, coarse, kernel_size, factor, dilation)
+            with _map_threads(coords):
+                fine = self.level(coords, stride)
+                out_stride = tuple(a * b for a, b in zip(stride, factor))
+                coarse = self.levels.get(out_stride)
+                if coarse is None:
+                    coarse = self.levels[out_stride] = _parent_level(fine, factor, out_stride)
+                self.maps[key] = _build_down(fine, coarse, kernel_size, factor, dilation)
         return self.maps[key]
 
     def upsample(self, coords: Tensor, stride: tuple[int, ...], kernel_size, factor, dilation) -> KernelMap:
