@@ -212,13 +212,16 @@ class MGVGA(nn.Module):
                 h, hb = enc_v.index_select(0, pairs % u), pairs // u
             else:
                 h, hb, inv = enc_v.index_select(0, sel), b_sel, None
-            for blk in self.align:
+            last = len(self.align) - 1
+            for i, blk in enumerate(self.align):
+                # the last block folds the prediction head into its feed-forward (fewer per-node columns)
+                head = self.vga_head if i == last else None
                 if inv is not None and self._dropout_active(blk):
                     # per row up to the block's dropout, per node from there on
-                    h, hb, inv = blk(h, hb, keys, key_batch, num_graphs, inverse=inv), b_sel, None
+                    h, hb, inv = blk(h, hb, keys, key_batch, num_graphs, inverse=inv, head=head), b_sel, None
                 else:
-                    h = blk(h, hb, keys, key_batch, num_graphs)
-            logits = self.vga_head(h)
+                    h = blk(h, hb, keys, key_batch, num_graphs, head=head)
+            logits = h if len(self.align) else self.vga_head(h)
             if inv is not None:
                 logits = logits.index_select(0, inv)
             every = torch.ones_like(sel, dtype=torch.bool)

@@ -105,17 +105,29 @@ class AlignBlock(nn.Module):
         self.ffn = FeedForward(hidden, dropout)
 
     def forward(
-        self, x: Tensor, batch: Tensor, keys: Tensor, key_batch: Tensor, num_graphs: int, inverse: Tensor | None = None
+        self,
+        x: Tensor,
+        batch: Tensor,
+        keys: Tensor,
+        key_batch: Tensor,
+        num_graphs: int,
+        inverse: Tensor | None = None,
+        head: nn.Linear | None = None,
     ) -> Tensor:
         """Apply the block; with ``inverse``, ``x`` and ``batch`` are distinct rows (e.g. one per graph and cone
         class) and node ``v``'s input is row ``inverse[v]``: everything before the feed-forward's dropout runs
-        once per row, the rest per node (exact, whatever the dropout).
+        once per row, the rest per node (exact, whatever the dropout).  With ``head`` (a ``Linear(H, K)``,
+        e.g. the prediction layer after the last block) the result is ``head(block(x))``, computed with the
+        head folded into the feed-forward's last layer and applied to the residual before ``inverse``.
 
         Shapes:
-            x ``[R, H]``, batch ``[R]``, inverse ``[N]`` → ``[N, H]`` (``R = N`` without ``inverse``).
+            x ``[R, H]``, batch ``[R]``, inverse ``[N]`` → ``[N, H]`` (``R = N`` without ``inverse``), or
+            ``[N, K]`` with ``head``.
         """
         x = x + self.attn(self.attn_norm(x), batch, keys, key_batch, num_graphs)
         h = self.ffn_norm(x)
+        if head is not None:
+            x = head(x)  # head(x + ffn(h)) = head(x) + head.weight @ ffn(h)
         if inverse is not None:
             x, h = x.index_select(0, inverse), h.index_select(0, inverse)
-        return x + self.ffn(h)
+        return x + self.ffn(h, None if head is None else head.weight)

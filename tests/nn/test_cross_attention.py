@@ -71,3 +71,29 @@ def test_align_block_backward():
     x = torch.randn(4, H, requires_grad=True)
     blk(x, torch.tensor([0, 0, 1, 1]), torch.randn(3, D), torch.tensor([0, 1, 1]), 2).sum().backward()
     assert all(p.grad is not None for p in blk.parameters())
+
+
+def test_align_block_with_folded_head_equals_head_after_block():
+    torch.manual_seed(0)
+    blk = AlignBlock(H, D, HEADS, dropout=0.3).double()
+    head = torch.nn.Linear(H, 5).double()
+    rows = torch.randn(4, H, dtype=torch.float64)
+    batch, keys, kb = torch.tensor([0, 0, 1, 1]), torch.randn(3, D, dtype=torch.float64), torch.tensor([0, 1, 1])
+    inverse = torch.tensor([0, 1, 1, 2, 3, 3, 3])
+    params = list(blk.parameters()) + list(head.parameters())
+    for training in (False, True):
+        blk.train(training)
+        results = []
+        for fold in (True, False):
+            torch.manual_seed(1)
+            if fold:
+                y = blk(rows, batch, keys, kb, 2, inverse=inverse, head=head)
+            else:
+                y = head(blk(rows, batch, keys, kb, 2, inverse=inverse))
+            weights = torch.arange(y.numel(), dtype=torch.float64).view_as(y)
+            results.append((y, torch.autograd.grad((y * weights).sum(), params)))
+        (ya, ga), (yb, gb) = results
+        assert ya.shape == (7, 5)
+        torch.testing.assert_close(ya, yb)
+        for a, b in zip(ga, gb):
+            torch.testing.assert_close(a, b)
