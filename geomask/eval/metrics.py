@@ -10,7 +10,8 @@ Conventions:
   ``max(|z|, eps)``, so recipes whose z-score is near 0 dominate it; it is reported only so numbers can
   be set beside those papers, clearly labelled ``legacy_mape``.
 * :func:`topk_commonality` is the overlap, in percent, between the predicted best ``k`` % of recipes and
-  the true best ``k`` % (best = smallest value: fewer ANDs).
+  the true best ``k`` % (best = smallest value: fewer ANDs), with ties counted so that recipe order never
+  decides it.
 * Seeds are summarised by :func:`mean_std`: ``{"m": mean, "m_std": std}`` (population std, 0 for one seed).
 """
 
@@ -100,8 +101,12 @@ def legacy_mape(pred: np.ndarray | Sequence[float], true: np.ndarray | Sequence[
 def topk_commonality(pred: np.ndarray | Sequence[float], true: np.ndarray | Sequence[float], k: float) -> float:
     """Overlap in percent between the predicted and the true best ``k`` % of recipes (smaller is better).
 
-    ``n = max(1, ceil(k / 100 * R))`` recipes are taken from each ranking (a stable sort, so ties go to
-    the lower recipe index); the result is ``100 * |pred_top ∩ true_top| / n``.
+    ``n = max(1, ceil(k / 100 * R))``. Ties are common (many recipes reach the same AND count), so neither
+    side is decided by recipe order: a recipe is *truly best* when its true value is at most the ``n``-th
+    smallest true value, and where predictions tie at the ``n``-th smallest prediction, the remaining slots
+    are filled by a uniformly random pick among the tied recipes, counted in expectation.  The result is
+    ``100 * E[truly best among the n predicted] / n``; a constant predictor scores the share of truly best
+    recipes, whatever their order.
 
     Args:
         pred: ``[R]`` predicted values (z-scores or raw: only the order matters).
@@ -112,9 +117,13 @@ def topk_commonality(pred: np.ndarray | Sequence[float], true: np.ndarray | Sequ
     if not 0 < k <= 100:
         raise ValueError(f"k must be a percentage in (0, 100], got {k}")
     n = max(1, math.ceil(k / 100.0 * p.size - 1e-9))
-    top_p = np.argsort(p, kind="stable")[:n]
-    top_t = np.argsort(t, kind="stable")[:n]
-    return float(100.0 * np.intersect1d(top_p, top_t).size / n)
+    good = t <= np.partition(t, n - 1)[n - 1]
+    cut = np.partition(p, n - 1)[n - 1]
+    below, at = p < cut, p == cut
+    hits = np.count_nonzero(good & below) + (n - np.count_nonzero(below)) * np.count_nonzero(
+        good & at
+    ) / np.count_nonzero(at)
+    return float(100.0 * hits / n)
 
 
 def qor_metrics(

@@ -50,6 +50,21 @@ def test_topk_commonality_by_hand():
         topk_commonality(pred, true, 0)
 
 
+def test_topk_commonality_ties_never_decided_by_recipe_order():
+    true = np.array([0, 0, 1, 2, 3, 4, 5, 6, 7, 8], dtype=float)  # two recipes share the best value
+    # a constant prediction scores the share of truly best recipes (2 of 10), not a lucky first index
+    assert topk_commonality(np.zeros(10), true, 10) == pytest.approx(20.0)
+    assert topk_commonality(np.zeros(10), true[::-1].copy(), 10) == pytest.approx(20.0)
+    # picking either of the tied best recipes is a hit
+    pred = np.arange(10, dtype=float)[::-1].copy()
+    pred[1] = -1.0
+    assert topk_commonality(pred, true, 10) == pytest.approx(100.0)
+    # two predictions tie for the last slot, one of them truly best: half a hit in expectation
+    assert topk_commonality(np.array([0, 5, 5, 9], dtype=float), np.array([0, 1, 9, 9], dtype=float), 50) == (
+        pytest.approx(75.0)
+    )
+
+
 def test_qor_metrics_denormalise_with_given_stats():
     m = qor_metrics(np.array([1.0, -1.0]), np.array([1.0, -1.0]), np.array([120.0, 80.0]), 100.0, 20.0)
     assert m["z_mse"] == 0 and m["mape"] == pytest.approx(0.0) and m["top1"] == 100.0
