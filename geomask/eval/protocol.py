@@ -295,18 +295,22 @@ def pretrain(
     rng = np.random.default_rng([seed, 0xE7A1])
     opt = torch.optim.AdamW(method.parameters(), lr=budget.lr, weight_decay=budget.weight_decay)
     method.train()
-    for step in tqdm(range(steps), desc=f"pretrain {name}", disable=not progress, leave=False):
-        grp = groups[int(rng.choice(len(groups), p=weights / weights.sum()))]
-        pick = rng.permutation(grp)[: budget.batch_size]
-        sizes = np.cumsum([int(pool[i].num_nodes) for i in pick])
-        pick = pick[: max(1, int(np.searchsorted(sizes, budget.max_nodes, side="right")))]
-        batch = Batch.from_data_list([pool[i] for i in pick], follow_batch=["verilog_emb"])
-        gen = torch.Generator().manual_seed(int(seed) * 1_000_003 + step)
-        loss = method(batch, gen)["loss"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
+    # what draws from the global generator (the heads' dropout) is seeded too: torch seeds that generator at
+    # random when a process starts, so without this a run would not repeat
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for step in tqdm(range(steps), desc=f"pretrain {name}", disable=not progress, leave=False):
+            grp = groups[int(rng.choice(len(groups), p=weights / weights.sum()))]
+            pick = rng.permutation(grp)[: budget.batch_size]
+            sizes = np.cumsum([int(pool[i].num_nodes) for i in pick])
+            pick = pick[: max(1, int(np.searchsorted(sizes, budget.max_nodes, side="right")))]
+            batch = Batch.from_data_list([pool[i] for i in pick], follow_batch=["verilog_emb"])
+            gen = torch.Generator().manual_seed(int(seed) * 1_000_003 + step)
+            loss = method(batch, gen)["loss"]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
     return method.eval(), losses
 
 
