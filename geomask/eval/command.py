@@ -84,26 +84,51 @@ def cmd_eval(args: argparse.Namespace) -> int:
     pre = load_designs(args.pretrain_src, **load) if args.pretrain_src else None
     result: dict[str, Any]
     if args.task == "qor":
-        from geomask.eval.qor import default_recipes, label_qor, read_qor_csv, run_qor
+        import numpy as np
 
+        from geomask.eval.qor import QorLabels, default_recipes, label_qor, read_qor_csv, run_qor
+
+        if args.folds < 1:
+            raise GeomaskError(f"--folds must be at least 1, got {args.folds}")
+        train = load_designs(args.train_src, **load) if args.train_src else []
+        both = sorted({d.name for d in designs} & {d.name for d in train})
+        if both:
+            raise GeomaskError(f"--train-src: designs also evaluated: {', '.join(both)}")
         if args.qor_csv:
-            labels = read_qor_csv(args.qor_csv)
-            known = set(labels.designs)
+            every = read_qor_csv(args.qor_csv)
+            order = {d.name: d for d in designs + train}
+            missing = sorted(set(every.designs) - set(order))
+            if missing:
+                raise GeomaskError(
+                    f"{args.qor_csv}: designs without a source among SRC or --train-src: {', '.join(missing)}"
+                )
+            known = set(every.designs)
             designs = [d for d in designs if d.name in known]
-            order = {d.name: d for d in designs}
-            labels_designs = [n for n in labels.designs if n in order]
-            if len(labels_designs) != len(labels.designs):
-                missing = sorted(set(labels.designs) - set(order))
-                raise GeomaskError(f"{args.qor_csv}: designs without a source among SRC: {', '.join(missing)}")
-            designs = [order[n] for n in labels.designs]
+            train = [d for d in train if d.name in known]
+            labels = every.select([d.name for d in designs])
+            train_labels = every.select([d.name for d in train])
         else:
             recipes = default_recipes(args.recipes, args.recipe_length, args.recipe_seed)
             labels, failed = label_qor(designs, recipes, jobs=args.jobs, progress=progress)
-            for name, msg in failed:
+            train_labels, failed_train = (
+                label_qor(train, recipes, jobs=args.jobs, progress=progress)
+                if train
+                else (QorLabels([], recipes, np.zeros((0, len(recipes))), np.zeros((0, len(recipes)))), [])
+            )
+            for name, msg in failed + failed_train:
                 print(f"warning: {name}: left out of QoR ({msg})", file=sys.stderr)
-            keep = set(labels.designs)
-            designs = [d for d in designs if d.name in keep]
-        result = run_qor(designs, labels, budget, pre, folds=args.folds, progress=progress)
+            designs = [d for d in designs if d.name in set(labels.designs)]
+            train = [d for d in train if d.name in set(train_labels.designs)]
+        result = run_qor(
+            designs,
+            labels,
+            budget,
+            pre,
+            folds=args.folds,
+            progress=progress,
+            train_designs=train,
+            train_labels=train_labels,
+        )
     elif args.task == "equivalence":
         from geomask.eval.equivalence import run_equivalence
 
@@ -126,7 +151,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
         "pretrain_steps": budget.pretrain_steps,
         "finetune_steps": budget.finetune_steps,
         "model": budget.model,
-        **({"recipes": int(labels.recipes.shape[0]), "designs": labels.designs} if args.task == "qor" else {}),
+        **(
+            {
+                "recipes": int(labels.recipes.shape[0]),
+                "designs": labels.designs,
+                "train_designs": list(train_labels.designs),
+            }
+            if args.task == "qor"
+            else {}
+        ),
     }
     text = json.dumps(result, indent=1, allow_nan=True)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -198,7 +231,20 @@ def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
             p.add_argument("--recipes", type=int, default=30, metavar="N", help="random recipes per design")
             p.add_argument("--recipe-length", type=int, default=20, metavar="L")
             p.add_argument("--recipe-seed", type=int, default=0)
-            p.add_argument("--folds", type=int, default=3, help="k of the unseen_designs k-fold")
+            p.add_argument(
+                "--folds",
+                type=int,
+                default=3,
+                help="k of the unseen_designs k-fold over SRC (1 with --train-src: test every SRC design at once)",
+            )
+            p.add_argument(
+                "--train-src",
+                nargs="+",
+                default=None,
+                metavar="SRC",
+                help="designs whose QoR labels only train the head (both splits), never tested: e.g. a labelled "
+                "corpus beside held-out benchmarks",
+            )
             p.add_argument(
                 "--qor-csv",
                 default=None,

@@ -15,6 +15,11 @@ Splits:
   and its z-scores use its own statistics over all its recipes (as OpenABC-D normalises per design; the
   model predicts relative quality), which MAPE uses to de-normalise too.
 
+*Training-only designs* (``train_designs``, e.g. a labelled corpus) add labels that the head trains on in
+both splits and that are never tested: their train recipes in ``unseen_recipes`` (the test recipes stay
+unseen), all their recipes in ``unseen_designs``.  With them, ``folds=1`` tests every evaluated design in
+one run whose head trains on the training-only designs alone.
+
 Metrics (:func:`geomask.eval.metrics.qor_metrics` on AND counts, per design, then averaged over designs):
 ``z_mse``, ``z_mae``, ``mape``, ``legacy_mape``, ``top1``, ``top5``, ``top10``, plus ``levels_z_mse``,
 ``levels_z_mae``, ``levels_mape`` for the level count.  The per-design-mean baseline predicts z = 0.
@@ -70,6 +75,26 @@ class QorLabels:
     recipes: np.ndarray
     ands: np.ndarray
     levels: np.ndarray
+
+    def select(self, names: Sequence[str]) -> QorLabels:
+        """The labels of ``names`` (in that order; each must be labelled)."""
+        row = {n: i for i, n in enumerate(self.designs)}
+        missing = [n for n in names if n not in row]
+        if missing:
+            raise ValueError(f"no QoR labels for {', '.join(missing)}")
+        idx = [row[n] for n in names]
+        return QorLabels(list(names), self.recipes, self.ands[idx], self.levels[idx])
+
+    def concat(self, other: QorLabels) -> QorLabels:
+        """These designs then ``other``'s, under the same recipes."""
+        if not np.array_equal(self.recipes, other.recipes):
+            raise ValueError("QoR labels under different recipes cannot be combined")
+        return QorLabels(
+            self.designs + list(other.designs),
+            self.recipes,
+            np.concatenate([self.ands, other.ands]),
+            np.concatenate([self.levels, other.levels]),
+        )
 
 
 def label_qor(
@@ -365,9 +390,13 @@ def _average(per_design: dict[int, dict[str, float]]) -> dict[str, float]:
 _VAL_AXIS = {"unseen_designs": 0, "unseen_recipes": 1}  # early stopping holds back what the split tests
 
 
-def _split_setups(labels: QorLabels, folds: int, seed: int) -> dict[str, list[tuple]]:
-    """For each split, a list of ``(z, raw, mean, std, train_pairs, test_pairs)`` runs (one per fold)."""
+def _split_setups(labels: QorLabels, folds: int, seed: int, num_tested: int | None = None) -> dict[str, list[tuple]]:
+    """For each split, a list of ``(z, raw, mean, std, train_pairs, test_pairs)`` runs (one per fold).
+
+    Designs ``num_tested ..`` (default: none) only train (see the module docstring)."""
     d_n, r_n = labels.ands.shape
+    t_n = d_n if num_tested is None else num_tested
+    tested = np.arange(d_n) < t_n
     raw = np.stack([labels.ands, labels.levels], axis=2)
     dd, rr = np.meshgrid(np.arange(d_n), np.arange(r_n), indexing="ij")
     all_pairs = np.stack([dd.ravel(), rr.ravel()], axis=1)
@@ -381,14 +410,20 @@ def _split_setups(labels: QorLabels, folds: int, seed: int) -> dict[str, list[tu
     tr = np.broadcast_to(unseen_recipes_train(r_n), (d_n, r_n))
     z, mean, std = targets(tr)
     is_tr = tr[all_pairs[:, 0], all_pairs[:, 1]]
-    setups["unseen_recipes"] = [(z, raw, mean, std, all_pairs[is_tr], all_pairs[~is_tr])]
-    if d_n >= 2 and folds >= 2:
-        z, mean, std = targets(np.ones((d_n, r_n), dtype=bool))
-        runs = []
-        for test in design_folds(d_n, folds, seed):
-            in_test = np.isin(all_pairs[:, 0], test)
-            runs.append((z, raw, mean, std, all_pairs[~in_test], all_pairs[in_test]))
-        setups["unseen_designs"] = runs
+    is_test = ~is_tr & tested[all_pairs[:, 0]]
+    setups["unseen_recipes"] = [(z, raw, mean, std, all_pairs[is_tr], all_pairs[is_test])]
+    if t_n >= 2 and folds >= 2:
+        test_sets = design_folds(t_n, folds, seed)
+    elif 1 <= t_n < d_n:
+        test_sets = [np.arange(t_n)]  # every tested design at once, trained on the training-only ones
+    else:
+        return setups
+    z, mean, std = targets(np.ones((d_n, r_n), dtype=bool))
+    runs = []
+    for test in test_sets:
+        in_test = np.isin(all_pairs[:, 0], test)
+        runs.append((z, raw, mean, std, all_pairs[~in_test], all_pairs[in_test]))
+    setups["unseen_designs"] = runs
     return setups
 
 
@@ -399,6 +434,8 @@ def run_qor(
     pretrain_designs: Sequence[EvalDesign] | None = None,
     folds: int = 3,
     progress: bool = True,
+    train_designs: Sequence[EvalDesign] = (),
+    train_labels: QorLabels | None = None,
 ) -> dict[str, Any]:
     """The QoR comparison of every method in ``budget``.
 
@@ -408,8 +445,12 @@ def run_qor(
         budget: methods, seeds, steps.
         pretrain_designs: the pretraining corpus (default: ``designs`` themselves; pretraining sees no
             labels).
-        folds: k of the unseen_designs k-fold (designs are re-permuted per seed).
+        folds: k of the unseen_designs k-fold over ``designs`` (re-permuted per seed); ``1`` with
+            ``train_designs``: one run testing every design.
         progress: progress bars.
+        train_designs: designs whose labels only train the head (never tested), in the order of
+            ``train_labels.designs`` (same recipes as ``labels``).
+        train_labels: their labels.
 
     Returns:
         ``{"methods": {name: {split: metrics}}, "baseline": {split: metrics}, "details": {name: {split:
@@ -418,7 +459,15 @@ def run_qor(
     """
     if [d.name for d in designs] != list(labels.designs):
         raise ValueError("designs and labels must list the same designs in the same order")
-    graphs = [d.graph for d in designs]
+    num_tested = len(designs)
+    if train_designs:
+        if train_labels is None or [d.name for d in train_designs] != list(train_labels.designs):
+            raise ValueError("train_designs and train_labels must list the same designs in the same order")
+        both = set(labels.designs) & set(train_labels.designs)
+        if both:
+            raise ValueError(f"designs both evaluated and training-only: {', '.join(sorted(both))}")
+        labels = labels.concat(train_labels)
+    graphs = [d.graph for d in list(designs) + list(train_designs)]
     pre = [d.graph for d in (pretrain_designs if pretrain_designs is not None else designs)]
     details: dict[str, dict[str, dict[str, dict[str, list[float]]]]] = {}
     baseline_runs: dict[str, list[dict[str, float]]] = {}
@@ -427,7 +476,7 @@ def run_qor(
     def task(method, name: str, seed: int) -> dict[str, dict[str, float]]:
         feats = embed_graphs(method, graphs, budget.max_nodes).double()
         result = {}
-        for split, runs in _split_setups(labels, folds, seed).items():
+        for split, runs in _split_setups(labels, folds, seed, num_tested).items():
             per_design, base = {}, {}
             for z, raw, mean, std, train, test in runs:
                 pred = fit_predict(

@@ -88,3 +88,61 @@ def test_end_to_end_qor_beats_per_design_mean(mixed_aig):
     assert got["unseen_designs"]["z_mse"] < 0.9 * base["unseen_designs"]["z_mse"]
     assert got["unseen_designs"]["z_mae"] < base["unseen_designs"]["z_mae"]
     assert set(out["details"]["scratch"]["unseen_recipes"]) == set(labels.designs)
+
+
+def test_training_only_designs_train_and_are_never_tested():
+    from geomask.eval.qor import QorLabels, _split_setups
+
+    rng = np.random.default_rng(0)
+    labels = QorLabels(
+        [f"d{i}" for i in range(5)], np.zeros((6, 4), dtype=np.int64), rng.random((5, 6)) + 1, rng.random((5, 6)) + 1
+    )
+    setups = _split_setups(labels, folds=2, seed=0, num_tested=3)
+    ((*_, train, test),) = setups["unseen_recipes"]
+    assert set(test[:, 0]) == {0, 1, 2} and set(test[:, 1]) == {4, 5}
+    assert set(train[:, 0]) == {0, 1, 2, 3, 4} and set(train[:, 1]) == {0, 1, 2, 3}  # test recipes stay unseen
+    runs = setups["unseen_designs"]
+    assert sorted(np.concatenate([np.unique(r[5][:, 0]) for r in runs]).tolist()) == [0, 1, 2]
+    for *_, train, test in runs:
+        assert not set(train[:, 0]) & set(test[:, 0])
+        assert {3, 4} <= set(train[:, 0]) and len(train[train[:, 0] == 3]) == 6
+    ((*_, train, test),) = _split_setups(labels, folds=1, seed=0, num_tested=3)["unseen_designs"]
+    assert set(test[:, 0]) == {0, 1, 2} and set(train[:, 0]) == {3, 4}
+    assert "unseen_designs" not in _split_setups(labels, folds=1, seed=0)  # nothing to train on
+
+
+@pytest.mark.skipif(shutil.which("berkeley-abc") is None, reason="berkeley-abc is not installed")
+def test_qor_trained_on_other_designs_beats_per_design_mean(mixed_aig):
+    from geomask.circuits.recipes import random_recipes
+
+    every = designs_from([mixed_aig(100 + i, 12, 50 + 8 * i) for i in range(8)])
+    labels, failed = label_qor(every, random_recipes(30, 4, 0), jobs=2)
+    if len(labels.designs) < 6:
+        pytest.skip(f"ABC failed on too many generated designs: {failed}")
+    every = [d for d in every if d.name in labels.designs]
+    tested, train = every[:3], every[3:]
+    budget = Budget(
+        methods=("scratch",), seeds=(0,), pretrain_steps=0, finetune_steps=200, model={"hidden": 16, "layers": 2}
+    )
+    out = run_qor(
+        tested,
+        labels.select([d.name for d in tested]),
+        budget,
+        folds=1,
+        progress=False,
+        train_designs=train,
+        train_labels=labels.select([d.name for d in train]),
+    )
+    got, base = out["methods"]["scratch"], out["baseline"]
+    for split in ("unseen_recipes", "unseen_designs"):
+        assert set(out["details"]["scratch"][split]) == {d.name for d in tested}
+    assert got["unseen_designs"]["z_mse"] < 0.9 * base["unseen_designs"]["z_mse"], (got, base)
+    with pytest.raises(ValueError, match="both evaluated and training-only"):
+        run_qor(
+            tested,
+            labels.select([d.name for d in tested]),
+            budget,
+            train_designs=tested[:1],
+            train_labels=labels.select([tested[0].name]),
+            progress=False,
+        )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -157,3 +158,21 @@ def test_pretraining_repeats_whatever_the_global_generator_state(mixed_aig):
     assert len(runs[0][0]) == 4
     assert runs[0][0] == runs[1][0]
     assert torch.equal(runs[0][1], runs[1][1])
+
+
+@pytest.mark.skipif(shutil.which("berkeley-abc") is None, reason="berkeley-abc is not installed")
+def test_eval_qor_command_with_training_only_designs(tmp_path, capsys, mixed_aig):
+    srcs = []
+    for i in range(4):
+        srcs.append(tmp_path / f"q{i}.aag")
+        write_aiger(mixed_aig(400 + i, 10, 40), srcs[-1])
+    out = tmp_path / "qor.json"
+    common = ["--json", str(out), "--quiet", "--methods", "scratch", "--finetune-steps", "20"]
+    common += ["--recipes", "6", "--recipe-length", "3", "--hidden", "16", "--layers", "2"]
+    assert main(["qor", str(srcs[0]), "--train-src", *map(str, srcs[1:]), "--folds", "1", *common]) == 0
+    res = json.loads(out.read_text())
+    assert res["config"]["designs"] == ["q0"] and sorted(res["config"]["train_designs"]) == ["q1", "q2", "q3"]
+    assert set(res["methods"]["scratch"]) == {"unseen_recipes", "unseen_designs"}
+    capsys.readouterr()
+    assert main(["qor", str(srcs[0]), "--train-src", str(srcs[0]), *common]) == 1
+    assert "also evaluated: q0" in capsys.readouterr().err
