@@ -3,11 +3,14 @@
 
 1. Build the embedded circuit corpus: the generated Verilog designs in ``data/corpus/verilog/`` → AIGs through
    yosys → an AIG dataset (``geomask prep circuits``), and print its table.
-2. Label seeded random ABC recipes (the OpenABC-D alphabet, 20 steps) on a held-out set of designs → ``qor.csv``.
+2. Label seeded random ABC recipes (the OpenABC-D alphabet, 20 steps) on a held-out set of designs and on the
+   pretraining designs → ``qor.csv``.
 3. Pretrain briefly, with the same budget and seed, no pretraining (scratch), MGM, MGVGA (Verilog chunks),
    MGVGA (single vector) and GraphMAE on the other corpus designs (Verilog embedded by the offline default text
    encoder), then run the QoR evaluation (OpenABC-D protocol: unseen recipes, unseen designs) on the held-out
-   designs: results table, ``qor.json`` and plots in ``--out``.
+   designs, the QoR head also training on the pretraining designs' labels (``--train-src``; the held-out
+   designs are never trained on in the split that tests them): results table, ``qor.json`` and plots in
+   ``--out``.
 
 Everything goes to ``--out`` (default ``out/demo``); finished steps are reused by a second run.
 """
@@ -46,6 +49,12 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--qor-designs", type=int, default=24, help="held-out designs for the QoR evaluation")
     ap.add_argument("--pretrain-designs", type=int, default=120, help="corpus designs to pretrain on")
+    ap.add_argument(
+        "--train-designs",
+        type=int,
+        default=120,
+        help="pretraining designs whose QoR labels also train the QoR head (0: only the held-out designs' folds)",
+    )
     ap.add_argument("--recipes", type=int, default=30, help="ABC recipes per QoR design")
     ap.add_argument("--pretrain-steps", type=int, default=150)
     ap.add_argument("--finetune-steps", type=int, default=300)
@@ -74,9 +83,13 @@ def main() -> int:
     held = pick(sources, args.qor_designs, args.corpus.parent / "index.csv")
     rest = [s for s in sources if s not in set(held)]
     pre = rest[:: max(1, len(rest) // args.pretrain_designs)][: args.pretrain_designs]
-    print(f"[2/3] QoR labels: {len(held)} held-out designs × {args.recipes} ABC recipes", flush=True)
+    train = pre[: args.train_designs]
+    print(
+        f"[2/3] QoR labels: {len(held)} held-out and {len(train)} training designs × {args.recipes} ABC recipes",
+        flush=True,
+    )
     qor = prep_circuits(
-        held, args.out / "qor", recipes=args.recipes, recipe_length=20, seed=0, jobs=args.jobs, latches="cut"
+        held + train, args.out / "qor", recipes=args.recipes, recipe_length=20, seed=0, jobs=args.jobs, latches="cut"
     )
     print(
         f"{sum(r.get('labels', 0) for r in qor.rows)} labels in {args.out / 'qor' / 'qor.csv'}; "
@@ -91,6 +104,7 @@ def main() -> int:
             "eval", "qor", *map(str, held),
             "--qor-csv", str(args.out / "qor" / "qor.csv"),
             "--pretrain-src", *map(str, pre),
+            *(["--train-src", *map(str, train)] if train else []),
             "--pretrain-steps", str(args.pretrain_steps),
             "--finetune-steps", str(args.finetune_steps),
             "--hidden", "32", "--layers", "4", "--seeds", "0",
