@@ -16,9 +16,7 @@ and segmentation metrics.
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +25,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from geomask.eval.scan_common import (
-    apply_overrides,
-    class_info,
+    finish_run,
     frozen_copy,
-    load_eval_config,
-    load_scans,
-    method_kwargs,
-    plot_iou,
+    prepare_run,
     train_steps,
-    write_json,
 )
 from geomask.points.augment import ScenePoints
 from geomask.sparse import SparseTensor
@@ -262,15 +255,11 @@ def run_probe(
     from geomask.methods.msm import build_msm
     from geomask.train.checkpoint import load_weights
 
-    cfg = load_eval_config(config, "msm")
-    apply_overrides(cfg, label_map=label_map, voxel_size=voxel_size, steps=steps, seed=seed)
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
-    t0 = time.perf_counter()
-    tr = load_scans(train, cfg.label_map)
-    te = load_scans(test, cfg.label_map)
-    k, names = class_info(tr + te)
-    kwargs = method_kwargs(cfg, tr[0].scene, build_msm)
+    run = prepare_run(
+        train, test, config, "msm", build_msm, label_map=label_map, voxel_size=voxel_size, steps=steps, seed=seed
+    )
+    cfg, tr, te, k = run.cfg, run.train, run.test, run.num_classes
+    kwargs = run.kwargs
     with torch.random.fork_rng():
         torch.manual_seed(cfg.seed)
         msm = build_msm(**kwargs)
@@ -299,17 +288,7 @@ def run_probe(
                 f"{name}: linear mIoU {r['linear']['miou']:.4f} OA {r['linear']['oa']:.4f} | "
                 f"kNN mIoU {r['knn']['miou']:.4f} OA {r['knn']['oa']:.4f} (features {xtr.size(1)})"
             )
-    out = {
-        "methods": results,
-        "pretrain": pretrain,
-        "train": list(train),
-        "test": list(test),
-        "classes": list(names),
-        "config": {**asdict(cfg), "method": kwargs},
-        "seconds": round(time.perf_counter() - t0, 1),
-    }
-    write_json(json_path, out)
-    plot_path = Path(plot) if plot is not None else Path(json_path).with_suffix(".png")
     bars = {f"{m}/{p}": results[m][p] for m in results for p in ("linear", "knn")}
-    plot_iou(plot_path, bars, names, "probe: per-class IoU on the test scans")
-    return out
+    return finish_run(
+        run, {"methods": results, "pretrain": pretrain}, json_path, plot, bars, "probe: per-class IoU on the test scans"
+    )

@@ -19,7 +19,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -270,3 +270,62 @@ def method_kwargs(cfg: EvalConfig, scene: ScenePoints, builder: Callable[..., An
     if scene.feats.size(1) < 3:
         kw["color_channels"] = 0
     return kw
+
+
+@dataclass
+class ScanRun:
+    """What every scan evaluation starts from (:func:`prepare_run`)."""
+
+    cfg: EvalConfig
+    train: list[LoadedScan]
+    test: list[LoadedScan]
+    num_classes: int
+    class_names: tuple[str, ...]
+    kwargs: dict[str, Any]
+    started: float
+    sources: tuple[list[str], list[str]]
+
+
+def prepare_run(
+    train: Sequence[str],
+    test: Sequence[str],
+    config: str | Path | None,
+    method: str,
+    builder: Callable[..., Any],
+    **overrides: Any,
+) -> ScanRun:
+    """Load the config (``method`` by default) with the command-line ``overrides``, set the thread count,
+    read the train and test scans and derive the classes and the builder keywords."""
+    cfg = load_eval_config(config, method)
+    apply_overrides(cfg, **overrides)
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    started = time.perf_counter()
+    tr = load_scans(train, cfg.label_map)
+    te = load_scans(test, cfg.label_map)
+    k, names = class_info(tr + te)
+    kwargs = method_kwargs(cfg, tr[0].scene, builder)
+    return ScanRun(cfg, tr, te, k, names, kwargs, started, (list(train), list(test)))
+
+
+def finish_run(
+    run: ScanRun,
+    body: dict[str, Any],
+    json_path: str | Path,
+    plot: str | Path | None,
+    bars: dict[str, dict],
+    title: str,
+) -> dict[str, Any]:
+    """``body`` plus the scans, classes, config and seconds, written to ``json_path``; the per-class IoU
+    ``bars`` plotted to ``plot`` (default: ``json_path`` with ``.png``)."""
+    out = {
+        **body,
+        "train": run.sources[0],
+        "test": run.sources[1],
+        "classes": list(run.class_names),
+        "config": {**asdict(run.cfg), "method": run.kwargs},
+        "seconds": round(time.perf_counter() - run.started, 1),
+    }
+    write_json(json_path, out)
+    plot_iou(Path(plot) if plot is not None else Path(json_path).with_suffix(".png"), bars, run.class_names, title)
+    return out

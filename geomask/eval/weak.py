@@ -10,9 +10,7 @@ the file exists, so both methods and later runs use the very same points.
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +21,9 @@ from torch import Tensor
 from geomask.errors import FormatError
 from geomask.eval.probe import segmentation_metrics
 from geomask.eval.scan_common import (
-    apply_overrides,
-    class_info,
-    load_eval_config,
-    load_scans,
-    method_kwargs,
-    plot_iou,
+    finish_run,
+    prepare_run,
     train_steps,
-    write_json,
 )
 from geomask.io.atomic import atomic_write_bytes
 from geomask.points.augment import ScenePoints
@@ -110,15 +103,11 @@ def run_weak(
     every labelled point of the training scans (``train_all``). Writes ``json_path`` and a per-class plot."""
     from geomask.methods.cpcm import build_cpcm
 
-    cfg = load_eval_config(config, "cpcm")
-    apply_overrides(cfg, label_map=label_map, voxel_size=voxel_size, steps=steps, seed=seed)
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
-    t0 = time.perf_counter()
-    tr = load_scans(train, cfg.label_map)
-    te = load_scans(test, cfg.label_map)
-    k, names = class_info(tr + te)
-    kwargs = method_kwargs(cfg, tr[0].scene, build_cpcm)
+    run = prepare_run(
+        train, test, config, "cpcm", build_cpcm, label_map=label_map, voxel_size=voxel_size, steps=steps, seed=seed
+    )
+    cfg, tr, te, k = run.cfg, run.train, run.test, run.num_classes
+    kwargs = run.kwargs
     kwargs["num_classes"] = k
     kwargs.pop("mask", None)
     ldir = Path(labels_dir) if labels_dir is not None else Path(json_path).with_suffix("").parent / "weak_labels"
@@ -154,18 +143,6 @@ def run_weak(
                 f"{name}: test mIoU {res['test']['miou']:.4f} OA {res['test']['oa']:.4f} | "
                 f"train-scan mIoU {res['train_all']['miou']:.4f}"
             )
-    out = {
-        "methods": results,
-        "label_fraction": label_fraction,
-        "weak_labels": files,
-        "training": training,
-        "train": list(train),
-        "test": list(test),
-        "classes": list(names),
-        "config": {**asdict(cfg), "method": kwargs},
-        "seconds": round(time.perf_counter() - t0, 1),
-    }
-    write_json(json_path, out)
-    plot_path = Path(plot) if plot is not None else Path(json_path).with_suffix(".png")
-    plot_iou(plot_path, {m: results[m]["test"] for m in results}, names, f"weak labels {label_fraction:g}: test IoU")
-    return out
+    body = {"methods": results, "label_fraction": label_fraction, "weak_labels": files, "training": training}
+    bars = {m: results[m]["test"] for m in results}
+    return finish_run(run, body, json_path, plot, bars, f"weak labels {label_fraction:g}: test IoU")
