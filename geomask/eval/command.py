@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from geomask.errors import GeomaskError
+from geomask.io.atomic import atomic_write_text
 
 if TYPE_CHECKING:  # the protocol pulls in torch_geometric: load it when a task runs, not for --help
     from geomask.eval.protocol import Budget
@@ -162,8 +163,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         ),
     }
     text = json.dumps(result, indent=1, allow_nan=True)
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(text + "\n")
+    atomic_write_text(Path(args.json), text + "\n")
     print(results_table(result, args.task))
     print(f"wrote {args.json}")
     return 0

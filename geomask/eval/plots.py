@@ -2,7 +2,9 @@
 
 * :func:`qor_scatter` -- predicted against true AND-count z-scores, one panel per design;
 * :func:`method_bars` -- one bar per method for each metric of a split, error bars = std over seeds;
-* :func:`write_plots` -- all plots of a result dict into a folder, returning the written paths.
+* :func:`write_plots` -- all plots of a result dict into a folder, returning the written paths;
+* :func:`pyplot` and :func:`save_figure` -- the Agg ``pyplot`` module, and writing a figure (folders made,
+  figure closed), for every plot of the evaluations.
 """
 
 from __future__ import annotations
@@ -12,16 +14,26 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["method_bars", "qor_scatter", "write_plots"]
+__all__ = ["method_bars", "pyplot", "qor_scatter", "save_figure", "write_plots"]
 
 
-def _pyplot():
+def pyplot():
+    """``matplotlib.pyplot`` on the Agg backend (no screen needed)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save_figure(fig: Any, path: str | Path, dpi: int = 100) -> Path:
+    """Write ``fig`` as a PNG (making its folder) and close it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    pyplot().close(fig)
+    return path
 
 
 def qor_scatter(per_design: Mapping[str, Mapping[str, Sequence[float]]], path: str | Path, title: str = "") -> Path:
@@ -32,7 +44,7 @@ def qor_scatter(per_design: Mapping[str, Mapping[str, Sequence[float]]], path: s
         path: the PNG to write.
         title: figure title.
     """
-    plt = _pyplot()
+    plt = pyplot()
     names = sorted(per_design)[:25]
     cols = min(5, max(1, len(names)))
     rows = max(1, math.ceil(len(names) / cols))
@@ -49,11 +61,7 @@ def qor_scatter(per_design: Mapping[str, Mapping[str, Sequence[float]]], path: s
         ax.set_ylabel("predicted z", fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def method_bars(
@@ -67,7 +75,7 @@ def method_bars(
         metrics: metric names (missing ones are skipped).
         path: the PNG to write.
     """
-    plt = _pyplot()
+    plt = pyplot()
     names = [n for n in methods if split in methods[n]]
     shown = [m for m in metrics if any(m in methods[n][split] for n in names)]
     fig, axes = plt.subplots(1, max(1, len(shown)), figsize=(3.2 * max(1, len(shown)), 3.2), squeeze=False)
@@ -79,11 +87,7 @@ def method_bars(
         ax.set_title(m, fontsize=9)
     fig.suptitle(split)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 _BAR_METRICS = {

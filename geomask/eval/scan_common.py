@@ -214,11 +214,9 @@ def plot_iou(path: str | Path, results: dict[str, dict], class_names: Sequence[s
     Args:
         results: ``{label: metrics}`` with ``metrics["iou"]`` a per-class list (``None`` where absent).
     """
-    import matplotlib
+    from geomask.eval.plots import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     k = len(class_names)
     present = [c for c in range(k) if any(r["iou"][c] is not None for r in results.values())]
     fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(present) + 2), 4))
@@ -233,9 +231,7 @@ def plot_iou(path: str | Path, results: dict[str, dict], class_names: Sequence[s
     ax.set_title(title)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 def apply_overrides(cfg: EvalConfig, **values: Any) -> None:
