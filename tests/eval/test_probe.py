@@ -8,13 +8,8 @@ import torch
 from geomask.eval.probe import knn_classify, linear_probe, multires_features, sample_level, segmentation_metrics
 from geomask.sparse import SparseTensor
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# tiny sparse ops run fastest (and predictably on a busy machine) on one thread
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_metrics_by_hand():

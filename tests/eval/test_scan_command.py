@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from geomask.eval.scan_command import add_scan_eval_parsers
 
@@ -19,12 +18,8 @@ scan_eval: {crop_points: 600, probe_epochs: 20, knn_k: 5, knn_bank: 500}
 """
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# tiny sparse ops run fastest (and predictably on a busy machine) on one thread
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def write_scan(folder, name, seed, n=800):

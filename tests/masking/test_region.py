@@ -7,14 +7,8 @@ import torch
 
 from geomask.masking.region import RegionMasker, region_ids, zero_masked
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny sparse ops run fastest (and predictably on a busy machine) on one thread; restored after."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# tiny sparse ops run fastest (and predictably on a busy machine) on one thread
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def scenes(sizes, seed=0, extent=60):

@@ -7,14 +7,8 @@ import torch
 
 from geomask.masking.voxel import VoxelMasker, cell_ids
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny sparse ops run fastest (and predictably on a busy machine) on one thread; restored after."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# tiny sparse ops run fastest (and predictably on a busy machine) on one thread
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def coords_for(sizes, seed=0):

@@ -10,14 +10,8 @@ import torch
 from geomask.methods.cpcm import build_cpcm, js_divergence, sigmoid_rampup
 from geomask.points.augment import ScenePoints
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny sparse ops run fastest (and predictably on a busy machine) on one thread; restored after."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# tiny sparse ops run fastest (and predictably on a busy machine) on one thread
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_js_divergence_matches_hand_calculation():

@@ -8,14 +8,8 @@ import torch
 from geomask.methods.msm import MSM, build_msm
 from geomask.points.augment import ScenePoints
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny sparse ops run fastest (and predictably on a busy machine) on one thread; restored after."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# tiny sparse ops run fastest (and predictably on a busy machine) on one thread
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_scenes(n=1500, seed=0):
