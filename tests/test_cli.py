@@ -70,7 +70,7 @@ def test_convert_aag_to_aig_and_back(small, tmp_path, capsys):
     assert read_aiger(out).output_names == ["c", "d"]
     assert main(["convert", str(out), str(tmp_path / "y.aag")]) == 0
     assert read_aiger(tmp_path / "y.aag").same_structure(read_aiger(out))
-    assert main(["convert", str(small), str(tmp_path / "z.txt")]) == 1
+    assert main(["convert", str(small), str(tmp_path / "z.txt")]) == 2  # a usage error
     assert "must end in .aig" in capsys.readouterr().err
 
 

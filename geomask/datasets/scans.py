@@ -35,7 +35,7 @@ import torch
 from tqdm import tqdm
 
 from geomask.datasets.store import DatasetWriter, file_sha256, safe_key
-from geomask.errors import FormatError, GeomaskError
+from geomask.errors import FormatError, GeomaskError, UsageError
 from geomask.io.scans import read_scan
 from geomask.points.labelmaps import load_label_map, map_labels
 from geomask.points.voxelize import voxel_majority, voxelize
@@ -165,13 +165,15 @@ def prep_scans(
         ``"written"`` or ``"skipped"``), and ``(source, one-line message)`` per scan that failed.
 
     Raises:
-        ValueError: bad arguments (voxel size, label list length, unknown label map).
+        UsageError: bad arguments (voxel size, jobs, label list length, unknown label map); a ``ValueError``.
         FormatError: ``out`` holds a dataset made with other options.
     """
     if not (voxel_size > 0 and np.isfinite(voxel_size)):
-        raise ValueError(f"voxel_size must be positive, got {voxel_size}")
+        raise UsageError(f"--voxel-size must be a number above 0, got {voxel_size}")
+    if jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {jobs}")
     if labels is not None and len(labels) != len(sources):
-        raise ValueError(f"got {len(labels)} label files for {len(sources)} sources")
+        raise UsageError(f"got {len(labels)} label files (--labels) for {len(sources)} scans: give one per scan")
     if label_map is not None:
         load_label_map(label_map)  # fail early on an unknown name
     pairs = [parse_source(s) for s in sources]

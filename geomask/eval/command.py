@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from geomask.errors import GeomaskError
+from geomask.arguments import nonnegative_int, positive_float, positive_int
+from geomask.errors import GeomaskError, UsageError
 from geomask.io.atomic import atomic_write_text
 
 if TYPE_CHECKING:  # the protocol pulls in torch_geometric: load it when a task runs, not for --help
@@ -25,6 +26,20 @@ METHOD_NAMES = ("scratch", "mgm", "mgvga", "mgvga_single", "graphmae")
 
 __all__ = ["add_eval_parser", "cmd_eval", "main", "results_table"]
 
+ENCODERS = ("deepgcn", "gcn", "gin", "gat")
+DEFAULT_RECIPES, DEFAULT_RECIPE_LENGTH = 30, 20  # TODO(lead): from geomask.circuits.recipes
+_BUDGET_NOTE = (
+    "Every method gets the same budget (--pretrain-steps, --finetune-steps) and the same seeds; the defaults are a "
+    "CPU-sized smoke budget, raise them for a real comparison."
+)
+_EXAMPLES = {
+    "qor": "examples:\n"
+    "  geomask eval qor epfl/ctrl.aig epfl/router.aig epfl/int2float.aig --json qor.json --plots plots/\n"
+    "  geomask eval qor held_out/ --train-src corpus/ --folds 1 --json qor.json --seeds 0 1 2",
+    "equivalence": "example:\n  geomask eval equivalence epfl/ctrl.aig epfl/dec.aig --json eq.json --methods mgm\n",
+    "probability": "example:\n  geomask eval probability epfl/ctrl.aig epfl/dec.aig --json p.json --finetune-encoder\n",
+}
+
 _TABLE_METRICS = {
     "qor": ("z_mse", "z_mae", "mape", "legacy_mape", "top1", "top5", "top10"),
     "equivalence": ("auc", "precision", "recall", "f1"),
@@ -33,16 +48,38 @@ _TABLE_METRICS = {
 
 
 def results_table(result: dict[str, Any], task: str) -> str:
-    """The result as an aligned text table: one row per (method or baseline, split), ``mean ± std``."""
-    metrics = _TABLE_METRICS[task]
+    """The result as an aligned text table: one row per (method or baseline, split), ``mean ± std`` over seeds.
+
+    With a single seed (``result["config"]["seeds"]``, or no ``*_std`` entries) the cells are plain means.
+    ``legacy_mape`` (OpenABC-D's formula: no percent, and about 1e13 where a true z-score is near 0) stays in
+    the JSON but not in the table, which says so in its last line.
+    """
+    json_only = ("legacy_mape",)
+    metrics = [k for k in _TABLE_METRICS[task] if k not in json_only]
+    seeds = result.get("config", {}).get("seeds")
+    spread = seeds is None or len(seeds) > 1
     rows = [("method", "split", *metrics)]
     entries = [(n, s, m) for n, splits in result["methods"].items() for s, m in splits.items()]
     entries += [("baseline", s, m) for s, m in result.get("baseline", {}).items()]
+
+    def cell(m: dict[str, float], k: str) -> str:
+        if k not in m:
+            return ""
+        if spread and f"{k}_std" in m:
+            return f"{m[k]:.4g} ± {m[f'{k}_std']:.2g}"
+        return f"{m[k]:.4g}"
+
     for name, split, m in entries:
-        rows.append((name, split, *(f"{m[k]:.4g} ± {m.get(k + '_std', 0.0):.2g}" if k in m else "" for k in metrics)))
+        rows.append((name, split, *(cell(m, k) for k in metrics)))
     width = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, width)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in width))
+    notes = [f"mean ± std over {len(seeds)} seeds" if spread else "1 seed"] if seeds is not None else []
+    hidden = [k for k in json_only if any(k in m for _, _, m in entries)]
+    if hidden:
+        notes.append(f"{', '.join(hidden)}: in the JSON only")
+    if notes:
+        lines.append(f"({'; '.join(notes)})")
     return "\n".join(lines)
 
 
@@ -54,7 +91,7 @@ def _budget(args: argparse.Namespace) -> Budget:
     for spec in args.checkpoint or []:
         name, sep, path = spec.partition("=")
         if not sep or name not in METHOD_NAMES:
-            raise GeomaskError(f"--checkpoint {spec!r}: expected METHOD=PATH with METHOD in {', '.join(METHOD_NAMES)}")
+            raise UsageError(f"--checkpoint {spec!r}: expected METHOD=PATH with METHOD in {', '.join(METHOD_NAMES)}")
         ckpts[name] = path
     return Budget(
         methods=tuple(args.methods),
@@ -90,11 +127,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from geomask.eval.qor import QorLabels, default_recipes, label_qor, read_qor_csv, run_qor
 
         if args.folds < 1:
-            raise GeomaskError(f"--folds must be at least 1, got {args.folds}")
+            raise UsageError(f"--folds must be at least 1, got {args.folds}")
         train = load_designs(args.train_src, **load) if args.train_src else []
         both = sorted({d.name for d in designs} & {d.name for d in train})
         if both:
-            raise GeomaskError(f"--train-src: designs also evaluated: {', '.join(both)}")
+            raise UsageError(f"--train-src: designs also evaluated: {', '.join(both)}")
         if args.qor_csv:
             every = read_qor_csv(args.qor_csv)
             order = {d.name: d for d in designs + train}
@@ -138,8 +175,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from geomask.eval.probability import run_probability
 
         result = run_probability(designs, budget, pre, progress=progress)
-    if args.out:
-        for p in write_plots(result, args.out, args.task):
+    if args.plots:
+        for p in write_plots(result, args.plots, args.task):
             print(f"wrote {p}", file=sys.stderr)
     result.pop("details", None)
     result["config"] = {
@@ -187,14 +224,32 @@ def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
 
     add_scan_eval_parsers(sub)
     for task, text in helps.items():
-        p = sub.add_parser(task, help=text, description=text + ". Compares " + ", ".join(METHOD_NAMES) + ".")
+        p = sub.add_parser(
+            task,
+            help=text,
+            description=text + ". Compares " + ", ".join(METHOD_NAMES) + ". " + _BUDGET_NOTE,
+            epilog=_EXAMPLES[task],
+        )
         p.add_argument("src", nargs="+", metavar="SRC", help="designs: AIGER/.bench files, Verilog files or folders")
-        p.add_argument("--json", required=True, metavar="OUT", help="write the metrics here")
-        p.add_argument("--out", default=None, metavar="DIR", help="write plots here")
-        p.add_argument("--methods", nargs="+", default=list(METHOD_NAMES), choices=METHOD_NAMES, metavar="M")
-        p.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="S")
-        p.add_argument("--pretrain-steps", type=int, default=200, metavar="N")
-        p.add_argument("--finetune-steps", type=int, default=300, metavar="N", help="steps of the downstream head")
+        p.add_argument("--json", required=True, metavar="OUT", help="write the metrics here (JSON)")
+        p.add_argument(
+            "--plots", "--out", dest="plots", default=None, metavar="DIR", help="write plots (PNG) into this folder"
+        )
+        p.add_argument(
+            "--methods",
+            nargs="+",
+            default=list(METHOD_NAMES),
+            choices=METHOD_NAMES,
+            metavar="M",
+            help="methods to compare",
+        )
+        p.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="S", help="one run per seed (mean ± std)")
+        p.add_argument(
+            "--pretrain-steps", type=nonnegative_int, default=200, metavar="N", help="pretraining steps per method"
+        )
+        p.add_argument(
+            "--finetune-steps", type=positive_int, default=300, metavar="N", help="steps of the downstream head"
+        )
         p.add_argument(
             "--pretrain-src",
             nargs="*",
@@ -209,16 +264,16 @@ def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
             metavar="METHOD=PATH",
             help="load a `geomask pretrain` run or checkpoint instead of pretraining METHOD",
         )
-        p.add_argument("--encoder", default="deepgcn", help="deepgcn, gcn, gin or gat (default deepgcn)")
-        p.add_argument("--hidden", type=int, default=64)
-        p.add_argument("--layers", type=int, default=7)
-        p.add_argument("--batch-size", type=int, default=8, help="graphs per pretraining batch")
-        p.add_argument("--max-nodes", type=int, default=200_000, help="node budget of one batch")
-        p.add_argument("--lr", type=float, default=1e-3, help="pretraining learning rate")
-        p.add_argument("--head-lr", type=float, default=3e-3, help="downstream head learning rate")
+        p.add_argument("--encoder", default="deepgcn", choices=ENCODERS, help="the graph encoder of every method")
+        p.add_argument("--hidden", type=positive_int, default=64, metavar="H", help="encoder width")
+        p.add_argument("--layers", type=positive_int, default=7, metavar="L", help="encoder layers")
+        p.add_argument("--batch-size", type=positive_int, default=8, metavar="B", help="graphs per pretraining batch")
+        p.add_argument("--max-nodes", type=positive_int, default=200_000, metavar="N", help="node budget of one batch")
+        p.add_argument("--lr", type=positive_float, default=1e-3, help="pretraining learning rate")
+        p.add_argument("--head-lr", type=positive_float, default=3e-3, help="downstream head learning rate")
         p.add_argument("--text-encoder", default=None, help="Verilog text encoder (default: the offline MiniLM)")
         p.add_argument("--embedding-cache", default=None, metavar="DIR", help="cache Verilog embeddings here")
-        p.add_argument("--jobs", type=int, default=1, help="parallel yosys / ABC processes")
+        p.add_argument("--jobs", type=positive_int, default=1, metavar="J", help="parallel yosys / ABC processes")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
         if task == "probability":
             p.add_argument(
@@ -228,12 +283,20 @@ def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
                 "on frozen embeddings",
             )
         if task == "qor":
-            p.add_argument("--recipes", type=int, default=30, metavar="N", help="random recipes per design")
-            p.add_argument("--recipe-length", type=int, default=20, metavar="L")
-            p.add_argument("--recipe-seed", type=int, default=0)
+            p.add_argument(
+                "--recipes", type=positive_int, default=DEFAULT_RECIPES, metavar="N", help="random recipes per design"
+            )
+            p.add_argument(
+                "--recipe-length",
+                type=positive_int,
+                default=DEFAULT_RECIPE_LENGTH,
+                metavar="L",
+                help="steps per recipe",
+            )
+            p.add_argument("--recipe-seed", type=int, default=0, help="seed of the random recipes")
             p.add_argument(
                 "--folds",
-                type=int,
+                type=positive_int,
                 default=3,
                 help="k of the unseen_designs k-fold over SRC (1 with --train-src: test every SRC design at once)",
             )
@@ -260,11 +323,6 @@ def main(argv: list[str] | None = None) -> int:
 
     Errors print one line (``error: ...``) and return 1.
     """
-    parser = argparse.ArgumentParser(prog="geomask")
-    add_eval_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["eval", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return cmd_eval(args)
-    except (GeomaskError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    from geomask.cli import main as geomask_main  # the one place that turns errors into lines and exit codes
+
+    return geomask_main(["eval", *(sys.argv[1:] if argv is None else argv)])

@@ -8,19 +8,28 @@ from __future__ import annotations
 
 import argparse
 
+from geomask.arguments import fraction, positive_float, positive_int
+
 __all__ = ["add_scan_eval_parsers", "cmd_eval_probe", "cmd_eval_weak"]
 
 
 def _common(p: argparse.ArgumentParser, default_map_hint: str) -> None:
-    p.add_argument("--train", nargs="+", required=True, metavar="SCAN", help="POINTS[:LABELS] scans to train on")
-    p.add_argument("--test", nargs="+", required=True, metavar="SCAN", help="POINTS[:LABELS] scans to score")
+    scans = "POINTS[:LABELS] scan files, or 'geomask prep scans' folders (every scan in them)"
+    p.add_argument("--train", nargs="+", required=True, metavar="SCAN", help=f"{scans} to train on")
+    p.add_argument("--test", nargs="+", required=True, metavar="SCAN", help=f"{scans} to score")
     p.add_argument("--json", required=True, metavar="OUT", help="results file (JSON); the plot goes beside it")
-    p.add_argument("--config", default=None, metavar="CONFIG", help="eval config YAML (e.g. configs/msm_cpu.yaml)")
-    p.add_argument("--label-map", default=None, metavar="MAP", help=f"label map, e.g. {default_map_hint}")
-    p.add_argument("--voxel-size", type=float, default=None, metavar="V", help="voxel edge (metres)")
-    p.add_argument("--steps", type=int, default=None, metavar="N", help="training steps (budget)")
-    p.add_argument("--seed", type=int, default=None, help="seed of initialisation, crops, masks and labels")
-    p.add_argument("--threads", type=int, default=None, metavar="T", help="torch CPU threads (default: config)")
+    p.add_argument("--config", default=None, metavar="CONFIG", help="eval config YAML (default: built-in)")
+    p.add_argument(
+        "--label-map", default=None, metavar="MAP", help=f"label map, e.g. {default_map_hint} (geomask list label-maps)"
+    )
+    p.add_argument(
+        "--voxel-size", type=positive_float, default=None, metavar="V", help="voxel edge in metres (default: config)"
+    )
+    p.add_argument("--steps", type=positive_int, default=None, metavar="N", help="training steps (default: config)")
+    p.add_argument(
+        "--seed", type=int, default=None, help="seed of initialisation, crops, masks and labels (default: config)"
+    )
+    p.add_argument("--threads", type=positive_int, default=None, metavar="T", help="CPU threads (default: config)")
     p.add_argument("--plot", default=None, metavar="PNG", help="per-class IoU plot (default: OUT with .png)")
 
 
@@ -33,6 +42,10 @@ def add_scan_eval_parsers(eval_subparsers: argparse._SubParsersAction) -> None:
         "decoder level back at the points, and score a linear probe and a kNN classifier trained on the "
         "training scans' labels on the test scans, for msm, random (same network, untrained) and raw (xyz + "
         "colour) features. Writes {'methods': {NAME: {'linear': {'miou', 'oa', ...}, 'knn': {...}}}}.",
+        epilog="examples:\n"
+        "  geomask eval probe --train s0.ply:s0.npy --test s1.ply:s1.npy --json probe.json \\\n"
+        "      --label-map nyu40_to_scannet20 --steps 100\n"
+        "  geomask eval probe --train data/scans_train --test data/scans_test --json probe.json",
     )
     _common(p, "nyu40_to_scannet20 or semantickitti_learning_to_train")
     p.add_argument("--checkpoint", default=None, metavar="CKPT", help="MSM weights (model.pt / .ckpt) to load")
@@ -44,10 +57,16 @@ def add_scan_eval_parsers(eval_subparsers: argparse._SubParsersAction) -> None:
         description="Sample --label-fraction of each training scan's labelled points (seeded, saved as index "
         "files), train CPCM and the same network without the masked branch, and score both on the test "
         "scans. Writes {'methods': {'cpcm': {'test': {'miou', 'oa', ...}, 'train_all': ...}, 'no_mask': ...}}.",
+        epilog="example:\n"
+        "  geomask eval weak --label-fraction 0.001 --train s0.ply:s0.npy --test s1.ply:s1.npy --json weak.json",
     )
     _common(p, "nyu40_to_scannet20 or semantickitti_learning_to_train")
-    p.add_argument("--label-fraction", type=float, required=True, metavar="F", help="e.g. 0.001 for 0.1 %%")
-    p.add_argument("--labels-dir", default=None, metavar="DIR", help="where label index files live")
+    p.add_argument(
+        "--label-fraction", type=fraction, required=True, metavar="F", help="in (0, 1], e.g. 0.001 for 0.1 %%"
+    )
+    p.add_argument(
+        "--labels-dir", default=None, metavar="DIR", help="label index files (default: weak_labels beside OUT)"
+    )
     p.set_defaults(func=cmd_eval_weak)
 
 

@@ -28,12 +28,13 @@ import torch
 import yaml
 from torch import nn
 
-from geomask.datasets.scans import parse_source
-from geomask.errors import FormatError
+from geomask.datasets.scans import load_scan_item, parse_source
+from geomask.datasets.store import DatasetReader
+from geomask.errors import FormatError, UsageError
 from geomask.io.atomic import atomic_write_text
 from geomask.io.scans import read_scan
 from geomask.points.augment import ScenePoints, crop_scenes
-from geomask.points.labelmaps import load_label_map, map_labels
+from geomask.points.labelmaps import LabelMap, load_label_map, map_labels
 from geomask.train.config import ScanEvalConfig
 
 __all__ = [
@@ -121,16 +122,58 @@ class LoadedScan:
     class_names: tuple[str, ...]
 
 
+def _scene(points: torch.Tensor, colors: torch.Tensor | None, labels: torch.Tensor | None) -> ScenePoints:
+    feats = colors if colors is not None else torch.ones(len(points), 1)
+    return ScenePoints(points, feats.float(), torch.zeros(len(points), dtype=torch.long), labels)
+
+
+def _classes(labels: torch.Tensor | None, lmap: LabelMap | None) -> tuple[int, tuple[str, ...]]:
+    if lmap is not None:
+        return lmap.num_classes, tuple(lmap.class_names)
+    k = int(labels.max()) + 1 if labels is not None and len(labels) else 0
+    return k, tuple(str(i) for i in range(k))
+
+
+def _load_prepared(folder: Path, label_map: str | None, need_labels: bool) -> list[LoadedScan]:
+    """Every scan of a ``geomask prep scans`` folder, its labels already through the folder's label map."""
+    reader = DatasetReader(folder, kind="scan")
+    applied = reader.options.get("label_map")
+    if label_map is not None and applied is not None and label_map != applied:
+        raise UsageError(f"{folder}: prepared with --label-map {applied}; --label-map {label_map} does not apply")
+    if label_map is not None and applied is None:
+        raise UsageError(f"{folder}: prepared without a label map; prepare it again with --label-map {label_map}")
+    lmap = load_label_map(applied) if applied is not None else None
+    out = []
+    for i, key in enumerate(reader.keys()):
+        item = load_scan_item(reader.load(i), folder / reader.items[i]["shard"])
+        if item.labels is None and need_labels:
+            raise FormatError(folder / reader.items[i]["shard"], "scan has no labels (prepare it with labels)")
+        k, names = _classes(item.labels, lmap)
+        out.append(LoadedScan(key, _scene(item.points, item.colors, item.labels), k, names))
+    if not out:
+        raise FormatError(folder, "the prepared scans folder holds no scans")
+    return out
+
+
 def load_scans(sources: Sequence[str], label_map: str | None, need_labels: bool = True) -> list[LoadedScan]:
-    """Read ``POINTS[:LABELS]`` scans; features are the colours, or a constant 1 without colours.
+    """Read scans: ``POINTS[:LABELS]`` files, or ``geomask prep scans`` folders (every scan in them).
+
+    Features are the colours, or a constant 1 without colours.  A prepared folder's labels went through its
+    own label map already; ``label_map`` must then be that map or ``None``.
 
     Raises:
-        FormatError: an unreadable scan, or one without labels when ``need_labels``.
+        FormatError: a missing or unreadable scan, or one without labels when ``need_labels``.
+        UsageError: a label map that does not fit a prepared folder, or an unknown label map.
     """
     lmap = load_label_map(label_map) if label_map is not None else None
     out = []
     for src in sources:
         pts_path, lab_path = parse_source(src)
+        if pts_path.is_dir() and lab_path is None:
+            if not (pts_path / "manifest.json").is_file():
+                raise FormatError(pts_path, "is a folder but not a 'geomask prep scans' dataset (no manifest.json)")
+            out.extend(_load_prepared(pts_path, label_map, need_labels))
+            continue
         scan = read_scan(pts_path, labels=lab_path)
         if scan.labels is None and need_labels:
             raise FormatError(pts_path, "no labels: pass POINTS:LABELS or a format that carries labels")
@@ -143,15 +186,9 @@ def load_scans(sources: Sequence[str], label_map: str | None, need_labels: bool 
                 except ValueError as e:
                     raise FormatError(lab_path or pts_path, str(e)) from None
             labels = torch.from_numpy(np.asarray(labels, dtype=np.int64))
-        pts = torch.from_numpy(scan.points)
-        feats = torch.from_numpy(scan.colors) if scan.colors is not None else torch.ones(len(pts), 1)
-        scene = ScenePoints(pts, feats.float(), torch.zeros(len(pts), dtype=torch.long), labels)
-        if lmap is not None:
-            k, names = lmap.num_classes, tuple(lmap.class_names)
-        else:
-            k = int(labels.max()) + 1 if labels is not None and len(labels) else 0
-            names = tuple(str(i) for i in range(k))
-        out.append(LoadedScan(pts_path.stem, scene, k, names))
+        colors = torch.from_numpy(scan.colors) if scan.colors is not None else None
+        k, names = _classes(labels, lmap)
+        out.append(LoadedScan(pts_path.stem, _scene(torch.from_numpy(scan.points), colors, labels), k, names))
     return out
 
 
@@ -261,7 +298,7 @@ def method_kwargs(cfg: EvalConfig, scene: ScenePoints, builder: Callable[..., An
     valid = [p.name for p in inspect.signature(builder).parameters.values() if p.kind is p.KEYWORD_ONLY]
     unknown = sorted(set(kw) - set(valid))
     if unknown:
-        raise ValueError(f"unknown method keyword(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
+        raise UsageError(f"unknown method keyword(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
     kw["in_channels"] = scene.feats.size(1)
     if scene.feats.size(1) < 3:
         kw["color_channels"] = 0

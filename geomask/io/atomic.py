@@ -1,16 +1,29 @@
 """Atomic file writes: a temporary file in the same folder, fsync, then rename.
 
 A killed process leaves either the old file, the complete new file, or nothing: never a half-written one.
+The file ends with the permissions any other tool would give it (``0o666`` less the umask, so ``0644`` under
+the usual umask 022), not ``mkstemp``'s private ``0600``: collaborators can read a shared dataset.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_with"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_with", "file_mode"]
+
+_UMASK_LOCK = threading.Lock()
+
+
+def file_mode() -> int:
+    """The mode a plain ``open(path, "w")`` would create a file with: ``0o666`` less the process umask."""
+    with _UMASK_LOCK:  # the umask can only be read by setting it
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return 0o666 & ~mask
 
 
 def atomic_write_with(path: str | Path, writer: Callable[[str], None]) -> None:
@@ -21,6 +34,7 @@ def atomic_write_with(path: str | Path, writer: Callable[[str], None]) -> None:
     os.close(fd)
     try:
         writer(tmp)
+        os.chmod(tmp, file_mode())  # after the writer, which may have replaced the file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -13,12 +13,18 @@ Maps shipped: ``nyu40_to_scannet20`` (ScanNet's NYU40 ids → the 20 benchmark c
 from __future__ import annotations
 
 import functools
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 import yaml
+
+from geomask.errors import UsageError
+
+if TYPE_CHECKING:  # torch is only needed for torch inputs: listing the maps (geomask --help) stays light
+    import torch
 
 __all__ = ["LabelMap", "available_label_maps", "load_label_map", "map_labels"]
 
@@ -59,13 +65,14 @@ def load_label_map(name: str) -> LabelMap:
     """Load a shipped map by name, or a map file by path (``.yaml`` / ``.json``; JSON is YAML).
 
     Raises:
-        ValueError: unknown name, or a file without the required keys.
+        UsageError: an unknown name (a ``ValueError``).
+        ValueError: a file without the required keys.
     """
     path = Path(name)
     if not path.suffix:
         path = _DIR / f"{name}.yaml"
     if not path.is_file():
-        raise ValueError(f"unknown label map {name!r} (known: {', '.join(available_label_maps())})")
+        raise UsageError(f"unknown label map {name!r} (known: {', '.join(available_label_maps())}, or a map file)")
     spec = yaml.safe_load(path.read_text())
     try:
         lo, hi = (int(v) for v in spec["source_range"])
@@ -102,7 +109,8 @@ def map_labels(labels: np.ndarray | torch.Tensor, label_map: str | LabelMap) -> 
             names the first few.
     """
     lm = label_map if isinstance(label_map, LabelMap) else load_label_map(str(label_map))
-    is_torch = isinstance(labels, torch.Tensor)
+    torch_mod = sys.modules.get("torch")  # a torch tensor implies torch is imported
+    is_torch = torch_mod is not None and isinstance(labels, torch_mod.Tensor)
     ids = labels.detach().cpu().numpy() if is_torch else np.asarray(labels)
     if not np.issubdtype(ids.dtype, np.integer):
         raise ValueError(f"labels must be integers, got dtype {ids.dtype}")
@@ -118,4 +126,4 @@ def map_labels(labels: np.ndarray | torch.Tensor, label_map: str | LabelMap) -> 
             f"label map {lm.name!r} does not know label ids {shown} ({int(bad.sum())} points); "
             "are these labels in the map's source id space?"
         )
-    return torch.from_numpy(out).to(labels.device) if is_torch else out
+    return torch_mod.from_numpy(out).to(labels.device) if is_torch else out

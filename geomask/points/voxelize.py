@@ -14,6 +14,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from geomask.errors import UsageError
+
 __all__ = ["Voxelization", "quantize", "voxelize", "voxel_majority"]
 
 _REDUCE = ("mean", "first", "random")
@@ -49,7 +51,7 @@ def quantize(points: torch.Tensor | np.ndarray, voxel_size: float | Sequence[flo
         raise ValueError(f"points must be [N, D], got shape {tuple(pts.shape)}")
     size = torch.as_tensor(voxel_size, dtype=torch.float64)
     if (size <= 0).any() or not torch.isfinite(size).all():
-        raise ValueError(f"voxel_size must be positive and finite, got {voxel_size}")
+        raise UsageError(f"voxel_size must be positive and finite, got {voxel_size}")
     q = torch.floor(pts.to(torch.float64) / size)
     if not torch.isfinite(q).all():
         raise ValueError("points have NaN or infinite coordinates")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from geomask.errors import FormatError
+from geomask.errors import FormatError, MissingFileError
 from geomask.io.scans.kitti import read_kitti_bin, read_kitti_label
 from geomask.io.scans.labels import read_labels
 from geomask.io.scans.las import laz_available, read_las
@@ -83,11 +83,13 @@ def read_scan(
     Raises:
         FormatError: unknown format, a file the reader rejects, labels of another length than the
             points, non-finite coordinates (unless ``drop_invalid``), an empty cloud.
-        FileNotFoundError: a file that does not exist.
+        MissingFileError: a file that does not exist (a ``FileNotFoundError`` too).
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
+        if path.is_dir():
+            raise FormatError(path, "is a folder, not a scan file")
+        raise MissingFileError(path)
     if format is not None and format not in FORMATS:
         raise ValueError(f"unknown scan format {format!r} (known: {', '.join(FORMATS)})")
     reader = FORMATS[format or scan_format(path)][0]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from geomask.errors import FormatError
+from geomask.errors import FormatError, MissingFileError
 from geomask.io.scans.kitti import read_kitti_label
 from geomask.io.scans.npy import load_array
 
@@ -27,6 +27,8 @@ def read_labels(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
         FormatError: unknown extension, corrupt file, not one id per point, ids that are not integers.
     """
     path = Path(path)
+    if not path.is_file():
+        raise FormatError(path, "is a folder, not a label file") if path.is_dir() else MissingFileError(path)
     suffix = path.suffix.lower()
     if suffix == ".label":
         return read_kitti_label(path)

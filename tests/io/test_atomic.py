@@ -1,0 +1,44 @@
+"""Atomic writes honour the umask like any other tool (not mkstemp's private 0600)."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from geomask.io.atomic import atomic_write_bytes, atomic_write_text, atomic_write_with
+
+
+@pytest.fixture
+def umask():
+    """Set a umask for one test and restore the previous one."""
+    old = os.umask(0o022)
+    yield lambda m: os.umask(m)
+    os.umask(old)
+
+
+@pytest.mark.parametrize(("mask", "mode"), [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_written_files_follow_the_umask(tmp_path, umask, mask, mode):
+    umask(mask)
+    atomic_write_text(tmp_path / "a.txt", "x")
+    atomic_write_bytes(tmp_path / "sub" / "b.bin", b"y")
+    atomic_write_with(tmp_path / "c.bin", lambda p: open(p, "wb").write(b"z"))
+    for name in ("a.txt", "sub/b.bin", "c.bin"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == mode, name
+    assert (tmp_path / "a.txt").read_text() == "x"
+    assert not [p for p in tmp_path.rglob("*.tmp")]
+
+
+def test_a_failed_writer_leaves_the_old_file(tmp_path):
+    atomic_write_text(tmp_path / "a.txt", "old")
+
+    def broken(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            f.write("half")
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        atomic_write_with(tmp_path / "a.txt", broken)
+    assert (tmp_path / "a.txt").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
