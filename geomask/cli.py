@@ -198,9 +198,10 @@ def cmd_prep_scans(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     """Print the names a config or option may use: configs, methods, label maps."""
     if args.what == "configs":
-        from geomask.train.config import available_configs, config_description
+        from geomask.train.config import available_configs, config_descriptions
 
-        rows = [{"config": n, "about": config_description(p), "path": str(p)} for n, p in available_configs().items()]
+        about = config_descriptions()
+        rows = [{"config": n, "about": about.get(n, "")} for n in available_configs()]
     elif args.what == "methods":
         from geomask.methods.registry import METHODS, method_data_kinds
 

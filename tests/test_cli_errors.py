@@ -30,6 +30,9 @@ def files(tmp_path_factory) -> dict[str, str]:
     np.save(pts, rng.random((64, 3)).astype(np.float32))
     lab = root / "cloud_labels.npy"
     np.save(lab, rng.integers(0, 3, 64))
+    from geomask.datasets.scans import prep_scans
+
+    prep_scans([pts], root / "scans", voxel_size=0.2, progress=False)
     cfg = root / "tiny.yaml"
     cfg.write_text("method: {name: mgm}\ndata: {kind: synthetic}\ntrainer: {max_steps: 1}\n")
     return {
@@ -42,6 +45,7 @@ def files(tmp_path_factory) -> dict[str, str]:
         "out": str(root / "out"),
         "json": str(root / "out.json"),
         "root": str(root),
+        "scans": str(root / "scans"),
     }
 
 
@@ -86,13 +90,15 @@ BAD = [
     ("list everything", 2, "invalid choice"),
     # pretrain
     ("pretrain", 2, "CONFIG"),
-    ("pretrain {root}/no_such_config.yaml", 1, "no_such_config"),
-    ("pretrain no_such_shipped_config", 1, "no_such_shipped_config"),
+    ("pretrain {root}/no_such_config.yaml", 2, "no_such_config"),
+    ("pretrain no_such_shipped_config", 2, "no_such_shipped_config"),
     ("pretrain {cfg} --set foo", 2, "KEY=VALUE"),
     ("pretrain {cfg} --set trainer.max_steps=abc", 2, "max_steps"),
     ("pretrain {cfg} --set trainer.no_such_key=1", 2, "no_such_key"),
     ("pretrain {cfg} --set method.name=no_such_method", 2, "no_such_method"),
-    ("pretrain {cfg} --set data.kind=circuits data.roots=[{root}/no_such_folder]", 1, "no_such_folder"),
+    ("pretrain {cfg} --set data.kind=circuits data.roots=[{root}/no_such_folder]", 2, "no_such_folder"),
+    ("pretrain {cfg} --set data.kind=auto data.roots=[{scans}]", 2, "scans"),
+    ("pretrain {cfg} --set data.kind=auto data.roots=[{scans}] --resume", 2, "scans"),
     # eval (circuits)
     ("eval", 2, "required: TASK"),
     ("eval qor {aag}", 2, "--json"),
@@ -109,6 +115,7 @@ BAD = [
     ("eval probe --train {pts}:{lab} --test {pts}:{lab} --json {json} --voxel-size 0", 2, "--voxel-size"),
     ("eval probe --train {pts}:{lab} --test {pts}:{lab} --json {json} --threads 0", 2, "--threads"),
     ("eval probe --train {root} --test {pts}:{lab} --json {json}", 1, "not a 'geomask prep scans' dataset"),
+    ("eval probe --train {scans} --test {pts}:{lab} --json {json}", 1, "no labels"),
     ("eval probe --train {pts}:{lab} --test {pts}:{lab} --json {json} --label-map bogus", 2, "bogus"),
     ("eval weak --train {pts}:{lab} --test {pts}:{lab} --json {json} --label-fraction 0", 2, "--label-fraction"),
     ("eval weak --train {pts}:{lab} --test {pts}:{lab} --json {json} --label-fraction 1.5", 2, "--label-fraction"),

@@ -12,6 +12,10 @@ Shared keywords: ``encoder`` (``deepgcn``, ``gcn``, ``gin`` or ``gat``), ``hidde
 part of the step runs once per cone class) and ``dedup`` (see :class:`~geomask.methods.mgvga.MGVGA`).
 Method keywords are those of the builder functions below.  An unknown name or keyword raises
 ``ValueError`` listing the valid ones.
+
+Each method also declares the data kinds it trains on (:data:`DATA_KINDS`, the ``data.kind`` names of the
+training config: ``circuits``, ``pairs``, ``synthetic`` graphs; ``objects`` point clouds; ``scans``), so a
+run can refuse the wrong data before anything is built.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from geomask.nn.cross_attention import AlignBlock
 from geomask.nn.deepgcn import DeepGCN
 from geomask.nn.gnn import GNN_KINDS, GNNEncoder
 
-__all__ = ["ENCODERS", "METHODS", "build_encoder", "build_method"]
+__all__ = ["DATA_KINDS", "ENCODERS", "METHODS", "build_encoder", "build_method", "method_data_kinds", "method_defaults"]
 
 ENCODERS = ("deepgcn", *GNN_KINDS)
 
@@ -169,6 +173,26 @@ METHODS: dict[str, Callable[..., nn.Module] | str] = {
 }
 
 
+# The data kinds (``data.kind`` of the training config) each method trains on: circuit-graph methods take AIG
+# graphs with or without Verilog, point methods object clouds [B, N, 3], scene methods prepared scans.
+_GRAPHS = ("circuits", "pairs", "synthetic")
+DATA_KINDS: dict[str, tuple[str, ...]] = {
+    "mgvga": _GRAPHS,
+    "mgvga_single": _GRAPHS,
+    "mgm": _GRAPHS,
+    "graphmae": _GRAPHS,
+    "pointmae": ("objects",),
+    "pointbert": ("objects",),
+    "msm": ("scans",),
+    "cpcm": ("scans",),
+}
+
+
+def method_data_kinds(name: str) -> tuple[str, ...] | None:
+    """The data kinds method ``name`` trains on (``None``: not declared, anything goes)."""
+    return DATA_KINDS.get(name)
+
+
 def _builder(name: str) -> Callable[..., nn.Module]:
     fn = METHODS[name]
     if isinstance(fn, str):
@@ -185,6 +209,15 @@ def method_keywords(name: str) -> tuple[str, ...]:
     if fn in (build_mgvga, build_mgvga_single):
         fn = _mgvga
     return tuple(p.name for p in inspect.signature(fn).parameters.values() if p.kind is p.KEYWORD_ONLY)
+
+
+def method_defaults(name: str) -> dict[str, object]:
+    """The builder's keyword defaults of method ``name`` (keywords without a default are left out)."""
+    fn = _builder(name)
+    if fn in (build_mgvga, build_mgvga_single):
+        fn = _mgvga
+    params = inspect.signature(fn).parameters.values()
+    return {p.name: p.default for p in params if p.kind is p.KEYWORD_ONLY and p.default is not p.empty}
 
 
 def build_method(name: str, **kwargs) -> nn.Module:

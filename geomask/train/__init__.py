@@ -3,7 +3,8 @@
 ``geomask.train.train(config, overrides)`` runs one pretraining run (see :mod:`geomask.train.engine`).  The
 package itself is callable too, so ``import geomask.train`` then ``geomask.train(config)`` is the same call.
 Lightning is imported only when a run starts, so importing this package (and the ``geomask`` command) stays
-fast.
+fast.  ``available_configs()`` / ``config_descriptions()`` list the configs shipped with the package (a run
+takes one by name: ``geomask.train("mgm_cpu")``).
 """
 
 from __future__ import annotations
@@ -14,12 +15,21 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from geomask.train.config import Config, ConfigError, load_config
+from geomask.train.config import Config, ConfigError, available_configs, config_descriptions, load_config
 
 if TYPE_CHECKING:
-    from geomask.train.engine import TrainResult
+    from geomask.train.engine import RunConflictError, TrainResult
 
-__all__ = ["Config", "ConfigError", "TrainResult", "load_config", "train"]
+__all__ = [
+    "Config",
+    "ConfigError",
+    "RunConflictError",
+    "TrainResult",
+    "available_configs",
+    "config_descriptions",
+    "load_config",
+    "train",
+]
 
 
 def train(config: Config | Mapping[str, Any] | str | Path, overrides: Iterable[str] = (), **kwargs: Any) -> TrainResult:
@@ -30,10 +40,10 @@ def train(config: Config | Mapping[str, Any] | str | Path, overrides: Iterable[s
 
 
 def __getattr__(name: str) -> Any:
-    if name == "TrainResult":
-        from geomask.train.engine import TrainResult
+    if name in ("TrainResult", "RunConflictError"):
+        from geomask.train import engine
 
-        return TrainResult
+        return getattr(engine, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

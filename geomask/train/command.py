@@ -1,25 +1,58 @@
-"""The ``geomask pretrain CONFIG [--set KEY=VALUE ...]`` command."""
+"""The ``geomask pretrain CONFIG [--set KEY=VALUE ...] [--out DIR] [--resume]`` command.
+
+``CONFIG`` is a YAML file or the name of a shipped config (``mgm_cpu``; see
+:func:`geomask.train.config.available_configs`).  ``--set`` takes any number of ``KEY=VALUE`` words, so a
+``CONFIG`` written after it (``pretrain --set trainer.max_steps=5 mgm_cpu``) is recognised as the one word
+without ``=`` (an override always has one).
+"""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-__all__ = ["add_pretrain_parser", "cmd_pretrain"]
+from geomask.errors import UsageError
+
+__all__ = ["add_pretrain_parser", "cmd_pretrain", "split_config_and_overrides"]
+
+EXAMPLES = """\
+examples:
+  geomask pretrain mgm_cpu                      a shipped config by name (see configs/, or configs/NAME.yaml)
+  geomask pretrain mgm_cpu --set data.roots=[out/demo/corpus] trainer.max_steps=1000
+  geomask pretrain --set trainer.max_steps=50 my.yaml     CONFIG may also come after --set
+  geomask pretrain my.yaml --out runs/exp2      a new run folder for a changed config
+  geomask pretrain my.yaml --resume             continue trainer.out_dir although the config changed
+  geomask pretrain mgm_cpu --set trainer.devices=2 trainer.strategy=ddp   two processes (CPU: gloo)
+
+An out_dir holding a run continues it when the stored config.yaml equals this one on every key that can
+change results (out_dir, logging, checkpoint cadence, threads and loader workers may differ; trainer.max_steps
+may grow when the learning-rate schedule keeps its length); a run already at max_steps is not run again; any
+other change is refused, naming the keys that differ.
+"""
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
     """Run :func:`geomask.train.train` and print where checkpoints and logs went and the final losses."""
     from geomask.train.engine import train
 
-    overrides = list(args.overrides)
+    config, overrides = split_config_and_overrides(args.config, args.overrides)
     if args.out is not None:
         overrides.append(f"trainer.out_dir={args.out}")
-    result = train(args.config, overrides)
+    if getattr(args, "resume", False):
+        overrides.append("trainer.resume=true")
+    result = train(config, overrides)
     if result.rank != 0:
         return 0
-    resumed = f" (resumed at step {result.resumed_from})" if result.resumed_from is not None else ""
-    print(f"trained {result.steps} steps on {result.world_size} process(es){resumed}")
+    if result.status == "complete":
+        print(f"nothing to do: {result.out_dir} is complete at step {result.steps}")
+        print(f"  (--set trainer.max_steps=N with N > {result.steps} trains it longer; --out DIR starts a new run)")
+        print(f"weights:    {result.model_path}" + (f", {result.encoder_path}" if result.encoder_path else ""))
+        return 0
+    if result.resumed_from is not None:
+        ran = result.steps - result.resumed_from
+        print(f"trained {ran} steps (step {result.resumed_from} → {result.steps}) on {result.world_size} process(es)")
+    else:
+        print(f"trained {result.steps} steps on {result.world_size} process(es)")
     print(f"data:       {result.data}")
     print(f"checkpoint: {result.checkpoint}")
     print(f"weights:    {result.model_path}" + (f", {result.encoder_path}" if result.encoder_path else ""))
@@ -31,17 +64,51 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def split_config_and_overrides(config: str | None, words: list[str]) -> tuple[str, list[str]]:
+    """``(CONFIG, overrides)`` from the positional ``config`` and the words ``--set`` took.
+
+    ``--set`` takes every word up to the next option, so a ``CONFIG`` written after it lands among the
+    overrides: the one word without ``=`` is it.
+
+    Raises:
+        UsageError: no ``CONFIG``, or more than one word that is not ``KEY=VALUE``.
+    """
+    overrides = [w for w in words if "=" in w]
+    configs = ([config] if config is not None else []) + [w for w in words if "=" not in w]
+    if not configs:
+        from geomask.train.config import available_configs
+
+        names = ", ".join(available_configs()) or "none shipped"
+        raise UsageError(f"pretrain needs a CONFIG: a YAML file or a shipped config name ({names})")
+    if len(configs) > 1:
+        raise UsageError(
+            f"pretrain takes one CONFIG, got {' and '.join(repr(c) for c in configs)} "
+            "(an override reads KEY=VALUE, e.g. --set trainer.max_steps=100)"
+        )
+    return configs[0], overrides
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the epilog's example lines as written."""
+
+
 def add_pretrain_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``pretrain`` subcommand to an argparse ``subparsers`` object (its handler in ``func``)."""
     p = subparsers.add_parser(
         "pretrain",
         help="pretrain a method from a YAML config",
-        description="Pretrain a method (mgvga, mgm, graphmae, ...) as a YAML config says (see configs/). "
-        "Checkpoints, logs (CSV, TensorBoard), model.pt and the resolved config.yaml go to trainer.out_dir; a "
-        "run whose out_dir holds checkpoints/last.ckpt resumes from it (trainer.resume). Distributed data "
-        "parallel: --set trainer.devices=N trainer.strategy=ddp (CPU: gloo).",
+        description="Pretrain a method (mgvga, mgm, graphmae, pointmae, msm, ...) as a YAML config says. "
+        "Checkpoints, logs (CSV, TensorBoard), model.pt and the resolved config.yaml go to trainer.out_dir.",
+        epilog=EXAMPLES,
+        formatter_class=_HelpFormatter,
     )
-    p.add_argument("config", metavar="CONFIG", help="YAML config file")
+    p.add_argument(
+        "config",
+        nargs="?",
+        default=None,
+        metavar="CONFIG",
+        help="a YAML config file, or a shipped config's name (mgm_cpu, configs/mgm_cpu.yaml)",
+    )
     p.add_argument(
         "--set",
         dest="overrides",
@@ -49,9 +116,22 @@ def add_pretrain_parser(subparsers: Any) -> argparse.ArgumentParser:
         nargs="+",
         default=[],
         metavar="KEY=VALUE",
-        help="override a config value, e.g. --set trainer.max_steps=100 data.batch_size=16 (repeatable)",
+        help="override config values, e.g. --set trainer.max_steps=100 data.batch_size=16 (repeatable; "
+        "default: the config's values)",
     )
-    p.add_argument("--out", default=None, metavar="DIR", help="shortcut for --set trainer.out_dir=DIR")
+    p.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="the run folder, shortcut for --set trainer.out_dir=DIR (default: the config's trainer.out_dir)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in the run folder even though the config changed, where the weights fit "
+        "(trainer.resume=true; default: continue only an unchanged config; --set trainer.resume=false "
+        "starts over there)",
+    )
     p.set_defaults(func=_run)
     return p
 

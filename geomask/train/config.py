@@ -17,6 +17,20 @@ dataclass fields below.
 Overrides are ``SECTION.KEY=VALUE`` (nested: ``data.synthetic.graphs=32``); ``VALUE`` is parsed as YAML
 (``true``, ``3``, ``1e-3``, ``[a, b]``) and coerced to the field's type (``"3"`` for an ``int`` field is 3,
 ``2`` for a ``float`` field is 2.0, a single string for a list field is a one-element list).
+
+A config is a YAML file, or the name of a config shipped with the package (``mgm_cpu``, also written
+``configs/mgm_cpu.yaml`` from any folder where that path does not exist): :func:`available_configs` lists them,
+:func:`config_descriptions` gives each one's leading comment, :func:`resolve_config` finds one.
+
+Error messages are one line, ``SECTION.KEY: what is wrong`` (``data.roots: no such folder: X``), prefixed
+with the config file when there is one.
+
+Which keys make two runs different: :data:`RUN_ONLY_KEYS` change how a run is carried out and recorded, never
+what it computes (where it lives, logging, checkpoint cadence, CPU threads, loader workers); every other key
+does.  :func:`config_differences` compares two configs on the others, with the learning-rate schedule's length
+compared as its effective value (``optim.schedule_steps``, or ``trainer.max_steps`` when that is 0), so
+``trainer.max_steps`` alone may grow ("train longer") as long as the schedule stays the same.  The engine
+resumes a run folder only when this comparison finds nothing (see :mod:`geomask.train.engine`).
 """
 
 from __future__ import annotations
@@ -31,9 +45,10 @@ from typing import Any
 
 import yaml
 
-from geomask.errors import GeomaskError
+from geomask.errors import UsageError
 
 __all__ = [
+    "RUN_ONLY_KEYS",
     "Config",
     "ConfigError",
     "DataConfig",
@@ -42,8 +57,12 @@ __all__ = [
     "SyntheticConfig",
     "TrainerConfig",
     "apply_override",
+    "available_configs",
+    "config_descriptions",
+    "config_differences",
     "config_to_dict",
     "load_config",
+    "resolve_config",
 ]
 
 DATA_KINDS = ("auto", "circuits", "pairs", "scans", "synthetic", "objects")
@@ -54,23 +73,29 @@ ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 LOGGERS = ("csv", "tensorboard")
 
 
-class ConfigError(GeomaskError, ValueError):
+class ConfigError(UsageError):
     """A bad training config: an unknown key, a value of the wrong type, or a value out of range.
+
+    The message is one line, ``[SOURCE: ]SECTION.KEY: MESSAGE`` (``trainer.max_steps: expected an integer,
+    got 'abc'``), or ``[SOURCE: ]MESSAGE`` when ``bare`` (the message names the key itself) or ``key`` is empty.
 
     Args:
         section: dotted section name (``"trainer"``, ``"data.synthetic"``; ``""`` for the top level).
         key: the offending key.
         message: what is wrong.
         source: the config file, when there is one.
+        bare: the message is a whole sentence already: no ``SECTION.KEY:`` in front.
     """
 
-    def __init__(self, section: str, key: str, message: str, source: str | Path | None = None) -> None:
+    def __init__(
+        self, section: str, key: str, message: str, source: str | Path | None = None, *, bare: bool = False
+    ) -> None:
         self.section = section
         self.key = key
         self.source = None if source is None else str(source)
-        where = f"{self.source}: " if self.source else "config: "
-        sec = f"section '{section}'" if section else "the top level"
-        super().__init__(f"{where}{message} (key '{key}' in {sec})")
+        where = f"{self.source}: " if self.source else ""
+        name = f"{section}.{key}" if section else key
+        super().__init__(f"{where}{message}" if bare or not key else f"{where}{name}: {message}")
 
 
 @dataclass
@@ -148,7 +173,11 @@ class TrainerConfig:
     without Verilog); set it false for a little speed when every batch uses every parameter.
     ``checkpoint_every`` steps a checkpoint is written and ``last.ckpt`` updated; ``keep_checkpoints``
     periodic ones are kept (-1: all).  ``val_every`` steps (0: only at the end) the validation split is
-    evaluated.  ``resume`` continues from ``out_dir/checkpoints/last.ckpt`` when it exists.  ``threads > 0``
+    evaluated.  ``resume`` decides what happens when ``out_dir`` already holds a run
+    (``checkpoints/last.ckpt``): ``auto`` continues it only when its ``config.yaml`` equals this config up to
+    :data:`RUN_ONLY_KEYS` (and refuses, naming the keys that differ, otherwise); ``true`` (``--resume``)
+    continues it anyway where the weights fit; ``false`` starts over there (its checkpoints are deleted first).
+    A run already at ``max_steps`` is not run again.  ``threads > 0``
     sets torch's CPU threads per process for the run (small graphs train fastest on one); 0 keeps torch's
     (Lightning's, under DDP) choice.
     """
@@ -165,7 +194,7 @@ class TrainerConfig:
     checkpoint_every: int = 500
     keep_checkpoints: int = 3
     val_every: int = 0
-    resume: bool = True
+    resume: bool | str = "auto"
     progress_bar: bool = True
     loggers: list[str] = field(default_factory=lambda: ["csv", "tensorboard"])
     summary: bool = True
@@ -211,9 +240,8 @@ class Config:
 def _coerce(value: Any, tp: Any, section: str, key: str, source: str | None) -> Any:
     """``value`` as type ``tp`` (int, float, bool, str, list[T], unions, nested dataclasses)."""
 
-    def bad(why: str = "") -> ConfigError:
-        name = getattr(tp, "__name__", str(tp))
-        return ConfigError(section, key, f"expected {name}, got {value!r}{why}", source)
+    def bad() -> ConfigError:
+        return ConfigError(section, key, f"expected {_type_name(tp)}, got {value!r}", source)
 
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
@@ -230,7 +258,7 @@ def _coerce(value: Any, tp: Any, section: str, key: str, source: str | None) -> 
         raise errors[0] if errors else bad()
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, Mapping):
-            raise bad(" (a mapping)")
+            raise bad()
         sub = f"{section}.{key}" if section else key
         return _build(tp, value, sub, source)
     if origin is list:
@@ -239,7 +267,7 @@ def _coerce(value: Any, tp: Any, section: str, key: str, source: str | None) -> 
         return [_coerce(v, arg, section, key, source) for v in items]
     if origin is dict or tp is dict:
         if not isinstance(value, Mapping):
-            raise bad(" (a mapping)")
+            raise bad()
         return dict(value)
     if tp is Any:
         return value
@@ -282,10 +310,24 @@ def _coerce(value: Any, tp: Any, section: str, key: str, source: str | None) -> 
     raise bad()
 
 
+def _type_name(tp: Any) -> str:
+    """``int`` → "an integer", ``list[str]`` → "a list", ``int | str`` → "an integer or a string", ..."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp) if a is not type(None))
+    if dataclasses.is_dataclass(tp) or origin is dict or tp is dict:
+        return "a mapping of keys"
+    if origin is list:
+        return "a list"
+    names = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+    return names.get(tp, getattr(tp, "__name__", str(tp)))
+
+
 def _build(cls: type, values: Mapping[str, Any], section: str, source: str | None) -> Any:
     """A dataclass ``cls`` from a mapping, refusing unknown keys."""
     if not isinstance(values, Mapping):
-        raise ConfigError(section, section, f"section must be a mapping, got {values!r}", source)
+        what = f"section '{section}'" if section else "the config"
+        raise ConfigError(section, "", f"{what} must be a mapping of keys, got {values!r}", source)
     if cls is MethodConfig:
         if "name" not in values:
             raise ConfigError(section, "name", "the method needs a name", source)
@@ -296,7 +338,9 @@ def _build(cls: type, values: Mapping[str, Any], section: str, source: str | Non
     kw = {}
     for k, v in values.items():
         if k not in hints:
-            raise ConfigError(section, str(k), f"unknown key {k!r}; valid keys: {', '.join(names)}", source)
+            where = f"in section '{section}'" if section else "at the top level"
+            msg = f"unknown key {str(k)!r} {where}; valid keys: {', '.join(names)}"
+            raise ConfigError(section, str(k), msg, source, bare=True)
         kw[k] = _coerce(v, hints[k], section, str(k), source)
     return cls(**kw)
 
@@ -306,7 +350,7 @@ def _check(cfg: Config, source: str | None) -> None:
 
     def choice(section: str, key: str, value: Any, allowed: Iterable[str]) -> None:
         if value not in allowed:
-            raise ConfigError(section, key, f"{value!r} is not one of {', '.join(allowed)}", source)
+            raise ConfigError(section, key, f"must be one of {', '.join(allowed)}, got {value!r}", source)
 
     def positive(section: str, key: str, value: float, allow_zero: bool = False) -> None:
         if value < 0 or (value == 0 and not allow_zero):
@@ -320,12 +364,13 @@ def _check(cfg: Config, source: str | None) -> None:
     if not 0.0 <= d.val_fraction < 1.0:
         raise ConfigError("data", "val_fraction", f"must be in [0, 1), got {d.val_fraction}", source)
     if d.kind not in ("synthetic", "objects") and not d.roots:
-        raise ConfigError("data", "roots", f"kind {d.kind!r} needs at least one dataset folder", source)
+        raise ConfigError("data", "roots", f"empty, but data.kind {d.kind!r} needs at least one dataset folder", source)
     s = cfg.data.synthetic
     for key in ("inputs", "ands", "outputs", "verilog_chunks"):
         r = getattr(s, key)
         if len(r) != 2 or r[0] > r[1] or r[0] < (0 if key == "ands" else 1):
-            raise ConfigError("data.synthetic", key, f"must be a range [low, high] with low >= 1, got {r}", source)
+            low = 0 if key == "ands" else 1
+            raise ConfigError("data.synthetic", key, f"must be a range [low, high] with low >= {low}, got {r}", source)
     positive("data.synthetic", "graphs", s.graphs)
     positive("data.synthetic", "verilog_dim", s.verilog_dim, allow_zero=True)
     choice("optim", "name", o.name, OPTIMIZERS)
@@ -350,6 +395,8 @@ def _check(cfg: Config, source: str | None) -> None:
         raise ConfigError("trainer", "devices", f"must be >= 1, got {t.devices}", source)
     for lg in t.loggers:
         choice("trainer", "loggers", lg, LOGGERS)
+    if isinstance(t.resume, str) and t.resume != "auto":
+        raise ConfigError("trainer", "resume", f"must be auto, true or false, got {t.resume!r}", source)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -359,11 +406,12 @@ def _check(cfg: Config, source: str | None) -> None:
 def apply_override(raw: dict[str, Any], override: str) -> None:
     """Apply one ``SECTION.KEY=VALUE`` override to a raw (not yet validated) config dict, in place."""
     if "=" not in override:
-        raise ConfigError("", override, "an override must read KEY=VALUE (e.g. trainer.max_steps=100)")
+        msg = f"override {override!r} is not KEY=VALUE (e.g. trainer.max_steps=100)"
+        raise ConfigError("", override, msg, bare=True)
     key, text = override.split("=", 1)
     parts = [p for p in key.strip().split(".") if p]
     if not parts:
-        raise ConfigError("", key, "empty key in override")
+        raise ConfigError("", key, f"override {override!r} has no key before '='", bare=True)
     try:
         value = yaml.safe_load(text) if text.strip() else ""
     except yaml.YAMLError:
@@ -374,7 +422,8 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
         if child is None:
             child = node[p] = {}
         if not isinstance(child, dict):
-            raise ConfigError(".".join(parts[:i]), p, f"{p!r} is a value, not a section")
+            msg = f"override {override!r}: {'.'.join(parts[: i + 1])} is a value, not a section"
+            raise ConfigError(".".join(parts[:i]), p, msg, bare=True)
         node = child
     node[parts[-1]] = value
 
@@ -383,7 +432,9 @@ def _read(path: Path) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError("", str(path), "no such config file", path) from None
+        raise ConfigError("", "", f"no such config file: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError("", "", f"{path} is a folder, not a config file") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -393,6 +444,60 @@ def _read(path: Path) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise ConfigError("", "", "the config must be a mapping of sections", path)
     return raw
+
+
+def _configs_dir() -> Path | None:
+    """The configs shipped with the package (``geomask/configs``, a link to the checkout's ``configs/``)."""
+    from importlib.resources import files
+
+    folder = files("geomask") / "configs"
+    return Path(str(folder)) if folder.is_dir() else None
+
+
+def available_configs() -> dict[str, Path]:
+    """The configs shipped with the package: name (the file name without ``.yaml``) → path, sorted by name."""
+    folder = _configs_dir()
+    if folder is None:
+        return {}
+    return {p.stem: p for p in sorted(folder.glob("*.yaml"), key=lambda p: p.stem)}
+
+
+def config_descriptions() -> dict[str, str]:
+    """Each shipped config's one-line description (its first comment line; ``""`` without one), sorted by name."""
+    out = {}
+    for name, path in available_configs().items():
+        first = ""
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                first = line.strip().lstrip("#").strip() if line.lstrip().startswith("#") else ""
+                break
+        out[name] = first
+    return out
+
+
+def resolve_config(config: str | Path) -> Path:
+    """The YAML file that ``config`` names: an existing file, else a shipped config.
+
+    A shipped config is named bare (``mgm_cpu``, ``mgm_cpu.yaml``) or as ``configs/mgm_cpu.yaml``; the latter
+    two only when no such file exists where the command runs, so a local file always wins.
+
+    Raises:
+        ConfigError: no such file and no such shipped config (the message lists the shipped names).
+    """
+    path = Path(config)
+    if path.exists():
+        return path
+    shipped = available_configs()
+    names = ", ".join(shipped) or "(none)"
+    parts = path.parts
+    yaml_suffix = path.suffix in (".yaml", ".yml")
+    if len(parts) == 1 or (len(parts) == 2 and parts[0] == "configs"):
+        name = path.stem if yaml_suffix else path.name
+        if name in shipped:
+            return shipped[name]
+        if not yaml_suffix and len(parts) == 1:
+            raise ConfigError("", "", f"unknown config {str(config)!r}: not a file, nor one of {names}")
+    raise ConfigError("", "", f"no such config file: {config} (shipped configs: {names})")
 
 
 def load_config(config: Config | Mapping[str, Any] | str | Path, overrides: Iterable[str] = ()) -> Config:
@@ -407,8 +512,9 @@ def load_config(config: Config | Mapping[str, Any] | str | Path, overrides: Iter
     elif isinstance(config, Mapping):
         raw = _plain(config)
     else:
-        source = str(config)
-        raw = _read(Path(config))
+        path = resolve_config(config)
+        source = str(path)
+        raw = _read(path)
     for o in overrides:
         apply_override(raw, o)
     cfg = _build(Config, raw, "", source)
@@ -433,6 +539,69 @@ def config_to_dict(cfg: Config) -> dict[str, Any]:
     method = out.pop("method")
     out["method"] = {"name": method["name"], **method["kwargs"]}
     return {k: out[k] for k in ("seed", "method", "data", "optim", "trainer")}
+
+
+RUN_ONLY_KEYS = frozenset(
+    {
+        "trainer.out_dir",
+        "trainer.resume",
+        "trainer.max_steps",  # compared through the schedule's length (optim.schedule_steps), see below
+        "trainer.progress_bar",
+        "trainer.summary",
+        "trainer.loggers",
+        "trainer.log_every",
+        "trainer.checkpoint_every",
+        "trainer.keep_checkpoints",
+        "trainer.val_every",  # validation draws its own generators: it never changes training
+        "trainer.threads",
+        "trainer.find_unused",
+        "data.num_workers",  # batches are step-indexed: the same with any number of loader processes
+    }
+)
+"""Config keys that cannot change what a run computes: a run folder resumes across changes of these."""
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        name = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(_flatten(v, f"{name}."))
+        else:
+            out[name] = v
+    return out
+
+
+def _comparable(cfg: Config, method_defaults: Mapping[str, Any]) -> dict[str, Any]:
+    flat = _flatten(config_to_dict(cfg))
+    for k, v in method_defaults.items():  # a keyword left at its default equals the default written out
+        flat.setdefault(f"method.{k}", v)
+    if cfg.optim.scheduler == "none":
+        flat.pop("optim.schedule_steps", None)  # no decay: the schedule has no length
+    else:
+        flat["optim.schedule_steps"] = cfg.optim.schedule_steps or cfg.trainer.max_steps
+    flat["data.roots"] = [str(Path(r).resolve()) for r in cfg.data.roots]
+    return {k: v for k, v in flat.items() if k not in RUN_ONLY_KEYS}
+
+
+_UNSET = "(unset)"
+
+
+def config_differences(
+    old: Config, new: Config, method_defaults: Mapping[str, Any] | None = None
+) -> dict[str, tuple[Any, Any]]:
+    """The keys (dotted) on which two configs would compute differently: key → (old value, new value).
+
+    Keys in :data:`RUN_ONLY_KEYS` are left out; ``optim.schedule_steps`` is compared as the schedule's
+    effective length (``trainer.max_steps`` where it is 0) and not at all without a scheduler; ``data.roots``
+    as resolved paths.  ``method_defaults`` (the method builder's keyword defaults, when both configs name
+    the same method) make a keyword left out equal to the same value written out.
+    """
+    same_method = old.method.name == new.method.name
+    defaults = _plain(dict(method_defaults or {})) if same_method else {}
+    a, b = _comparable(old, defaults), _comparable(new, defaults)
+    keys = list(a) + [k for k in b if k not in a]
+    return {k: (a.get(k, _UNSET), b.get(k, _UNSET)) for k in keys if a.get(k, _UNSET) != b.get(k, _UNSET)}
 
 
 def dump_config(cfg: Config) -> str:

@@ -27,9 +27,16 @@ from torch_geometric.loader.dataloader import Collater
 from geomask.circuits.graph import aig_to_graph
 from geomask.errors import FormatError
 from geomask.io.aig import AIG
-from geomask.train.config import DataConfig, SyntheticConfig
+from geomask.train.config import ConfigError, DataConfig, SyntheticConfig
 
-__all__ = ["FOLLOW_BATCH", "GraphDataModule", "StepBatchSampler", "SyntheticAIGDataset", "random_aig"]
+__all__ = [
+    "FOLLOW_BATCH",
+    "GraphDataModule",
+    "StepBatchSampler",
+    "SyntheticAIGDataset",
+    "data_kinds",
+    "random_aig",
+]
 
 FOLLOW_BATCH = ["verilog_emb"]
 
@@ -137,16 +144,53 @@ class ScanTrainDataset(torch.utils.data.Dataset):
         return ScenePoints(torch.cat([p for p, _, _ in items]), torch.cat([f for _, f, _ in items]), batch, labels)
 
 
+MANIFEST_KINDS = {"aig": "circuits", "verilog_aig_pairs": "pairs", "scan": "scans"}
+"""A dataset manifest's ``kind`` → the ``data.kind`` that reads it."""
+
+
 def _root_kind(root: Path) -> str:
-    """``circuits`` or ``pairs``, from the dataset's manifest."""
+    """``circuits``, ``pairs`` or ``scans``, from the dataset's manifest."""
     manifest = root / "manifest.json"
     try:
         kind = json.loads(manifest.read_text()).get("kind")
     except FileNotFoundError:
-        raise FormatError(root, "not a geomask dataset (no manifest.json)") from None
-    except (json.JSONDecodeError, AttributeError):
+        msg = "not a geomask dataset (no manifest.json; make one with geomask prep circuits, pairs or scans)"
+        raise FormatError(root, msg) from None
+    except (json.JSONDecodeError, AttributeError, UnicodeDecodeError):
         raise FormatError(manifest, "not a valid dataset manifest") from None
-    return {"aig": "circuits", "scan": "scans"}.get(kind, "pairs")
+    if kind not in MANIFEST_KINDS:
+        raise FormatError(manifest, f"holds {kind!r} items, which pretraining does not read")
+    return MANIFEST_KINDS[kind]
+
+
+def _check_root(r: str) -> Path:
+    root = Path(r)
+    if not root.exists():
+        raise ConfigError("data", "roots", f"no such folder: {r}")
+    if not root.is_dir():
+        raise ConfigError("data", "roots", f"{r} is a file, not a dataset folder")
+    return root
+
+
+def data_kinds(cfg: DataConfig) -> list[tuple[str | None, str]]:
+    """``(root, kind)`` of the configured data: each root with the kind its manifest names, or ``(None, kind)``
+    for generated data.  Cheap: reads manifests only.
+
+    Raises:
+        ConfigError: a root that is not a folder (``data.roots: no such folder: X``), or a dataset of another
+            kind than ``data.kind`` (unless ``auto``).
+        FormatError: a folder that is not a dataset.
+    """
+    if cfg.kind in ("synthetic", "objects"):
+        return [(None, cfg.kind)]
+    out: list[tuple[str | None, str]] = []
+    for r in cfg.roots:
+        kind = _root_kind(_check_root(r))
+        if cfg.kind != "auto" and kind != cfg.kind:
+            msg = f"{cfg.kind!r} does not read {r}, a {kind} dataset (auto reads each folder by its manifest)"
+            raise ConfigError("data", "kind", msg)
+        out.append((r, kind))
+    return out
 
 
 def _open_root(kind: str, root: Path, not_nodes: str) -> torch.utils.data.Dataset:
@@ -276,10 +320,7 @@ class GraphDataModule(pl.LightningDataModule):
         else:
             parts = []
             for r in c.roots:
-                root = Path(r)
-                if not root.is_dir():
-                    raise FormatError(root, "dataset folder not found")
-                parts.append(_open_root(c.kind, root, c.not_nodes))
+                parts.append(_open_root(c.kind, _check_root(r), c.not_nodes))
         self.dataset = parts[0] if len(parts) == 1 else torch.utils.data.ConcatDataset(parts)
         verilog = np.concatenate([_has_verilog(p) for p in parts])
         n = len(verilog)

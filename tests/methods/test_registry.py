@@ -129,3 +129,25 @@ def test_registry_lists_every_method_and_builds_lazily():
     assert set(GRAPH_METHODS) | {"pointmae", "pointbert", "msm", "cpcm"} == set(METHODS)
     with pytest.raises(ValueError, match="unknown keyword"):
         build_method("msm", no_such_option=1)
+
+
+def test_every_method_declares_the_data_kinds_it_trains_on():
+    from geomask.methods.registry import DATA_KINDS, method_data_kinds
+    from geomask.train.config import DATA_KINDS as CONFIG_KINDS
+
+    assert set(DATA_KINDS) == set(METHODS)
+    for name in METHODS:
+        kinds = method_data_kinds(name)
+        assert kinds and set(kinds) <= set(CONFIG_KINDS) - {"auto"}, name
+    assert method_data_kinds("mgm") == ("circuits", "pairs", "synthetic")
+    assert method_data_kinds("msm") == ("scans",) and method_data_kinds("pointmae") == ("objects",)
+    assert method_data_kinds("not_registered") is None
+
+
+def test_method_defaults_are_the_builders_keyword_defaults():
+    from geomask.methods.registry import method_defaults, method_keywords
+
+    mgm = method_defaults("mgm")
+    assert mgm["hidden"] == 64 and mgm["mgm_ratio"] == 0.3 and set(mgm) == set(method_keywords("mgm"))
+    assert method_defaults("mgvga")["vga_ratio"] == 0.5
+    assert "num_groups" in method_defaults("pointmae")

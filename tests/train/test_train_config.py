@@ -73,24 +73,27 @@ def test_overrides_are_coerced_to_field_types():
 
 
 @pytest.mark.parametrize(
-    "override, key",
+    "override, key, text",
     [
-        ("trainer.max_steps=many", "max_steps"),
-        ("trainer.max_steps=2.5", "max_steps"),
-        ("trainer.resume=maybe", "resume"),
-        ("trainer.nope=1", "nope"),
-        ("data.kind=images", "kind"),
-        ("trainer.devices=0", "devices"),
-        ("data.val_fraction=1.5", "val_fraction"),
-        ("trainer.loggers=[csv, wandb]", "loggers"),
-        ("no_equals_sign", "no_equals_sign"),
+        ("trainer.max_steps=many", "max_steps", "trainer.max_steps: expected an integer, got 'many'"),
+        ("trainer.max_steps=2.5", "max_steps", "trainer.max_steps: expected an integer, got 2.5"),
+        ("trainer.resume=maybe", "resume", "trainer.resume: must be auto, true or false, got 'maybe'"),
+        ("trainer.nope=1", "nope", "unknown key 'nope' in section 'trainer'; valid keys: max_steps, out_dir,"),
+        ("data.kind=images", "kind", "data.kind: must be one of auto, circuits, pairs, scans, synthetic, objects, got"),
+        ("trainer.devices=0", "devices", "trainer.devices: must be >= 1, got 0"),
+        ("data.val_fraction=1.5", "val_fraction", "data.val_fraction: must be in [0, 1), got 1.5"),
+        ("trainer.loggers=[csv, wandb]", "loggers", "trainer.loggers: must be one of csv, tensorboard, got 'wandb'"),
+        ("no_equals_sign", "no_equals_sign", "override 'no_equals_sign' is not KEY=VALUE (e.g. trainer.max_steps=100)"),
+        ("=3", "", "override '=3' has no key before '='"),
+        ("method.name.x=3", "name", "override 'method.name.x=3': method.name is a value, not a section"),
     ],
 )
-def test_bad_override_is_a_config_error_naming_the_key(override, key):
+def test_bad_override_is_a_one_line_sentence_naming_the_key(override, key, text):
     with pytest.raises(ConfigError) as e:
         load_config(_cfg(), [override])
     assert e.value.key == key
-    assert f"'{key}'" in str(e.value)
+    assert str(e.value).startswith(text)
+    assert "\n" not in str(e.value) and "(key '" not in str(e.value)
 
 
 def test_roots_required_for_dataset_kinds():
@@ -111,9 +114,10 @@ def test_unknown_method_keyword_is_a_config_error():
     from geomask.train.engine import build_method_from_config
 
     cfg = load_config(_cfg(method={"name": "mgm", "hiden": 8}))
-    with pytest.raises(ConfigError, match=r"hiden.*section 'method'"):
+    with pytest.raises(ConfigError, match=r"^unknown keyword\(s\) hiden for method 'mgm'; valid: encoder,") as e:
         build_method_from_config(cfg)
-    with pytest.raises(ConfigError, match=r"nosuch.*section 'method'"):
+    assert (e.value.section, e.value.key) == ("method", "hiden")
+    with pytest.raises(ConfigError, match=r"^unknown method 'nosuch'; valid: cpcm, graphmae, mgm,"):
         build_method_from_config(load_config(_cfg(method={"name": "nosuch"})))
 
 
@@ -136,3 +140,77 @@ def test_every_shipped_config_loads():
     assert len(configs) >= 12
     for path in configs:
         load_config(path)  # raises ConfigError naming the key on any unknown or bad entry
+
+
+def test_shipped_configs_are_listed_with_descriptions():
+    from geomask.train.config import available_configs, config_descriptions
+
+    configs = available_configs()
+    assert list(configs) == sorted(configs) and {"mgm_cpu", "mgvga", "pointmae_cpu", "msm_cpu"} <= set(configs)
+    assert set(configs) == {p.stem for p in CONFIGS.glob("*.yaml")}
+    assert all(p.is_file() and p.read_bytes() == (CONFIGS / p.name).read_bytes() for p in configs.values())
+    described = config_descriptions()
+    assert list(described) == list(configs)
+    assert described["mgm_cpu"].startswith("MGM only (masked gate modeling, no Verilog)")
+    assert all(text and "\n" not in text and not text.startswith("#") for text in described.values())
+
+
+def test_package_data_covers_the_shipped_configs():
+    """pyproject's package-data globs (as setuptools expands them under geomask/) take in every config."""
+    from setuptools import glob as st_glob
+
+    import geomask
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    patterns = tomllib.loads((CONFIGS.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    package = Path(geomask.__file__).parent
+    matched = {
+        Path(m).name
+        for pattern in patterns["geomask"]
+        for m in st_glob.glob(str(package / pattern), recursive=True)
+        if Path(m).parent.name == "configs"
+    }
+    assert matched == {p.name for p in CONFIGS.glob("*.yaml")}
+
+
+def test_config_by_name_from_any_folder(tmp_path, monkeypatch):
+    from geomask.train.config import available_configs, resolve_config
+
+    monkeypatch.chdir(tmp_path)
+    shipped = available_configs()["mgm_cpu"]
+    assert resolve_config("mgm_cpu") == shipped
+    assert resolve_config("mgm_cpu.yaml") == shipped
+    assert resolve_config("configs/mgm_cpu.yaml") == shipped
+    assert load_config("mgm_cpu").method.name == "mgm"
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "mgm_cpu.yaml").write_text("method: {name: graphmae}\ndata: {kind: synthetic}\n")
+    assert load_config("configs/mgm_cpu.yaml").method.name == "graphmae"  # a local file wins
+    with pytest.raises(ConfigError) as e:
+        load_config("mgm_gpu")
+    assert str(e.value).startswith("unknown config 'mgm_gpu': not a file, nor one of cpcm, cpcm_cpu,")
+    assert "mgm_cpu" in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(ConfigError, match=r"^no such config file: elsewhere/x\.yaml \(shipped configs: cpcm,"):
+        load_config("elsewhere/x.yaml")
+
+
+def test_config_differences_ignore_keys_that_cannot_change_results():
+    from geomask.train.config import RUN_ONLY_KEYS, config_differences
+
+    base = load_config(_cfg(optim={"scheduler": "cosine", "schedule_steps": 50}), ["trainer.max_steps=50"])
+    moved = load_config(
+        config_to_dict(base),
+        [f"{k}={v}" for k, v in [("trainer.out_dir", "elsewhere"), ("trainer.resume", "true"), ("trainer.threads", 1)]]
+        + ["trainer.loggers=[csv]", "trainer.log_every=1", "trainer.max_steps=80", "data.num_workers=2"],
+    )
+    assert config_differences(base, moved) == {}
+    assert {"trainer.out_dir", "trainer.max_steps", "data.num_workers"} <= RUN_ONLY_KEYS
+    assert "trainer.devices" not in RUN_ONLY_KEYS and "seed" not in RUN_ONLY_KEYS
+    other = load_config(config_to_dict(base), ["seed=1", "method.hidden=8", "optim.schedule_steps=0"])
+    assert config_differences(base, other) == {"seed": (0, 1), "method.hidden": ("(unset)", 8)}
+    assert config_differences(base, other, {"hidden": 8}) == {"seed": (0, 1)}  # 0 means max_steps = 50
+    longer = load_config(config_to_dict(other), ["trainer.max_steps=60"])
+    assert config_differences(other, longer) == {"optim.schedule_steps": (50, 60)}
+    flat = load_config(config_to_dict(longer), ["optim.scheduler=none"])
+    flatter = load_config(config_to_dict(flat), ["trainer.max_steps=90"])
+    assert config_differences(flat, flatter) == {}

@@ -10,7 +10,7 @@ from geomask.circuits.graph import NodeType, graph_to_aig
 from geomask.datasets.circuits import SCHEMA_VERSION, graph_record
 from geomask.datasets.store import DatasetWriter
 from geomask.errors import FormatError
-from geomask.train.config import DataConfig, SyntheticConfig
+from geomask.train.config import ConfigError, DataConfig, SyntheticConfig
 from geomask.train.data import GraphDataModule, StepBatchSampler, SyntheticAIGDataset, random_aig
 
 
@@ -119,10 +119,11 @@ def test_circuit_roots_are_read_by_manifest_kind(tmp_path):
     assert seen == {"d1", "d2", "d3", "d4", "d5"}
 
 
-def test_missing_root_is_a_format_error(tmp_path):
+def test_missing_root_is_a_sentence_and_a_folder_without_manifest_a_format_error(tmp_path):
     dm = GraphDataModule(DataConfig(kind="auto", roots=[str(tmp_path / "nope")]), seed=0)
-    with pytest.raises(FormatError, match="nope"):
+    with pytest.raises(ConfigError) as e:
         dm.setup("fit")
+    assert str(e.value) == f"data.roots: no such folder: {tmp_path / 'nope'}"
     (tmp_path / "empty").mkdir()
     dm = GraphDataModule(DataConfig(kind="auto", roots=[str(tmp_path / "empty")]), seed=0)
     with pytest.raises(FormatError, match="manifest"):
