@@ -70,7 +70,7 @@ def _info_one(path: Path, args: argparse.Namespace) -> dict[str, Any]:
         from geomask.io.scans import read_scan, scan_info
 
         return {"file": str(path), **{k: v for k, v in scan_info(read_scan(path)).items() if k != "file"}}
-    from geomask.circuits import circuit_stats
+    from geomask.circuits.stats import circuit_stats
     from geomask.io.circuit import circuit_format, read_aig
 
     aig = read_aig(path, latches=args.latches, top=args.top)

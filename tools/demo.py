@@ -18,6 +18,7 @@ Everything goes to ``--out`` (default ``out/demo``); finished steps are reused b
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -40,6 +41,30 @@ def pick(sources: list[Path], n: int, index: Path) -> list[Path]:
     big = [s for s in sources if ands.get(s.stem, 200) >= 150]
     step = max(1, len(big) // n)
     return big[::step][:n]
+
+
+def closing_sentence(result: dict, metric: str = "z_mae") -> str:
+    """One sentence on what the QoR table shows, from its numbers: the best method per split (lowest
+    ``metric``) against the constant baseline (which predicts every design's mean, z = 0)."""
+    base = result.get("baseline", {})
+    splits = list(dict.fromkeys(s for per in result["methods"].values() for s in per))
+    parts = []
+    for split in splits:
+        scores = {n: per[split][metric] for n, per in result["methods"].items() if metric in per.get(split, {})}
+        if not scores:
+            continue
+        best = min(scores, key=scores.get)
+        v, b = scores[best], base.get(split, {}).get(metric)
+        if b is None:
+            parts.append(f"on {split} {best} is best ({v:.3g})")
+        elif v < b:
+            below = 100 * (b - v) / b
+            parts.append(f"on {split} {best} is best at {v:.3g}, {below:.0f}% below the constant baseline's {b:.3g}")
+        else:
+            parts.append(f"on {split} no method beats the constant baseline ({b:.3g}; the best, {best}, has {v:.3g})")
+    if not parts:
+        return f"The table has no {metric} to compare."
+    return f"What the table shows ({metric}, lower is better): " + "; ".join(parts) + "."
 
 
 def main() -> int:
@@ -115,6 +140,8 @@ def main() -> int:
         ]
     )  # fmt: skip
     print(f"demo finished in {time.time() - t0:.0f} s: {args.out / 'qor.json'}, plots in {args.out / 'plots'}")
+    if code == 0 and (args.out / "qor.json").exists():
+        print(closing_sentence(json.loads((args.out / "qor.json").read_text())))
     return code or (1 if report.failures or qor.failures else 0)
 
 

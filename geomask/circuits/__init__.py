@@ -7,15 +7,30 @@ Verilog file or folder) → the canonical AIG graph as a PyG ``Data``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from torch_geometric.data import Data
-
-from geomask.circuits.graph import NOT_MODES, NodeType, aig_to_graph, graph_to_aig
-from geomask.circuits.layouts import from_deepgate, from_openabc, to_deepgate, to_openabc
+from geomask.circuits.stats import circuit_stats
 from geomask.io.aig import AIG
 from geomask.io.circuit import circuit_format, read_aig
-from geomask.ops.dag import and_levels
+
+if TYPE_CHECKING:
+    from torch_geometric.data import Data
+
+    from geomask.circuits.graph import NOT_MODES, NodeType, aig_to_graph, graph_to_aig
+    from geomask.circuits.layouts import from_deepgate, from_openabc, to_deepgate, to_openabc
+
+# Names whose modules import numba, torch or torch_geometric: loaded on first use (module __getattr__), so
+# that reading a circuit and counting it (``geomask info`` / ``convert``) stays light.
+_LAZY = {
+    "NOT_MODES": "geomask.circuits.graph",
+    "NodeType": "geomask.circuits.graph",
+    "aig_to_graph": "geomask.circuits.graph",
+    "graph_to_aig": "geomask.circuits.graph",
+    "from_deepgate": "geomask.circuits.layouts",
+    "from_openabc": "geomask.circuits.layouts",
+    "to_deepgate": "geomask.circuits.layouts",
+    "to_openabc": "geomask.circuits.layouts",
+}
 
 __all__ = [
     "AIG",
@@ -53,6 +68,8 @@ def read(
     Returns:
         The graph, with ``name`` and ``format`` set.
     """
+    from geomask.circuits.graph import aig_to_graph
+
     aig = read_aig(path, latches=latches, top=top, timeout=timeout)
     data = aig_to_graph(aig, not_nodes)
     data.name = aig.name
@@ -60,15 +77,16 @@ def read(
     return data
 
 
-def circuit_stats(aig: AIG) -> dict[str, int]:
-    """``inputs, outputs, latches, ands, levels`` as ABC's ``print_stats`` counts them (``lev``: ANDs on
-    the longest path to an output or latch input)."""
-    lv = and_levels(aig.ands >> 1, aig.first_and_var, aig.max_var + 1)
-    sinks = np.concatenate([aig.outputs, aig.latches[:, 0]]) >> 1
-    return {
-        "inputs": aig.num_inputs,
-        "outputs": aig.num_outputs,
-        "latches": aig.num_latches,
-        "ands": aig.num_ands,
-        "levels": int(lv[sinks].max()) if len(sinks) else 0,
-    }
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -30,14 +30,16 @@ for NOT nodes the variable they invert, for POs the variable they read), ``is_la
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
 import numba
 import numpy as np
-import torch
-from torch_geometric.data import Data
 
 from geomask.io.aig import AIG
 from geomask.ops.dag import topological_order
+
+if TYPE_CHECKING:
+    from torch_geometric.data import Data
 
 __all__ = ["NOT_MODES", "NodeType", "aig_to_graph", "graph_to_aig"]
 
@@ -228,6 +230,9 @@ def aig_to_graph(aig: AIG, not_nodes: str = "per_edge") -> Data:
     is_latch = np.zeros(num_nodes, dtype=bool)
     is_latch[aig.num_inputs : n_pi] = True
     is_latch[po_base + aig.num_outputs :] = True
+    import torch  # here, not at the top: NodeType and NOT_MODES stay importable without torch
+    from torch_geometric.data import Data
+
     t = torch.from_numpy
     return Data(
         node_type=t(node_type),

@@ -1,7 +1,8 @@
 """Plots of evaluation results (matplotlib, Agg backend, PNG files).
 
 * :func:`qor_scatter` -- predicted against true AND-count z-scores, one panel per design;
-* :func:`method_bars` -- one bar per method for each metric of a split, error bars = std over seeds;
+* :func:`method_bars` -- one bar per method for each metric of a split, error bars = std over seeds, the
+  constant baseline (where the result has one) as a dashed reference line;
 * :func:`write_plots` -- all plots of a result dict into a folder, returning the written paths;
 * :func:`pyplot` and :func:`save_figure` -- the Agg ``pyplot`` module, and writing a figure (folders made,
   figure closed), for every plot of the evaluations.
@@ -65,7 +66,11 @@ def qor_scatter(per_design: Mapping[str, Mapping[str, Sequence[float]]], path: s
 
 
 def method_bars(
-    methods: Mapping[str, Mapping[str, Mapping[str, float]]], split: str, metrics: Sequence[str], path: str | Path
+    methods: Mapping[str, Mapping[str, Mapping[str, float]]],
+    split: str,
+    metrics: Sequence[str],
+    path: str | Path,
+    baseline: Mapping[str, float] | None = None,
 ) -> Path:
     """Bars of ``metrics`` per method for one split, with ``metric_std`` error bars.
 
@@ -74,6 +79,8 @@ def method_bars(
         split: which split to draw.
         metrics: metric names (missing ones are skipped).
         path: the PNG to write.
+        baseline: ``result["baseline"][split]`` (``{metric: value}``): each of its metrics is drawn as a
+            horizontal dashed line, the level a method must beat.
     """
     plt = pyplot()
     names = [n for n in methods if split in methods[n]]
@@ -85,6 +92,11 @@ def method_bars(
         ax.bar(range(len(names)), vals, yerr=errs, capsize=3, color="tab:blue")
         ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
         ax.set_title(m, fontsize=9)
+        ref = (baseline or {}).get(m)
+        if ref is not None and math.isfinite(ref):
+            ax.axhline(ref, color="tab:red", ls="--", lw=1.2, label="constant baseline")
+            if not any(a.get_legend() for a in axes.ravel()):  # one legend is enough
+                ax.legend(fontsize=7, loc="lower left")
     fig.suptitle(split)
     fig.tight_layout()
     return save_figure(fig, path)
@@ -100,15 +112,18 @@ _BAR_METRICS = {
 def write_plots(result: Mapping[str, Any], out_dir: str | Path, task: str) -> list[Path]:
     """Write every plot of a result of ``task`` (``"qor"``, ``"equivalence"`` or ``"probability"``).
 
-    Files: ``{task}_{split}_bars.png`` per split; for QoR also ``qor_{split}_{method}_scatter.png`` from
-    ``result["details"]``.
+    Files: ``{task}_{split}_bars.png`` per split (``result["baseline"][split]``, where given, as reference
+    lines); for QoR also ``qor_{split}_{method}_scatter.png`` from ``result["details"]``.
     """
     if task not in _BAR_METRICS:
         raise ValueError(f"unknown task {task!r}; valid: {', '.join(_BAR_METRICS)}")
     out = Path(out_dir)
     methods = result["methods"]
     splits = sorted({s for m in methods.values() for s in m})
-    paths = [method_bars(methods, s, _BAR_METRICS[task], out / f"{task}_{s}_bars.png") for s in splits]
+    base = result.get("baseline", {})
+    paths = [
+        method_bars(methods, s, _BAR_METRICS[task], out / f"{task}_{s}_bars.png", baseline=base.get(s)) for s in splits
+    ]
     for name, per_split in result.get("details", {}).items():
         for split, per_design in per_split.items():
             if per_design:

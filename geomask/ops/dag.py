@@ -4,17 +4,45 @@ A logic level is a longest-path length: level ``i`` depends on the levels of ``i
 pass is inherently sequential in topological order.  A numpy "wavefront" loop would run once per level
 (24,801 times for EPFL ``hyp``); these kernels run once per node in machine code instead.  They take
 and return plain int64 arrays, and know nothing of circuits.
+
+numba is imported, and a kernel loaded from its on-disk cache, only on first need: importing numba and
+loading one cached kernel costs about 0.4 s, far more than a plain Python pass over a small circuit.  So
+the first :data:`PYTHON_BUDGET` rows a process passes through these kernels run as plain Python (the same
+source), and everything after that, or any single call over more rows, runs compiled.  ``geomask info``
+on a small AIGER file then never imports numba.
 """
 
 from __future__ import annotations
 
-import numba
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
-__all__ = ["and_levels", "reverse_levels", "topological_order"]
+__all__ = ["PYTHON_BUDGET", "and_levels", "reverse_levels", "topological_order"]
+
+PYTHON_BUDGET = 20_000
+"""Rows (ANDs, nodes or edges) a process runs through the kernels as plain Python before using numba."""
+
+_python_rows = 0
+_compiled: dict[Callable[..., Any], Callable[..., Any]] = {}
 
 
-@numba.njit(cache=True, nogil=True)
+def _kernel(fn: Callable[..., Any], rows: int) -> Callable[..., Any]:
+    """``fn`` itself while the process's plain-Python budget lasts, else its numba-compiled version."""
+    global _python_rows
+    jit = _compiled.get(fn)
+    if jit is not None:
+        return jit
+    if _python_rows + rows <= PYTHON_BUDGET:
+        _python_rows += rows
+        return fn
+    import numba
+
+    jit = _compiled[fn] = numba.njit(cache=True, nogil=True)(fn)
+    return jit
+
+
 def _and_levels(fanin_vars: np.ndarray, first_and: int, num_vars: int) -> np.ndarray:
     level = np.zeros(num_vars, dtype=np.int64)
     for i in range(fanin_vars.shape[0]):
@@ -36,10 +64,10 @@ def and_levels(fanin_vars: np.ndarray, first_and: int, num_vars: int) -> np.ndar
         ``[num_vars]`` int64: 0 for the constant, inputs and latches; ``1 + max(fanin levels)`` for ANDs
         (the number of ANDs on the longest path from a source, as ABC's ``lev`` counts).
     """
-    return _and_levels(np.ascontiguousarray(fanin_vars, dtype=np.int64), int(first_and), int(num_vars))
+    fanin_vars = np.ascontiguousarray(fanin_vars, dtype=np.int64)
+    return _kernel(_and_levels, len(fanin_vars))(fanin_vars, int(first_and), int(num_vars))
 
 
-@numba.njit(cache=True, nogil=True)
 def _reverse_levels(src: np.ndarray, dst: np.ndarray, order: np.ndarray, num_nodes: int) -> np.ndarray:
     # CSR of out-edges, then relax in reverse topological order.
     n_edges = src.shape[0]
@@ -77,12 +105,11 @@ def reverse_levels(edge_index: np.ndarray, order: np.ndarray, num_nodes: int) ->
         ``[N]`` int64, 0 for sinks.
     """
     ei = np.asarray(edge_index, dtype=np.int64)
-    return _reverse_levels(
+    return _kernel(_reverse_levels, ei.shape[1] + int(num_nodes))(
         np.ascontiguousarray(ei[0]), np.ascontiguousarray(ei[1]), np.asarray(order, dtype=np.int64), int(num_nodes)
     )
 
 
-@numba.njit(cache=True, nogil=True)
 def _topo(fanins: np.ndarray, is_source: np.ndarray) -> tuple:
     # Iterative DFS post-order over fanins.  Returns (order, cycle_node): cycle_node >= 0 on a cycle.
     n = fanins.shape[0]
@@ -132,5 +159,6 @@ def topological_order(fanins: np.ndarray, is_source: np.ndarray) -> tuple[np.nda
         ``(order, cycle_node)``: ``order`` lists every node after its fanins; ``cycle_node`` is ``-1``,
         or a node on a combinational cycle (then ``order`` is partial).
     """
-    order, bad = _topo(np.ascontiguousarray(fanins, dtype=np.int64), np.asarray(is_source, dtype=np.bool_))
+    fanins = np.ascontiguousarray(fanins, dtype=np.int64)
+    order, bad = _kernel(_topo, len(fanins))(fanins, np.asarray(is_source, dtype=np.bool_))
     return order, int(bad)

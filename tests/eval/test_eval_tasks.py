@@ -106,8 +106,9 @@ def test_eval_command_json_table_plots(tmp_path, capsys, mixed_aig):
 
 
 def test_eval_command_reports_bad_method(capsys):
-    with pytest.raises(SystemExit):
-        main(["qor", "x.aag", "--json", "o.json", "--methods", "nope"])
+    assert main(["qor", "x.aag", "--json", "o.json", "--methods", "nope"]) == 2  # a usage error
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "invalid choice: 'nope'" in err and err.count("\n") == 1
 
 
 def test_command_method_names_match_protocol():
@@ -174,5 +175,5 @@ def test_eval_qor_command_with_training_only_designs(tmp_path, capsys, mixed_aig
     assert res["config"]["designs"] == ["q0"] and sorted(res["config"]["train_designs"]) == ["q1", "q2", "q3"]
     assert set(res["methods"]["scratch"]) == {"unseen_recipes", "unseen_designs"}
     capsys.readouterr()
-    assert main(["qor", str(srcs[0]), "--train-src", str(srcs[0]), *common]) == 1
+    assert main(["qor", str(srcs[0]), "--train-src", str(srcs[0]), *common]) == 2  # a usage error
     assert "also evaluated: q0" in capsys.readouterr().err

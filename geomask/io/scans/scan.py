@@ -106,6 +106,15 @@ class Scan:
     def num_points(self) -> int:
         return len(self.points)
 
+    def __repr__(self) -> str:
+        # shapes, not values, as PyG's Data prints them: Scan(points=[N, 3], labels=[N], format=..., path=...)
+        parts = [f"{k}={list(getattr(self, k).shape)}" for k in _PER_POINT if getattr(self, k) is not None]
+        parts.append(f"format={self.format!r}")
+        if self.origin is not None:
+            parts.append(f"origin=[{', '.join(f'{v:.6g}' for v in self.origin)}]")
+        parts.append(f"path={self.path!r}")
+        return f"Scan({', '.join(parts)})"
+
     def select(self, keep: np.ndarray) -> Scan:
         """The scan restricted to the points where ``keep`` (``[N]`` bool or indices) selects."""
         pick = {k: None if getattr(self, k) is None else getattr(self, k)[keep] for k in _PER_POINT}
