@@ -100,5 +100,8 @@ def test_compiled_cpu_path_over_many_tiles_and_chunks(monkeypatch, sorted_dst, d
         0, edge_index[1], torch.bmm(xr[edge_index[0]].unsqueeze(1), wr[edge_type]).squeeze(1)
     )
     (ref + xr @ wr[4]).square().sum().backward()
-    torch.testing.assert_close(xg.grad, xr.grad, **tol)
-    torch.testing.assert_close(wg.grad, wr.grad, **tol)
+    # the gradients of a squared sum are sums of ~100 float32 products in another order than the reference's:
+    # 1e-5 is below that rounding on some CPUs (seen 2.8e-5 on values ~0.6); a wrong index or weight differs by O(1)
+    gtol = {"atol": 1e-4, "rtol": 1e-4} if dtype == torch.float32 else {}
+    torch.testing.assert_close(xg.grad, xr.grad, **gtol)
+    torch.testing.assert_close(wg.grad, wr.grad, **gtol)
