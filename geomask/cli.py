@@ -20,18 +20,22 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from geomask import __version__
 from geomask.arguments import Parser, nonnegative_int, positive_float, positive_int
+from geomask.circuits.recipes import DEFAULT_RECIPE_LENGTH, DEFAULT_RECIPES
 from geomask.errors import GeomaskError, UsageError
 
 __all__ = ["main", "build_parser", "format_table"]
 
-DEFAULT_RECIPES, DEFAULT_RECIPE_LENGTH = 30, 20  # TODO(lead): from geomask.circuits.recipes
-FOLDER_RULE = ""  # TODO(lead): the folder rule of geomask.io.circuit
+FOLDER_RULE = (
+    "A file is one design; a folder of Verilog files is one design (its top module: the one no other module "
+    "instantiates); any other folder is a collection: each circuit file in it, and each subfolder by the same "
+    "rule. PATH@TOP names a Verilog top module."
+)
 
 SCAN_SUFFIXES = {".ply", ".pcd", ".las", ".laz", ".npy", ".npz", ".bin"}
 
@@ -65,16 +69,36 @@ def _is_scan(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in SCAN_SUFFIXES
 
 
-def _info_one(path: Path, args: argparse.Namespace) -> dict[str, Any]:
-    if _is_scan(path):
-        from geomask.io.scans import read_scan, scan_info
+def _scan_row(path: Path) -> dict[str, Any]:
+    from geomask.io.scans import read_scan, scan_info
 
-        return {"file": str(path), **{k: v for k, v in scan_info(read_scan(path)).items() if k != "file"}}
+    return {"file": str(path), **{k: v for k, v in scan_info(read_scan(path)).items() if k != "file"}}
+
+
+def _circuit_row(source: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """One circuit design's counts; its conversion warnings (undriven outputs, ...) go to stderr."""
     from geomask.circuits.stats import circuit_stats
     from geomask.io.circuit import circuit_format, read_aig
 
-    aig = read_aig(path, latches=args.latches, top=args.top)
-    return {"file": str(path), "format": circuit_format(path), **circuit_stats(aig)}
+    aig = read_aig(source.path, latches=args.latches, top=source.top or args.top)
+    for note in getattr(aig, "warnings", []):
+        print(f"warning: {source.path}: {note}", file=sys.stderr, flush=True)
+    row = {"file": str(source.path), "format": circuit_format(source.path), **circuit_stats(aig)}
+    undriven = getattr(aig, "undriven", [])
+    if undriven:
+        row["undriven"] = len(undriven)
+    return row
+
+
+def _info_rows(arg: str, args: argparse.Namespace) -> Iterator[dict[str, Any]]:
+    """The rows of one ``info`` argument: a scan file, or every design the folder rule finds in it."""
+    if _is_scan(Path(arg)):
+        yield _scan_row(Path(arg))
+        return
+    from geomask.io.circuit import expand_sources
+
+    for source in expand_sources([arg]):
+        yield _circuit_row(source, args)
 
 
 def _short(v: Any) -> str:
@@ -89,16 +113,20 @@ def _short(v: Any) -> str:
 def cmd_info(args: argparse.Namespace) -> int:
     status = 0
     for f in args.files:
-        try:
-            row = _info_one(Path(f), args)
-        except GeomaskError as e:
-            _error(e, args.debug)
-            status = 1
-            continue
-        if args.json:
-            print(json.dumps(row), flush=True)
-        else:
-            print("  ".join(f"{k}={_short(v)}" if k != "file" else str(v) for k, v in row.items()), flush=True)
+        rows = _info_rows(f, args)
+        while True:
+            try:
+                row = next(rows)
+            except StopIteration:
+                break
+            except GeomaskError as e:  # this argument (or the rest of its folder) fails; the others go on
+                _error(e, args.debug)
+                status = 1
+                break
+            if args.json:
+                print(json.dumps(row), flush=True)
+            else:
+                print("  ".join(f"{k}={_short(v)}" if k != "file" else str(v) for k, v in row.items()), flush=True)
     return status
 
 
@@ -108,12 +136,15 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_convert(args: argparse.Namespace) -> int:
     from geomask.io.aiger import write_aiger
-    from geomask.io.circuit import read_aig
+    from geomask.io.circuit import read_aig, single_source
 
     out = Path(args.out)
     if out.suffix.lower() not in (".aig", ".aag"):
         raise UsageError(f"{out}: output must end in .aig (binary AIGER) or .aag (ASCII AIGER)")
-    aig = read_aig(args.src, latches=args.latches, top=args.top)
+    source = single_source(args.src)
+    aig = read_aig(source.path, latches=args.latches, top=source.top or args.top)
+    for note in getattr(aig, "warnings", []):
+        print(f"warning: {source.path}: {note}", file=sys.stderr)
     write_aiger(aig, out)
     print(
         f"wrote {out}: {aig.num_inputs} inputs, {aig.num_outputs} outputs, {aig.num_latches} latches, "
@@ -126,13 +157,22 @@ def cmd_convert(args: argparse.Namespace) -> int:
 # prep
 
 
-def _report(rows: Sequence[dict[str, Any]], failures: Sequence[tuple[str, str]], what: str) -> int:
-    """Print a prep summary table, one ``error:`` line per failure, a count line; exit status 1 on failures."""
+def _report(
+    rows: Sequence[dict[str, Any]],
+    failures: Sequence[tuple[str, str]],
+    what: str,
+    warnings: Sequence[tuple[str, str]] = (),
+    added: int | None = None,
+) -> int:
+    """Print a prep summary table, one ``warning:`` / ``error:`` line per note or failure, and a count line
+    (``N designs in DIR (K added by this run), F failed``); exit status 1 on failures."""
     print(format_table(rows))
-    for src, msg in failures:
-        print(f"error: {msg}" if src in msg else f"error: {src}: {msg}", file=sys.stderr)
+    for label, notes in (("warning", warnings), ("error", failures)):
+        for src, msg in notes:
+            print(f"{label}: {msg}" if src in msg else f"{label}: {src}: {msg}", file=sys.stderr)
     n_fail = len({s for s, _ in failures})
-    print(f"{len(rows)} {what}" + (f", {n_fail} failed" if n_fail else ""))
+    extra = f" ({added} added by this run)" if added is not None else ""
+    print(f"{len(rows)} {what}{extra}" + (f", {n_fail} failed" if n_fail else ""))
     return 1 if failures else 0
 
 
@@ -152,7 +192,7 @@ def cmd_prep_circuits(args: argparse.Namespace) -> int:
         abc_timeout=args.abc_timeout,
         progress=not args.quiet,
     )
-    return _report(report.rows, report.failures, f"designs in {args.out}")
+    return _report(report.rows, report.failures, f"designs in {args.out}", report.warnings, len(report.added))
 
 
 def cmd_prep_pairs(args: argparse.Namespace) -> int:
@@ -172,7 +212,7 @@ def cmd_prep_pairs(args: argparse.Namespace) -> int:
         abc_timeout=args.abc_timeout,
         progress=not args.quiet,
     )
-    return _report(report.rows, report.failures, f"designs in {args.out}")
+    return _report(report.rows, report.failures, f"designs in {args.out}", report.warnings)
 
 
 def cmd_prep_scans(args: argparse.Namespace) -> int:

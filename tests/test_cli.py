@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -130,3 +131,35 @@ def test_prep_pairs_with_hashing_encoder(tmp_path, capsys):
     assert "maj" in out and (tmp_path / "pairs" / "manifest.json").exists()
     manifest = json.loads((tmp_path / "pairs" / "manifest.json").read_text())
     assert manifest["num_items"] == 2  # the original and one ABC variant
+
+
+def test_prep_circuits_missing_source_fails_alone(small, tmp_path, capsys):
+    missing = tmp_path / "nowhere.aig"
+    out = tmp_path / "ds"
+    assert main(["prep", "circuits", str(missing), str(small), "--out", str(out), "--recipes", "0", "--quiet"]) == 1
+    cap = capsys.readouterr()
+    errors = [line for line in cap.err.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: {missing}: no such file or folder"]
+    assert "small" in cap.out and "1 designs in" in cap.out and "1 failed" in cap.out
+    assert (out / "aig" / "small.aig").is_file()
+
+
+def test_info_on_a_collection_folder_gives_one_row_per_design(small, tmp_path, capsys):
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for name in ("a", "b"):
+        write_aiger(SMALL, folder / f"{name}.aag")
+    (folder / "c.bench").write_text("INPUT(x)\nINPUT(y)\nOUTPUT(z)\nz = AND(x, y)\n")
+    assert main(["info", "--json", str(folder), str(small)]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [Path(r["file"]).name for r in rows] == ["a.aag", "b.aag", "c.bench", "small.aag"]
+    assert [r["ands"] for r in rows] == [2, 2, 1, 2]
+
+
+def test_info_names_undriven_outputs(tmp_path, capsys):
+    src = tmp_path / "half.v"
+    src.write_text("module half(input a, b, output y, output z);\n  assign y = a & b;\nendmodule\n")
+    assert main(["info", "--json", str(src)]) == 0
+    cap = capsys.readouterr()
+    assert json.loads(cap.out)["undriven"] == 1
+    assert cap.err.startswith(f"warning: {src}:") and "z" in cap.err

@@ -167,7 +167,7 @@ def test_internal_errors_are_one_line_too(monkeypatch, files, capsys):
     def broken(*args, **kwargs):
         raise KeyError("bug")
 
-    monkeypatch.setattr(cli, "_info_one", broken)
+    monkeypatch.setattr(cli, "_circuit_row", broken)
     assert main(["info", files["aag"]]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "internal error (KeyError" in err and "--debug" in err

@@ -92,7 +92,7 @@ def main() -> int:
         return 1
     t0 = time.time()
     print(f"[1/3] corpus: {len(sources)} Verilog designs → AIGs (yosys) → {args.out / 'corpus'}", flush=True)
-    report = prep_circuits(sources, args.out / "corpus", jobs=args.jobs, latches="cut")
+    report = prep_circuits(sources, args.out / "corpus", recipes=0, jobs=args.jobs, latches="cut")  # graphs only
     print(format_table(report.rows))
     ands = [r["ands"] for r in report.rows]
     print(
@@ -136,7 +136,7 @@ def main() -> int:
             "--embedding-cache", str(args.out / "embeddings"),
             "--jobs", str(args.jobs),
             "--json", str(args.out / "qor.json"),
-            "--out", str(args.out / "plots"),
+            "--plots", str(args.out / "plots"),
         ]
     )  # fmt: skip
     print(f"demo finished in {time.time() - t0:.0f} s: {args.out / 'qor.json'}, plots in {args.out / 'plots'}")

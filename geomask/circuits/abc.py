@@ -26,11 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
-from geomask.circuits.recipes import recipe_to_abc
-from geomask.errors import FormatError, GeomaskError, ToolError
+from geomask.circuits.recipes import recipe_steps
+from geomask.errors import FormatError, GeomaskError, ToolError, UsageError
 from geomask.io.aiger import read_aiger, write_aiger
+from geomask.progress import progress_bar
 
 __all__ = ["QorLabel", "abc_binary", "abc_cec", "abc_stats", "label_recipes", "run_abc", "run_recipe"]
 
@@ -45,7 +45,7 @@ _ERROR = re.compile(
     re.IGNORECASE,
 )
 
-Recipe = str | Sequence[int] | np.ndarray
+Recipe = str | Sequence[int | str] | np.ndarray
 
 
 def abc_binary() -> str:
@@ -66,7 +66,7 @@ def abc_binary() -> str:
 def _quote(path: str | Path) -> str:
     text = str(path)
     if '"' in text:
-        raise ValueError(f"ABC cannot read a path containing a double quote: {text!r}")
+        raise FormatError(text, "ABC cannot read a path containing a double quote; rename or copy the file")
     return f'"{text}"'
 
 
@@ -139,8 +139,7 @@ def _abc_readable(paths: Sequence[str | Path]) -> Iterator[tuple[str, list[Path]
 
 
 def _steps(recipe: Recipe) -> list[str]:
-    text = recipe if isinstance(recipe, str) else recipe_to_abc(recipe)
-    return [" ".join(s.split()) for s in text.split(";") if s.strip()]
+    return recipe_steps(recipe)
 
 
 def _script(path: Path, steps: list[str], per_step: bool) -> str:
@@ -180,8 +179,10 @@ def run_recipe(
 
     Args:
         path: the circuit file.
-        recipe: op ids (see :data:`~geomask.circuits.recipes.OPS`) or an ABC script fragment
-            (``;``-separated commands, passed to ABC as written).
+        recipe: an ABC script fragment (``"rewrite; balance"``, ``;``-separated commands passed to ABC as
+            written), or a sequence of op ids (see :data:`~geomask.circuits.recipes.OPS`), op names
+            (``["balance", "rewrite -z"]``) or ABC commands, mixed freely
+            (:func:`~geomask.circuits.recipes.recipe_steps`).
         per_step: report after every step.
         timeout: seconds before ABC is killed.
 
@@ -191,6 +192,7 @@ def run_recipe(
 
     Raises:
         ToolError: ABC fails or times out.
+        UsageError: a recipe step that is neither an op id ``0 .. 6`` nor a command string.
     """
     steps = _steps(recipe)
     with _abc_readable([path]) as (tmp, (p,)):
@@ -298,18 +300,18 @@ def label_recipes(
         jobs: concurrent ABC processes.
         timeout: seconds allowed per recipe (a chunk of ``k`` recipes gets ``k * timeout``).
         per_step: also report ``(ands, levels)`` after every step (:attr:`QorLabel.steps`).
-        progress: show a tqdm bar on stderr.
+        progress: show a progress bar on stderr (plain lines when it is not a terminal).
         recipes_per_process: chunk size; by default large enough to amortise start-up yet small enough
             to give every job work (at most 32).
 
     Returns:
         An iterator of :class:`QorLabel`, one per pair, ``len(designs) * len(recipes)`` in all.  Arguments
-        are checked (``ValueError``) and ABC located (``ToolError``) when called, before iteration.
+        are checked (``UsageError``) and ABC located (``ToolError``) when called, before iteration.
     """
     if jobs < 1:
-        raise ValueError(f"jobs must be >= 1, got {jobs}")
+        raise UsageError(f"jobs must be >= 1, got {jobs}")
     if timeout <= 0:
-        raise ValueError(f"timeout must be positive, got {timeout}")
+        raise UsageError(f"timeout must be positive, got {timeout}")
     steps = [_steps(r) for r in recipes]
     n_rec, n_des = len(steps), len(designs)
     if n_rec == 0 or n_des == 0:
@@ -318,7 +320,7 @@ def label_recipes(
         per_design = max(1, math.ceil(4 * jobs / n_des))  # about 4 chunks per job overall
         recipes_per_process = min(32, max(1, math.ceil(n_rec / per_design)))
     if recipes_per_process < 1:
-        raise ValueError(f"recipes_per_process must be >= 1, got {recipes_per_process}")
+        raise UsageError(f"recipes_per_process must be >= 1, got {recipes_per_process}")
     abc_binary()  # fail early when ABC is missing
     chunks = [list(range(lo, min(lo + recipes_per_process, n_rec))) for lo in range(0, n_rec, recipes_per_process)]
     return _label_stream(designs, steps, chunks, jobs, timeout, per_step, progress)
@@ -338,7 +340,7 @@ def _label_stream(
     with (
         tempfile.TemporaryDirectory(prefix="geomask-abc-") as tmp,
         ThreadPoolExecutor(max_workers=jobs) as pool,
-        tqdm(total=n_des * n_rec, disable=not progress, desc="QoR labels", unit="pair") as bar,
+        progress_bar(total=n_des * n_rec, disable=not progress, desc="QoR labels", unit="pair") as bar,
     ):
         futures, failed = [], []
         for d, design in enumerate(designs):

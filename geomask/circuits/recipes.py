@@ -1,24 +1,41 @@
 """Synthesis recipes over the OpenABC-D alphabet of seven ABC optimisation commands.
 
 A recipe is a sequence of op ids into :data:`OPS` (``0 .. 6``); OpenABC-D uses recipes of length 20.
-:func:`recipe_to_abc` turns ids into an ABC script fragment, :func:`parse_recipe` reads one back.
+:func:`recipe_to_abc` turns ids into an ABC script fragment, :func:`parse_recipe` reads one back, and
+:func:`recipe_steps` accepts every recipe form (ids, op names, ABC commands).
 """
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["OPS", "parse_recipe", "random_recipes", "recipe_to_abc"]
+from geomask.errors import UsageError
+
+__all__ = [
+    "DEFAULT_RECIPES",
+    "DEFAULT_RECIPE_LENGTH",
+    "OPS",
+    "parse_recipe",
+    "random_recipes",
+    "recipe_steps",
+    "recipe_to_abc",
+]
 
 #: The OpenABC-D synthesis alphabet; a recipe op id is an index into this tuple.
 OPS: tuple[str, ...] = ("refactor", "refactor -z", "rewrite", "rewrite -z", "resub", "resub -z", "balance")
 
+#: Random recipes per design that ``prep circuits`` labels and ``eval qor`` draws by default.
+DEFAULT_RECIPES = 30
+#: Ops per random recipe (OpenABC-D's length).
+DEFAULT_RECIPE_LENGTH = 20
+
 _OP_ID = {op: i for i, op in enumerate(OPS)}
 
 
-def random_recipes(n: int, length: int = 20, seed: int | np.random.Generator = 0) -> np.ndarray:
+def random_recipes(n: int, length: int = DEFAULT_RECIPE_LENGTH, seed: int | np.random.Generator = 0) -> np.ndarray:
     """Draw ``n`` random recipes, uniformly over the alphabet, distinct where possible.
 
     Recipes are drawn in batches from ``numpy.random.default_rng(seed)``; duplicates are discarded
@@ -26,18 +43,23 @@ def random_recipes(n: int, length: int = 20, seed: int | np.random.Generator = 0
     ``n`` exceeds the ``7 ** length`` possible recipes, every recipe appears and the rest repeat.
 
     Args:
-        n: number of recipes.
-        length: ops per recipe.
+        n: number of recipes (0 gives an empty ``[0, length]`` array).
+        length: ops per recipe, at least 1.
         seed: an int seed or a ``numpy.random.Generator`` (consumed).
 
     Returns:
         ``[n, length]`` int64 op ids in ``0 .. 6``; the same ``seed`` gives the same array.
+
+    Raises:
+        UsageError: ``n < 0`` or ``length < 1``.
     """
-    if n < 0 or length < 0:
-        raise ValueError(f"n and length must be non-negative, got n={n}, length={length}")
+    if n < 0:
+        raise UsageError(f"number of recipes must be >= 0, got {n}")
+    if length < 1:
+        raise UsageError(f"recipe length must be >= 1, got {length}")
     rng = np.random.default_rng(seed)
     k = len(OPS)
-    if length == 0 or n == 0:
+    if n == 0:
         return np.zeros((n, length), dtype=np.int64)
     total = k**length if length < 40 else None  # None: more than any n we could hold
     if total is not None and n >= total:
@@ -57,12 +79,12 @@ def recipe_to_abc(ids: Sequence[int] | np.ndarray) -> str:
     """ABC commands of a recipe joined by ``"; "``, e.g. ``[2, 6] -> "rewrite; balance"``.
 
     Raises:
-        ValueError: an id outside ``0 .. 6``.
+        UsageError: an id outside ``0 .. 6``.
     """
     arr = np.asarray(ids, dtype=np.int64).reshape(-1)
     bad = arr[(arr < 0) | (arr >= len(OPS))]
     if bad.size:
-        raise ValueError(f"recipe op id {int(bad[0])} is outside 0..{len(OPS) - 1}")
+        raise UsageError(f"recipe op id {int(bad[0])} is outside 0..{len(OPS) - 1}")
     return "; ".join(OPS[i] for i in arr.tolist())
 
 
@@ -76,7 +98,7 @@ def parse_recipe(text: str) -> np.ndarray:
         ``[S]`` int64 op ids.
 
     Raises:
-        ValueError: a command outside the alphabet, naming it and listing the known ops.
+        UsageError: a command outside the alphabet, naming it and listing the known ops.
     """
     ids = []
     for raw in text.split(";"):
@@ -84,6 +106,36 @@ def parse_recipe(text: str) -> np.ndarray:
         if not cmd:
             continue
         if cmd not in _OP_ID:
-            raise ValueError(f"unknown recipe op {cmd!r}; known ops: {', '.join(OPS)}")
+            raise UsageError(f"unknown recipe op {cmd!r}; known ops: {', '.join(OPS)}")
         ids.append(_OP_ID[cmd])
     return np.asarray(ids, dtype=np.int64)
+
+
+def recipe_steps(recipe: str | Sequence[int | str] | np.ndarray) -> list[str]:
+    """The ABC commands of a recipe in any of its forms, whitespace normalised.
+
+    Args:
+        recipe: an ABC script fragment (``"rewrite; balance"``), or a sequence whose items are op ids
+            (``0 .. 6``, see :data:`OPS`), op names (``"rewrite -z"``) or other ABC commands (``"dc2"``), mixed
+            freely; a string item may hold several ``;``-separated commands.  Commands are passed to ABC
+            as written; ids are checked.
+
+    Raises:
+        UsageError: an id outside ``0 .. 6`` or an item that is neither an int nor a string.
+    """
+    if isinstance(recipe, str):
+        items: list = [recipe]
+    else:
+        items = list(np.asarray(recipe).reshape(-1)) if isinstance(recipe, np.ndarray) else list(recipe)
+    steps = []
+    for item in items:
+        if isinstance(item, str):
+            steps += [" ".join(s.split()) for s in item.split(";") if s.strip()]
+        elif isinstance(item, numbers.Integral) and not isinstance(item, bool):
+            steps.append(recipe_to_abc([int(item)]))
+        else:
+            raise UsageError(
+                f"recipe step {item!r}: expected an op id 0..{len(OPS) - 1}, an op name ({', '.join(OPS)}) "
+                "or an ABC command"
+            )
+    return steps

@@ -108,6 +108,21 @@ class CircuitDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.reader)
 
+    def __repr__(self) -> str:
+        """A one-line summary, e.g. ``CircuitDataset(root='P', designs=4, nodes=11210, not_nodes='per_edge',
+        recipes=30, labelled=4)``: totals from the manifest, QoR labels as written by ``prep circuits``."""
+        opts = self.reader.options
+        stored = opts.get("not_nodes")
+        parts = [f"root={str(self.reader.root)!r}", f"designs={len(self)}"]
+        if self.not_nodes is None or self.not_nodes == stored:  # counts are of the stored graphs
+            parts.append(f"nodes={sum(int(r.get('nodes', 0)) for r in self.reader.items)}")
+        parts.append(f"not_nodes={(self.not_nodes or stored)!r}")
+        if opts.get("recipes"):
+            keys = set(self.reader.keys())
+            labelled = sum((self.reader.root / "labels" / f"{k}.csv").is_file() for k in keys)
+            parts += [f"recipes={opts['recipes']}", f"labelled={labelled}"]
+        return f"{type(self).__name__}({', '.join(parts)})"
+
     @property
     def names(self) -> list[str]:
         return [r["name"] for r in self.reader.items]

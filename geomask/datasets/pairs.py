@@ -38,21 +38,20 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 from torch_geometric.data import Data
-from tqdm.auto import tqdm
 
 from geomask.circuits import circuit_stats
 from geomask.circuits.abc import run_abc
-from geomask.circuits.recipes import random_recipes, recipe_to_abc
+from geomask.circuits.recipes import DEFAULT_RECIPE_LENGTH, random_recipes, recipe_to_abc
 from geomask.datasets.circuits import graph_record, item_to_graph
 from geomask.datasets.embedding_cache import VECTOR_MODES, EmbeddingCache
-from geomask.datasets.prep_circuits import Design, find_designs
 from geomask.datasets.store import DatasetReader, DatasetWriter, file_sha256
-from geomask.errors import GeomaskError, ToolError
+from geomask.errors import GeomaskError, ToolError, UsageError
 from geomask.io.aig import AIG
 from geomask.io.aiger import read_aiger, write_aiger
-from geomask.io.circuit import circuit_format
+from geomask.io.circuit import CircuitSource, circuit_format, expand_sources
 from geomask.io.verilog import read_verilog
 from geomask.io.verilog_chunks import LEVELS
+from geomask.progress import progress_bar
 
 if TYPE_CHECKING:
     from geomask.nn.text_encoder import TextEncoder
@@ -65,10 +64,12 @@ SCHEMA_VERSION = 1
 
 @dataclass
 class PairsReport:
-    """What :func:`build_pairs` did: one row per design and one ``(source, message)`` per failure."""
+    """What :func:`build_pairs` did: one row per design, one ``(source, message)`` per failure, and one per
+    warning of a conversion (undriven outputs, dropped simulation statements, unused modules)."""
 
     rows: list[dict[str, Any]] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _keys(design: str, k: int) -> list[str]:
@@ -93,9 +94,9 @@ def _abc_variants(path: Path, recipes: list[str], timeout: float) -> list[AIG]:
         return [read_aiger(Path(tmp) / f"r{j}.aig") for j in range(len(recipes))]
 
 
-def _variants(design: Design, out: Path, k: int, length: int, seed: int, timeout: float, abc_timeout: float):
+def _variants(design: CircuitSource, out: Path, k: int, length: int, seed: int, timeout: float, abc_timeout: float):
     """The design's AIG and its K recipe variants (AIGER files written into ``out/aig``)."""
-    aig = read_verilog(design.path, latches="cut", timeout=timeout)
+    aig = read_verilog(design.path, top=design.top, latches="cut", timeout=timeout)
     aig.name = design.key
     keys = _keys(design.key, k)
     write_aiger(aig, out / "aig" / f"{keys[0]}.aig", binary=True)
@@ -111,7 +112,9 @@ def _variants(design: Design, out: Path, k: int, length: int, seed: int, timeout
     return result
 
 
-def _write_items(writer: DatasetWriter, d: Design, items: list, sha: str, emb, encoder: str, not_nodes: str) -> None:
+def _write_items(
+    writer: DatasetWriter, d: CircuitSource, items: list, sha: str, emb, encoder: str, not_nodes: str
+) -> None:
     """Write every item of one design, all with the same Verilog embedding."""
     for key, variant, recipe, aig in items:
         tensors, g = graph_record(aig, not_nodes)
@@ -141,7 +144,7 @@ def build_pairs(
     out: str | Path,
     *,
     recipes_per_design: int = 4,
-    recipe_length: int = 20,
+    recipe_length: int = DEFAULT_RECIPE_LENGTH,
     encoder: TextEncoder | str | None = None,
     level: str = "statement",
     max_chars: int | None = 2000,
@@ -158,8 +161,8 @@ def build_pairs(
     """Build (or resume) a Verilog-AIG pairs dataset in ``out``.
 
     Args:
-        designs: Verilog files and design folders, or collections of them (expanded as
-            :func:`geomask.datasets.prep_circuits.find_designs` does; non-Verilog designs fail).
+        designs: Verilog files and design folders, or collections of them (expanded by
+            :func:`geomask.io.circuit.expand_sources`, ``PATH@TOP`` included; non-Verilog designs fail).
         out: output folder.
         recipes_per_design: ``K`` ABC variants per design (0: the original only).
         recipe_length: ops per recipe (over the OpenABC-D alphabet).
@@ -179,19 +182,24 @@ def build_pairs(
         A :class:`PairsReport`; every design that failed has one line there, the rest is complete.
 
     Raises:
-        ValueError: bad arguments.
+        UsageError: bad arguments (a negative recipe count, ``recipe_length < 1``, ``jobs < 1``, ...).
         FormatError: a source that does not exist, or ``out`` holding a dataset made with other options.
     """
     if level not in LEVELS or vector not in VECTOR_MODES:
-        raise ValueError(f"level must be one of {LEVELS} and vector one of {VECTOR_MODES}; got {level!r}, {vector!r}")
-    if recipes_per_design < 0 or jobs < 1:
-        raise ValueError(f"recipes_per_design must be >= 0 and jobs >= 1, got {recipes_per_design}, {jobs}")
+        raise UsageError(f"level must be one of {LEVELS} and vector one of {VECTOR_MODES}; got {level!r}, {vector!r}")
+    if recipes_per_design < 0:
+        raise UsageError(f"recipes per design must be >= 0 (0: the original AIG only), got {recipes_per_design}")
+    if recipe_length < 1:
+        raise UsageError(f"recipe length must be >= 1, got {recipe_length}")
+    if jobs < 1:
+        raise UsageError(f"jobs must be >= 1, got {jobs}")
     from geomask.nn.text_encoder import resolve_text_encoder  # the peer layer, needed only here
 
     enc = resolve_text_encoder(encoder)
     out = Path(out)
     cache = cache if isinstance(cache, EmbeddingCache) else EmbeddingCache(cache or out / "embeddings")
-    found = find_designs(designs)
+    bad_sources: list[tuple[str, str]] = []
+    found = expand_sources(designs, bad_sources)  # a bad source is a failure; the others are still done
     k = recipes_per_design
     options = {
         "recipes_per_design": k,
@@ -207,6 +215,7 @@ def build_pairs(
     }
     writer = DatasetWriter(out, KIND, SCHEMA_VERSION, options)
     report = PairsReport()
+    report.failures.extend(bad_sources)
     todo, failed = [], set()
     for d in found:
         try:
@@ -220,7 +229,7 @@ def build_pairs(
             todo.append(d)
     with (
         ThreadPoolExecutor(max_workers=jobs) as pool,
-        tqdm(total=len(todo), desc="pairs", unit="design", disable=not progress) as bar,
+        progress_bar(total=len(todo), desc="pairs", unit="design", disable=not progress) as bar,
     ):
         pending = {pool.submit(_variants, d, out, k, recipe_length, seed, timeout, abc_timeout): d for d in todo}
         embs: dict[str, Any] = {}
@@ -235,10 +244,9 @@ def build_pairs(
             except GeomaskError as e:
                 report.failures.append((str(d.path), str(e)))
                 failed.add(d.key)
-                if progress:
-                    bar.write(f"error: {e}")
                 return
             _write_items(writer, d, items, *got, enc.name, not_nodes)
+            report.warnings += [(str(d.path), w) for w in getattr(items[0][3], "warnings", [])]
 
         for d in todo:  # embeddings on this thread while the pool runs yosys and ABC
             try:
@@ -261,6 +269,7 @@ def build_pairs(
         row.update({"ands": orig["ands"] if orig else -1, "status": "failed" if d.key in failed else "ok"})
         report.rows.append(row)
     report.failures.sort()
+    report.warnings.sort()
     return report
 
 

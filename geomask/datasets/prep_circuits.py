@@ -9,13 +9,17 @@ Output folder ``OUT``::
     OUT/qor.csv                                        design,recipe_id,recipe,ands,levels (all designs)
 
 Each step writes atomically and skips work already on disk, so a killed run started again finishes the
-rest and ends with the same files as an uninterrupted run.
+rest and ends with the same files as an uninterrupted run.  Designs can be added to a folder in several
+runs: the manifest, ``labels/`` and ``qor.csv`` then hold every design of the folder, exactly as one run over
+all of them writes them.  A run must use the options the folder was made with (recipes, recipe length,
+seed, latches, NOT nodes); otherwise it stops before writing anything.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -23,103 +27,80 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from geomask.circuits import circuit_stats
 from geomask.circuits.abc import label_recipes
-from geomask.circuits.recipes import random_recipes, recipe_to_abc
+from geomask.circuits.recipes import DEFAULT_RECIPE_LENGTH, DEFAULT_RECIPES, random_recipes, recipe_to_abc
 from geomask.datasets.circuits import SCHEMA_VERSION, graph_record
-from geomask.datasets.store import DatasetWriter, file_sha256, safe_key
-from geomask.errors import FormatError, GeomaskError
+from geomask.datasets.store import DatasetWriter, file_sha256
+from geomask.errors import FormatError, GeomaskError, UsageError
 from geomask.io.aiger import write_aiger
 from geomask.io.atomic import atomic_write_text
-from geomask.io.circuit import CIRCUIT_SUFFIXES, circuit_format, read_aig
+from geomask.io.circuit import LATCH_MODES, CircuitSource, circuit_format, expand_sources, read_aig
+from geomask.progress import progress_bar
 
 __all__ = ["Design", "PrepReport", "find_designs", "prep_circuits"]
 
-_NETLIST = {".aig", ".aag", ".bench"}
-_VERILOG = {".v", ".sv"}
-
-
-@dataclass(frozen=True)
-class Design:
-    """One input design: a circuit file or a Verilog folder, and its unique key."""
-
-    key: str
-    path: Path
-    top: str | None = None
+#: One input design (the name this module used before :class:`geomask.io.circuit.CircuitSource`).
+Design = CircuitSource
+_NOT_MODES = ("per_edge", "shared", "attr")  # geomask.circuits.graph.NOT_MODES
 
 
 @dataclass
 class PrepReport:
-    """What a run did: one summary row per design and one message per failure."""
+    """What a run did.
+
+    Attributes:
+        rows: one summary row per design in the output folder (not only this run's), sorted by design;
+            ``status`` is ``added`` (converted by this run), ``kept`` (already there), ``failed`` (its labels
+            failed in this run) or ``unlabelled`` (labels missing since an earlier run).
+        failures: ``(source, message)`` per design that failed in this run (a failed conversion has no row).
+        warnings: ``(source, message)`` per thing a conversion of this run changed or left out (undriven
+            outputs, dropped simulation statements, unused modules; see :func:`geomask.io.circuit.read_aig`).
+        added: the designs this run converted, sorted.
+    """
 
     rows: list[dict[str, Any]] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[tuple[str, str]] = field(default_factory=list)
+    added: list[str] = field(default_factory=list)
 
 
-def _is_verilog_design_folder(folder: Path) -> bool:
-    kids = list(folder.iterdir())
-    has_v = any(p.is_file() and p.suffix.lower() in _VERILOG for p in kids)
-    has_other = any(p.is_dir() or p.suffix.lower() in _NETLIST for p in kids)
-    return has_v and not has_other
+def find_designs(sources: Sequence[str | Path]) -> list[CircuitSource]:
+    """Expand sources into designs: :func:`geomask.io.circuit.expand_sources` (kept under its old name)."""
+    return expand_sources(sources)
 
 
-def find_designs(sources: Sequence[str | Path]) -> list[Design]:
-    """Expand sources into designs.
-
-    ``PATH@TOP`` names a Verilog design's top module (e.g. ``opencores/aes_core@aes_cipher_top``).
-    A file is a design named by its stem.  A folder holding only Verilog files (and no subfolders or
-    netlists) is one design named by the folder.  Any other folder is a collection: each AIGER / .bench /
-    Verilog file in it is a design, and each subfolder is expanded the same way.  Names that collide get
-    their suffix appended (``adder`` and ``adder_v``).
-
-    Raises:
-        FormatError: a source that does not exist or has an unknown suffix.
-    """
-    found: list[Path] = []
-    tops: dict[Path, str] = {}
-
-    def expand(p: Path, top: bool) -> None:
-        if p.is_dir():
-            kids = sorted(k for k in p.iterdir() if k.is_dir() or k.suffix.lower() in CIRCUIT_SUFFIXES)
-            if _is_verilog_design_folder(p) or not kids:
-                found.append(p)  # a design; a folder without circuits fails to read with a clear message
-                return
-            for kid in kids:
-                expand(kid, False)
-        elif p.is_file():
-            if top:
-                circuit_format(p)  # raises on an unknown suffix
-            found.append(p)
-        else:
-            raise FormatError(p, "no such file or folder")
-
-    for s in sources:
-        text, _, top = str(s).partition("@")
-        if top:
-            tops[Path(text)] = top
-        expand(Path(text), True)
-    designs, seen = [], defaultdict(int)
-    stems = [p.name if p.is_dir() else p.stem for p in found]
-    counts = defaultdict(int)
-    for s in stems:
-        counts[s] += 1
-    for p, stem in zip(found, stems):
-        key = safe_key(stem if counts[stem] == 1 or p.is_dir() else f"{stem}_{p.suffix.lstrip('.').lower()}")
-        seen[key] += 1
-        if seen[key] > 1:
-            key = f"{key}_{seen[key]}"
-        designs.append(Design(key, p, tops.get(p)))
-    return designs
+def _check_options(out: Path, options: dict[str, Any]) -> None:
+    """Refuse, before anything is written, a folder made with other options (naming each difference)."""
+    header = out / "header.json"
+    if not header.is_file():
+        return
+    try:
+        have = json.loads(header.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise FormatError(header, f"cannot read the dataset header ({e})") from None
+    if have.get("kind") != "aig":
+        raise FormatError(out, f"holds a {have.get('kind')!r} dataset, not circuits; use another --out")
+    old = have.get("options", {})
+    diff = [f"{k}={old.get(k)} (this run: {v})" for k, v in sorted(options.items()) if old.get(k) != v]
+    if diff:
+        raise UsageError(
+            f"{out}: already holds a dataset made with other settings: {', '.join(diff)}; "
+            "add designs with the folder's settings, or use another --out"
+        )
 
 
 def _convert(design: Design, out: Path, writer: DatasetWriter, latches: str, not_nodes: str, timeout: float) -> dict:
     aig_path = out / "aig" / f"{design.key}.aig"
     if writer.has(design.key) and aig_path.exists():
-        import json
-
-        return json.loads((writer.shards / f"{design.key}.json").read_text())
+        rec = json.loads((writer.shards / f"{design.key}.json").read_text())
+        if rec.get("sha256") != file_sha256(design.path) or rec.get("top") != design.top:
+            raise FormatError(
+                design.path,
+                f"{out} already holds a design {design.key!r} from {rec.get('source')} with other content; "
+                "rename this one or use another --out",
+            )
+        return {**rec, "added": False}
     aig = read_aig(design.path, latches=latches, top=design.top, timeout=timeout)
     aig.name = design.key
     tensors, g = graph_record(aig, not_nodes)
@@ -137,10 +118,12 @@ def _convert(design: Design, out: Path, writer: DatasetWriter, latches: str, not
         "input_names": aig.input_names,
         "latch_names": aig.latch_names,
         "output_names": aig.output_names,
+        "undriven": aig.undriven,
+        "warnings": aig.warnings,
     }
     write_aiger(aig, aig_path)
     writer.write(design.key, tensors, meta)
-    return {"key": design.key, **meta}
+    return {"key": design.key, **meta, "added": True}
 
 
 def _write_labels(path: Path, labels: list[tuple[int, int, int]], recipes_text: list[str]) -> None:
@@ -161,8 +144,8 @@ def prep_circuits(
     sources: Sequence[str | Path],
     out: str | Path,
     *,
-    recipes: int = 0,
-    recipe_length: int = 20,
+    recipes: int = DEFAULT_RECIPES,
+    recipe_length: int = DEFAULT_RECIPE_LENGTH,
     seed: int = 0,
     jobs: int = 1,
     latches: str = "keep",
@@ -171,11 +154,11 @@ def prep_circuits(
     abc_timeout: float = 60.0,
     progress: bool = True,
 ) -> PrepReport:
-    """Build an AIG dataset (and QoR labels when ``recipes > 0``) in ``out``.
+    """Build an AIG dataset (and QoR labels when ``recipes > 0``) in ``out``, or add designs to one.
 
     Args:
-        sources: circuit files and folders (see :func:`find_designs`).
-        out: output folder.
+        sources: circuit files and folders (see :func:`geomask.io.circuit.expand_sources`).
+        out: output folder; one made before must have been made with the same options (below).
         recipes: random recipes per design (the same recipes for every design); 0 labels nothing.
         recipe_length: steps per recipe.
         seed: recipe seed.
@@ -187,10 +170,26 @@ def prep_circuits(
         progress: show progress bars.
 
     Returns:
-        A :class:`PrepReport`; failures are listed there (the rest is complete).
+        A :class:`PrepReport` over every design in ``out``; failures are listed there (the rest is complete).
+
+    Raises:
+        UsageError: a bad option value, or ``out`` made with other options (nothing is written then).
     """
+    if recipes < 0:
+        raise UsageError(f"recipes must be >= 0 (0: no QoR labels), got {recipes}")
+    if recipe_length < 1:
+        raise UsageError(f"recipe length must be >= 1, got {recipe_length}")
+    if jobs < 1:
+        raise UsageError(f"jobs must be >= 1, got {jobs}")
+    if latches not in LATCH_MODES:
+        raise UsageError(f"latches must be one of {', '.join(LATCH_MODES)}, got {latches!r}")
+    if not_nodes not in _NOT_MODES:
+        raise UsageError(f"not_nodes must be one of {', '.join(_NOT_MODES)}, got {not_nodes!r}")
+    if timeout <= 0 or abc_timeout <= 0:
+        raise UsageError(f"timeouts must be positive, got {timeout} (yosys) and {abc_timeout} (ABC)")
     out = Path(out)
-    designs = find_designs(sources)
+    bad_sources: list[tuple[str, str]] = []
+    designs = expand_sources(sources, bad_sources)  # a bad source is a failure; the others are still done
     options = {
         "latches": latches,
         "not_nodes": not_nodes,
@@ -198,13 +197,15 @@ def prep_circuits(
         "recipe_length": recipe_length,
         "seed": seed,
     }
+    _check_options(out, options)
     writer = DatasetWriter(out, "aig", SCHEMA_VERSION, options)
     report = PrepReport()
+    report.failures.extend(bad_sources)
     records: dict[str, dict] = {}
 
     with (
-        ThreadPoolExecutor(max_workers=max(1, jobs)) as pool,
-        tqdm(total=len(designs), desc="circuits", unit="design", disable=not progress) as bar,
+        ThreadPoolExecutor(max_workers=jobs) as pool,
+        progress_bar(total=len(designs), desc="circuits", unit="design", disable=not progress) as bar,
     ):
         futs = {pool.submit(_convert, d, out, writer, latches, not_nodes, timeout): d for d in designs}
         for fut in as_completed(futs):
@@ -212,12 +213,14 @@ def prep_circuits(
             try:
                 records[d.key] = fut.result()
             except GeomaskError as e:
-                report.failures.append((str(d.path), str(e)))
-                if progress:
-                    bar.write(f"error: {e}")
+                report.failures.append((str(d.path), str(e)))  # printed once, in the report
             bar.update(1)
+    for key in sorted(records):
+        if records[key]["added"]:
+            report.added.append(key)
+            report.warnings += [(records[key]["source"], w) for w in records[key].get("warnings", [])]
 
-    labels: dict[str, list[tuple[int, int, int]]] = {}
+    failed: set[str] = set()
     if recipes > 0:
         ids = random_recipes(recipes, recipe_length, seed)
         recipe_text = [recipe_to_abc(r) for r in ids]
@@ -226,13 +229,7 @@ def prep_circuits(
         w.writerow(["recipe_id", "recipe"])
         w.writerows(enumerate(recipe_text))
         atomic_write_text(out / "recipes.csv", rbuf.getvalue())
-        todo = []
-        for key in sorted(records):
-            lp = out / "labels" / f"{key}.csv"
-            if lp.exists():
-                labels[key] = _read_labels(lp)
-            else:
-                todo.append(key)
+        todo = [key for key in sorted(records) if not (out / "labels" / f"{key}.csv").exists()]
         pending: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
         errors: dict[str, str] = {}
         paths = [out / "aig" / f"{k}.aig" for k in todo]
@@ -244,9 +241,17 @@ def prep_circuits(
             pending[key].append((lab.recipe, lab.ands, lab.levels))
             if len(pending[key]) == recipes:
                 _write_labels(out / "labels" / f"{key}.csv", pending[key], recipe_text)
-                labels[key] = sorted(pending[key])
         for key, msg in sorted(errors.items()):
             report.failures.append((records[key]["source"], msg))
+            failed.add(key)
+
+    manifest = writer.finalize()
+    labels: dict[str, list[tuple[int, int, int]]] = {}
+    for rec in manifest["items"]:  # every design of the folder, this run's and earlier runs'
+        lp = out / "labels" / f"{rec['key']}.csv"
+        if recipes > 0 and lp.exists():
+            labels[rec["key"]] = _read_labels(lp)
+    if recipes > 0:
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(["design", "recipe_id", "recipe", "ands", "levels"])
@@ -255,15 +260,18 @@ def prep_circuits(
                 w.writerow([key, r, recipe_text[r], ands, lev])
         atomic_write_text(out / "qor.csv", buf.getvalue())
 
-    writer.finalize()
-    failed_sources = {src for src, _ in report.failures}
-    for key in sorted(records):
-        rec = records[key]
-        row = {k: rec[k] for k in ("format", "inputs", "outputs", "latches", "ands", "levels", "nodes")}
-        row = {"design": key, **row}
+    for rec in manifest["items"]:
+        key = rec["key"]
+        row = {"design": key, **{k: rec[k] for k in ("format", "inputs", "outputs", "latches", "ands", "levels")}}
+        row["nodes"] = rec["nodes"]
         if recipes > 0:
             row["labels"] = len(labels.get(key, []))
-        row["status"] = "failed" if rec["source"] in failed_sources else "ok"
+        if key in failed:
+            row["status"] = "failed"
+        elif recipes > 0 and key not in labels:
+            row["status"] = "unlabelled"
+        else:
+            row["status"] = "added" if key in report.added else "kept"
         report.rows.append(row)
     report.failures.sort()
     return report

@@ -32,13 +32,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from geomask.datasets.store import DatasetWriter, file_sha256, safe_key
 from geomask.errors import FormatError, GeomaskError, UsageError
 from geomask.io.scans import read_scan
 from geomask.points.labelmaps import load_label_map, map_labels
 from geomask.points.voxelize import voxel_majority, voxelize
+from geomask.progress import progress_bar
 
 __all__ = ["SCHEMA_VERSION", "ScanItem", "load_scan_item", "parse_source", "prep_scans"]
 
@@ -158,7 +158,7 @@ def prep_scans(
         labels: one label file (or ``None``) per source; overrides a ``POINTS:LABELS`` pair.
         label_map: a label map name (``geomask.points.labelmaps``) applied to the labels.
         jobs: worker processes (1: in this process).
-        progress: show a tqdm progress bar.
+        progress: show a progress bar (plain lines when stderr is not a terminal).
 
     Returns:
         ``(rows, failures)``: one row per prepared or skipped scan (its manifest record plus ``status``
@@ -184,7 +184,7 @@ def prep_scans(
     writer = DatasetWriter(out, "scan", schema_version=SCHEMA_VERSION, options=options)
     work = [_Job(k, p, q, float(voxel_size), label_map) for k, (p, q) in zip(keys, pairs)]
     results: dict[str, tuple[dict[str, Any] | None, str | None]] = {}
-    bar = tqdm(total=len(work), desc="prep scans", unit="scan", disable=not progress)
+    bar = progress_bar(total=len(work), desc="prep scans", unit="scan", disable=not progress)
     if jobs <= 1 or len(work) <= 1:
         for job in work:
             key, row, err = _run(job, writer)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from geomask.arguments import nonnegative_int, positive_float, positive_int
+from geomask.circuits.recipes import DEFAULT_RECIPE_LENGTH, DEFAULT_RECIPES
 from geomask.errors import GeomaskError, UsageError
 from geomask.io.atomic import atomic_write_text
 
@@ -27,7 +28,6 @@ METHOD_NAMES = ("scratch", "mgm", "mgvga", "mgvga_single", "graphmae")
 __all__ = ["add_eval_parser", "cmd_eval", "main", "results_table"]
 
 ENCODERS = ("deepgcn", "gcn", "gin", "gat")
-DEFAULT_RECIPES, DEFAULT_RECIPE_LENGTH = 30, 20  # TODO(lead): from geomask.circuits.recipes
 _BUDGET_NOTE = (
     "Every method gets the same budget (--pretrain-steps, --finetune-steps) and the same seeds; the defaults are a "
     "CPU-sized smoke budget, raise them for a real comparison."

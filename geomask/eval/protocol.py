@@ -32,15 +32,14 @@ import numpy as np
 import torch
 from torch import nn
 from torch_geometric.data import Batch, Data
-from tqdm.auto import tqdm
 
 from geomask.circuits.graph import aig_to_graph
-from geomask.datasets.prep_circuits import find_designs
 from geomask.errors import GeomaskError
 from geomask.eval.metrics import mean_std
 from geomask.io.aig import AIG
-from geomask.io.circuit import read_aig
+from geomask.io.circuit import expand_sources, read_aig
 from geomask.ops.threads import single_thread
+from geomask.progress import progress_bar
 
 __all__ = [
     "METHOD_NAMES",
@@ -118,7 +117,7 @@ class EvalDesign:
     """One design of an evaluation.
 
     Attributes:
-        name: unique key (see :func:`geomask.datasets.prep_circuits.find_designs`).
+        name: unique key (see :func:`geomask.io.circuit.expand_sources`).
         path: the source file or Verilog folder.
         aig: the AIG (latches kept as read; the graph cuts them).
         graph: the canonical graph (``var``, ``edge_type``, ... as :func:`aig_to_graph` builds it), with
@@ -149,7 +148,7 @@ def load_designs(
     """Read designs (AIGER / .bench files, Verilog files or folders; folders of them are expanded).
 
     Args:
-        sources: files and folders (see :func:`~geomask.datasets.prep_circuits.find_designs`).
+        sources: files, folders and ``PATH@TOP`` (the one rule of :func:`~geomask.io.circuit.expand_sources`).
         text_encoder: spec or encoder for :func:`geomask.nn.text_encoder.resolve_text_encoder`.
         verilog: attach Verilog chunk embeddings to Verilog designs.
         cache: embedding cache folder (default: no cache, embeddings computed in memory).
@@ -159,8 +158,12 @@ def load_designs(
 
     Raises:
         GeomaskError: a design that cannot be read (the message names it).
+
+    Warns:
+        UserWarning: per thing a conversion changed or left out (undriven outputs, dropped simulation
+            statements, unused modules), naming the design.
     """
-    found = find_designs(sources)
+    found = expand_sources(sources)
 
     def read(d):
         return read_aig(d.path, top=d.top, timeout=timeout)
@@ -169,6 +172,8 @@ def load_designs(
         aigs = list(pool.map(read, found))
     designs = []
     for d, aig in zip(found, aigs):
+        for note in getattr(aig, "warnings", []):
+            warnings.warn(f"{d.path}: {note}", stacklevel=2)
         g = aig_to_graph(aig, not_nodes)
         g.name = d.key
         designs.append(EvalDesign(d.key, d.path, aig, g))
@@ -299,7 +304,7 @@ def pretrain(
     # random when a process starts, so without this a run would not repeat
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        for step in tqdm(range(steps), desc=f"pretrain {name}", disable=not progress, leave=False):
+        for step in progress_bar(range(steps), desc=f"pretrain {name}", disable=not progress, leave=False):
             grp = groups[int(rng.choice(len(groups), p=weights / weights.sum()))]
             pick = rng.permutation(grp)[: budget.batch_size]
             sizes = np.cumsum([int(pool[i].num_nodes) for i in pick])
@@ -453,7 +458,7 @@ def compare(task: TaskFn, pretrain_graphs: Sequence[Data], budget: Budget, progr
         ``{"methods": {name: {split: {metric: mean, metric_std: std}}}}`` (see :func:`mean_std`).
     """
     runs: dict[str, dict[str, list[dict[str, float]]]] = {}
-    bar = tqdm(total=len(budget.methods) * len(budget.seeds), desc="methods x seeds", disable=not progress)
+    bar = progress_bar(total=len(budget.methods) * len(budget.seeds), desc="methods x seeds", disable=not progress)
     for seed in budget.seeds:
         for name in budget.methods:
             method = get_method(name, pretrain_graphs, budget, int(seed), progress)

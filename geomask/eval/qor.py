@@ -39,8 +39,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from geomask.circuits.abc import label_recipes
-from geomask.circuits.recipes import OPS, parse_recipe
-from geomask.errors import FormatError
+from geomask.circuits.recipes import DEFAULT_RECIPE_LENGTH, OPS, parse_recipe
+from geomask.errors import FormatError, UsageError
 from geomask.eval.metrics import design_stats, mape, mean_std, qor_metrics, z_mae, z_mse, zscore
 from geomask.eval.protocol import Budget, EvalDesign, compare, embed_graphs, single_thread
 
@@ -512,10 +512,10 @@ def run_qor(
     return out
 
 
-def default_recipes(n: int, length: int = 20, seed: int = 0) -> np.ndarray:
+def default_recipes(n: int, length: int = DEFAULT_RECIPE_LENGTH, seed: int = 0) -> np.ndarray:
     """``[n, length]`` seeded random recipes (see :func:`geomask.circuits.recipes.random_recipes`)."""
     from geomask.circuits.recipes import random_recipes
 
     if n < 3:
-        raise ValueError(f"need at least 3 recipes per design, got {n}")
+        raise UsageError(f"need at least 3 recipes per design (--recipes), got {n}")
     return random_recipes(n, length, seed)

@@ -7,8 +7,18 @@ The script :func:`read_verilog` runs (no ``synth``: it is 100x slower and restru
 
     read_verilog [-sv] -I<dirs> <files>; hierarchy -check -top <top> | -auto-top
     portlist (into ports.txt); proc; flatten; <drop $print and formal cells>; opt -noff; memory; opt_clean
+    write_json (into netlist.json: which output bits have no driver)
     async2sync; dffunmap; techmap; setundef -undriven -zero; aigmap
     opt -full -noff; write_aiger -no-sort -map map.txt out.aig
+
+Before yosys reads the sources, simulation-only system tasks it rejects (``$stop``, ``$finish``,
+``$fatal``/``$error``/``$warning``/``$info``, file I/O such as ``$fwrite``/``$fopen``, ...) are replaced by an
+empty ``begin end`` (line numbers kept); ``$display``/``$write``/``$monitor``/``$strobe``, which yosys reads
+itself, are left alone.  Each dropped statement is listed in the AIG's ``warnings``.
+
+Without ``top``, the top module is found by scanning the sources (:func:`geomask.io.verilog_scan.top_modules`):
+the one module that no other module instantiates; when several are, the one that instantiates others while the
+rest instantiate none (the unused ones are named in ``warnings``); otherwise a :class:`FormatError` lists them.
 
 Semantics of the result:
 
@@ -17,7 +27,9 @@ Semantics of the result:
   implicit AIGER clock and clock inputs stay as (usually unread) primary inputs;
 * ``initial`` / register init values become latch resets (0 or 1); a latch with no init value is
   *uninitialised* (its reset is its own literal, AIGER 1.9);
-* undriven wires and ``x`` constants become 0 (``setundef -undriven -zero``);
+* undriven wires and ``x`` constants become 0 (``setundef -undriven -zero``); output bits with no driver
+  at all are listed in the AIG's ``undriven`` (``name`` / ``name[i]``, like ``output_names``) and named in
+  its ``warnings``;
 * inputs and outputs come out in the top module's port order, bits LSB→MSB within a port (yosys writes
   MSB first; the ports file and map file are read back and :func:`~geomask.io.transform.permute_ports`
   reorders them); symbols are ``name`` for 1-bit ports and ``name[i]`` (the declared HDL index)
@@ -26,6 +38,7 @@ Semantics of the result:
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -40,8 +53,9 @@ import numpy as np
 from geomask.errors import FormatError, ToolError
 from geomask.io.aig import AIG
 from geomask.io.transform import cut_latches, permute_ports
+from geomask.io.verilog_scan import COMMENT_OR_STRING, module_graph
 
-__all__ = ["YosysRun", "run_yosys_script", "verilog_sources", "read_verilog"]
+__all__ = ["YosysRun", "drop_simulation_tasks", "run_yosys_script", "verilog_sources", "read_verilog", "resolve_top"]
 
 VERILOG_SUFFIXES = (".v", ".sv")
 INCLUDE_SUFFIXES = (".v", ".sv", ".vh", ".svh", ".h", ".inc", ".vinc")
@@ -181,11 +195,158 @@ def verilog_sources(path: str | Path) -> tuple[dict[str, Path], list[str]]:
     return files, sources
 
 
+# System tasks yosys rejects (``$stop``/``$finish`` anywhere, the rest as unknown tasks) and system functions
+# it cannot evaluate; the tasks it reads itself ($display, $write, $monitor, $strobe, $dumpvars...) are not here.
+_SIM_TASKS = re.compile(
+    r"stop|finish|fatal|error|warning|info|fflush|fclose|f(?:write|display|strobe|monitor)[bho]?|(?:monitor|strobe)[bho]"
+    r"|monitoro(?:n|ff)|dump(?:flush|limit)|printtimescale|timeformat|sformat|swrite[bho]?"
+    r"|assert(?:on|off|kill|control)|[fs]scanf|fread|fseek|rewind|ungetc|fgetc|fgets|system"
+)
+_SIM_FUNCS = re.compile(
+    r"fopen|fgetc|fgets|feof|ferror|[fs]scanf|fread|ftell|fseek|rewind|ungetc|system|(?:test|value)\$plusargs"
+)
+_SYSCALL = re.compile(r"(?<![\w$])\$([A-Za-z_][\w$]*)")
+_ASSIGN_TO = re.compile(r"(?<![\w$.])[A-Za-z_][\w$.]*(?:\s*\[[^\[\]]*\])*\s*<?=\s*\Z")
+_BEFORE_STATEMENT = re.compile(r"(?:[;):]|\b(?:begin|else|initial|fork))\s*\Z")
+
+
+def _call_end(bare: str, pos: int) -> int | None:
+    """End of ``[ (args) ] ;`` starting at ``pos`` (just past the ``;``), or None."""
+    n = len(bare)
+    while pos < n and bare[pos].isspace():
+        pos += 1
+    if pos < n and bare[pos] == "(":
+        depth = 0
+        while pos < n:
+            depth += (bare[pos] == "(") - (bare[pos] == ")")
+            pos += 1
+            if depth == 0:
+                break
+        while pos < n and bare[pos].isspace():
+            pos += 1
+    return pos + 1 if pos < n and bare[pos] == ";" else None
+
+
+def drop_simulation_tasks(text: str) -> tuple[str, list[tuple[str, int]]]:
+    """``text`` with the simulation-only statements yosys rejects replaced by ``begin end``.
+
+    Dropped: a call of a system task yosys cannot read (``$stop;``, ``$finish(1);``, ``$fwrite(f, ...);``,
+    ...) and an assignment from a simulation-only system function (``fd = $fopen(...);``).  Comments and
+    strings are ignored; line breaks are kept, so yosys' line numbers stay right.
+
+    Returns:
+        ``(text, dropped)``: the new text and one ``(task name, 1-based line)`` per dropped statement.
+    """
+    bare = COMMENT_OR_STRING.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), text)
+    spans: list[tuple[int, int, str]] = []
+    for m in _SYSCALL.finditer(bare):
+        name = m.group(1)
+        task, func = _SIM_TASKS.fullmatch(name), _SIM_FUNCS.fullmatch(name)
+        if not (task or func) or (spans and m.start() < spans[-1][1]):
+            continue
+        end = _call_end(bare, m.end())
+        if end is None:
+            continue
+        start = m.start()
+        lhs = _ASSIGN_TO.search(bare, max(0, start - 300), start)
+        if lhs is not None and _BEFORE_STATEMENT.search(bare, max(0, lhs.start() - 20), lhs.start()):
+            start = lhs.start()
+        elif not task:
+            continue
+        spans.append((start, end, name))
+    if not spans:
+        return text, []
+    parts, pos, dropped = [], 0, []
+    for start, end, name in spans:
+        parts += [text[pos:start], "begin end" + "\n" * text.count("\n", start, end)]
+        dropped.append(("$" + name, text.count("\n", 0, start) + 1))
+        pos = end
+    parts.append(text[pos:])
+    return "".join(parts), dropped
+
+
+def _summary(items: list[str], limit: int = 8) -> str:
+    return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def resolve_top(texts: Mapping[str, str], path: str | Path) -> tuple[str | None, list[str]]:
+    """The top module of a design without a named top, and the modules it leaves out.
+
+    The candidates are the modules no other module of the design instantiates.  One candidate (or none
+    found): ``(None, [])``, yosys' ``-auto-top`` picks it.  Several, of which exactly one instantiates
+    modules of the design and the others none: that one and the others (unused, left out of the AIG).
+
+    Args:
+        texts: relative file name → source text, every file of the design.
+        path: the design, for the error message.
+
+    Raises:
+        FormatError: several candidates and no such rule to choose, listing them.
+    """
+    defined = module_graph(list(texts.values()))
+    used_anywhere = set().union(*defined.values()) if defined else set()
+    tops = sorted(n for n in defined if n not in used_anywhere)
+    if len(tops) <= 1:
+        return None, []
+    parents = [t for t in tops if defined[t]]
+    if len(parents) == 1:
+        return parents[0], [t for t in tops if t != parents[0]]
+    how = " or pass the files separately" if Path(path).is_dir() else ""
+    raise FormatError(path, f"{len(tops)} top modules ({_summary(tops)}): name one as {Path(path)}@TOP{how}")
+
+
+def _prepare_sources(
+    files: dict[str, Path], path: str | Path, top: str | None
+) -> tuple[dict[str, Path | bytes], str | None, list[str]]:
+    """Drop simulation-only statements and resolve the top: the files to copy, the top, the warnings."""
+    texts, out, dropped = {}, {}, []
+    for rel, f in files.items():
+        raw = f.read_bytes()
+        text, gone = drop_simulation_tasks(raw.decode("latin-1"))  # latin-1: every byte survives the round trip
+        texts[rel] = text
+        out[rel] = text.encode("latin-1") if gone else f
+        dropped += [f"{name} ({rel}:{line})" for name, line in gone]
+    warnings = []
+    if dropped:
+        warnings.append(f"dropped {len(dropped)} simulation-only statements yosys rejects: {_summary(dropped)}")
+    if top is None:
+        top, unused = resolve_top(texts, path)
+        if unused:
+            warnings.append(f"top module {top}; unused modules left out: {_summary(unused)} (name another as PATH@TOP)")
+    return out, top, warnings
+
+
+def _undriven(netlist: bytes, module: str, ports: list[_Port]) -> list[str]:
+    """Output bits of ``module`` that no cell and no input drives (yosys ``write_json`` netlist)."""
+    mod = json.loads(netlist).get("modules", {}).get(module)
+    if mod is None:
+        return []
+    driven: set[int] = set()
+    for p in mod.get("ports", {}).values():
+        if p.get("direction") in ("input", "inout"):
+            driven.update(b for b in p["bits"] if isinstance(b, int))
+    for cell in mod.get("cells", {}).values():
+        dirs = cell.get("port_directions", {})
+        for name, bits in cell.get("connections", {}).items():
+            if dirs.get(name, "output") != "input":  # an unknown direction counts as a driver
+                driven.update(b for b in bits if isinstance(b, int))
+    names = []
+    for p in ports:
+        if p.direction != "output":
+            continue
+        bits = mod.get("ports", {}).get(p.name, {}).get("bits", [])  # LSB first
+        if len(bits) != p.width:
+            continue
+        every = p.bit_names()
+        names += [every[k] for k, b in enumerate(bits) if isinstance(b, int) and b not in driven]
+    return names
+
+
 def _quote(name: str) -> str:
     return '"' + name + '"'
 
 
-def _script(files: Mapping[str, Path], sources: list[str], top: str | None) -> str:
+def _script(files: Mapping[str, Path | bytes], sources: list[str], top: str | None) -> str:
     dirs = sorted({Path(rel).parent.as_posix() for rel in files})
     incs = " ".join("-I" + d for d in dirs if not any(c.isspace() for c in d))  # yosys keeps quotes here
     lines = []
@@ -202,6 +363,7 @@ def _script(files: Mapping[str, Path], sources: list[str], top: str | None) -> s
         "opt -noff",  # word-level clean-up first: 10-20x faster than cleaning the bit-level netlist
         "memory",
         "opt_clean",
+        "write_json netlist.json",  # before setundef: which output bits nothing drives
         "async2sync",
         "dffunmap",
         "techmap",
@@ -322,11 +484,14 @@ def read_verilog(
         timeout: seconds allowed to yosys.
 
     Returns:
-        The :class:`AIG`; ``name`` is the top module's name.
+        The :class:`AIG`; ``name`` is the top module's name; ``undriven`` lists the output bits nothing
+        drives (0 in the AIG) and ``warnings`` says what the conversion changed or left out (one line each:
+        undriven outputs, dropped simulation statements, unused top-level modules).
 
     Raises:
         ValueError: a bad ``latches`` value.
-        FormatError: no such file, or no Verilog source in the folder.
+        FormatError: no such file, no Verilog source in the folder, or several top modules to choose from
+            (:func:`resolve_top`).
         ToolError: yosys rejected the design (its own one-line ``ERROR``, naming the source file and
             line when yosys does) or timed out.
     """
@@ -336,9 +501,10 @@ def read_verilog(
         raise ValueError(f"not a module name: {top!r}")
     if latches not in ("keep", "cut"):
         raise ValueError(f"latches must be 'keep' or 'cut', got {latches!r}")
-    files, sources = verilog_sources(path)
+    found, sources = verilog_sources(path)
+    files, top, warnings = _prepare_sources(found, path, top)
     run = run_yosys_script(files, _script(files, sources, top), timeout=timeout, path=path)
-    for need in ("ports.txt", "map.txt", "out.aig"):
+    for need in ("ports.txt", "map.txt", "out.aig", "netlist.json"):
         if need not in run.files:
             raise ToolError(path, "yosys", f"wrote no {need}")
     module, ports = _parse_ports(run.files["ports.txt"].decode("utf-8", "replace"), path)
@@ -352,4 +518,11 @@ def read_verilog(
     aig.latch_names = (latch_names + [""] * aig.num_latches)[: aig.num_latches]
     aig.name = module
     aig.comments = []
-    return cut_latches(aig) if latches == "cut" else aig
+    undriven = _undriven(run.files["netlist.json"], module, ports)
+    if undriven:
+        warnings.insert(0, f"{len(undriven)} output bits have no driver (tied to 0): {_summary(undriven)}")
+    if latches == "cut":
+        aig = cut_latches(aig)
+    aig.undriven = undriven
+    aig.warnings = warnings
+    return aig

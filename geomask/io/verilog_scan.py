@@ -14,7 +14,7 @@ import re
 
 import numpy as np
 
-__all__ = ["COMMENT_OR_STRING", "scan_statements"]
+__all__ = ["COMMENT_OR_STRING", "module_graph", "module_instances", "scan_statements"]
 
 #: A ``//`` or ``/* */`` comment, or a string literal (kept so ``//`` inside a string is not a comment).
 COMMENT_OR_STRING = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\\n])*"', re.S)
@@ -98,3 +98,45 @@ def scan_statements(text: str) -> list[tuple[str, int, int, list[tuple[str, int,
             spans.append(("statement", line_of(stmt_start), last_line))
         out.append((module, line_of(mod_start), last_line, spans))
     return out
+
+
+_MODULE = re.compile(r"\b(?:macro)?module\s+(?:(?:static|automatic)\s+)?([A-Za-z_][\w$]*)")
+_ENDMODULE = re.compile(r"\bendmodule\b")
+# ``TYPE [#(params) | #N] NAME [range] (``: the start of a module instance (params nest two levels deep).
+_INSTANCE_OF = re.compile(
+    r"(?<![\w$.`\\])([A-Za-z_][\w$]*)(?:\s*#\s*(?:\((?:[^()]|\((?:[^()]|\([^()]*\))*\))*\)|[\w.]+)\s*|\s+)"
+    r"([A-Za-z_][\w$]*)\s*(?:\[[^\]]*\]\s*)?\("
+)
+_NOT_A_TYPE = {"module", "macromodule", "function", "task", "else", "begin", "end", "assign", "always", "initial"}
+
+
+def module_instances(text: str) -> dict[str, set[str]]:
+    """Each module defined in ``text`` and the names it instantiates (any ``TYPE NAME (`` inside it, so
+    also gate primitives and undefined modules; a module defined twice, e.g. under `` `ifdef``, merges).
+
+    Comments and strings are ignored; a module without ``endmodule`` runs to the end of the text.
+    """
+    bare = COMMENT_OR_STRING.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), text)
+    out: dict[str, set[str]] = {}
+    pos = 0
+    while (m := _MODULE.search(bare, pos)) is not None:
+        end = _ENDMODULE.search(bare, m.end())
+        stop = end.start() if end is not None else len(bare)
+        body = bare[m.end() : stop]
+        used = out.setdefault(m.group(1), set())
+        for inst in _INSTANCE_OF.finditer(body):
+            kind, name = inst.group(1), inst.group(2)
+            if kind not in _NOT_A_TYPE and name not in _NOT_A_TYPE and kind not in _KEYWORDS:
+                used.add(kind)
+        pos = end.end() if end is not None else len(bare)
+    return out
+
+
+def module_graph(texts: list[str]) -> dict[str, set[str]]:
+    """Every module defined in ``texts`` (one design's files) → the modules of the design it instantiates
+    (itself excluded): the design's hierarchy.  A module no other one instantiates is a top candidate."""
+    graph: dict[str, set[str]] = {}
+    for text in texts:
+        for name, used in module_instances(text).items():
+            graph.setdefault(name, set()).update(used - {name})
+    return {name: used & graph.keys() for name, used in graph.items()}

@@ -10,7 +10,7 @@ import pytest
 
 from geomask.circuits import abc
 from geomask.circuits.abc import abc_cec, abc_stats, label_recipes, run_recipe
-from geomask.errors import FormatError, ToolError
+from geomask.errors import FormatError, ToolError, UsageError
 from geomask.io.aig import AIG
 from geomask.io.aiger import write_aiger
 
@@ -162,3 +162,24 @@ def test_label_recipes_checks_arguments_eagerly(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="outside 0..6"):
         label_recipes([fa], [[9]])
     assert list(label_recipes([fa], [])) == []
+
+
+def test_run_recipe_takes_op_names_and_abc_commands(tmp_path: Path) -> None:
+    path = _redundant_aig(tmp_path, seed=2)
+    script = f"read {path}; strash; balance; rewrite; refactor -z; print_stats"
+    out = subprocess.run(["berkeley-abc", "-c", script], capture_output=True, text=True, check=True).stdout
+    want = tuple(int(x) for x in STATS_RE.findall(out)[-1])
+    assert run_recipe(path, ["balance", "rewrite", "refactor -z"]) == want
+    assert run_recipe(path, [6, "rewrite", " refactor   -z "]) == want  # ids and names mixed, spacing free
+    assert run_recipe(path, np.array([6, 2, 1])) == want
+    assert len(run_recipe(path, ["balance", "rewrite"], per_step=True)) == 2
+
+
+def test_bad_recipe_steps_are_usage_errors(tmp_path: Path) -> None:
+    path = _redundant_aig(tmp_path, seed=3)
+    with pytest.raises(UsageError, match="expected an op id 0..6, an op name"):
+        run_recipe(path, ["balance", 2.5])
+    with pytest.raises(UsageError, match="outside 0..6"):
+        run_recipe(path, [7])
+    with pytest.raises(UsageError, match="jobs must be >= 1"):
+        label_recipes([path], [[0]], jobs=0)

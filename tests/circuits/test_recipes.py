@@ -3,7 +3,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from geomask.circuits.recipes import OPS, parse_recipe, random_recipes, recipe_to_abc
+from geomask.circuits.recipes import (
+    DEFAULT_RECIPE_LENGTH,
+    DEFAULT_RECIPES,
+    OPS,
+    parse_recipe,
+    random_recipes,
+    recipe_steps,
+    recipe_to_abc,
+)
+from geomask.errors import UsageError
 
 
 def test_alphabet_is_openabcd_order() -> None:
@@ -46,4 +55,31 @@ def test_random_recipes_small_space() -> None:
     assert len(np.unique(random_recipes(49, length=2, seed=0), axis=0)) == 49
     b = random_recipes(60, length=2, seed=0)
     assert b.shape == (60, 2) and len(np.unique(b, axis=0)) == 49
-    assert random_recipes(3, length=0).shape == (3, 0)
+    assert random_recipes(0, length=4).shape == (0, 4)
+
+
+def test_bad_counts_and_lengths_are_usage_errors() -> None:
+    with pytest.raises(UsageError, match="number of recipes must be >= 0, got -1"):
+        random_recipes(-1)
+    for length in (0, -3):
+        with pytest.raises(UsageError, match=f"recipe length must be >= 1, got {length}"):
+            random_recipes(3, length=length)
+
+
+def test_defaults_are_the_openabcd_protocol() -> None:
+    # 30 recipes of 20 steps: the README's `prep circuits` / `eval qor` defaults
+    assert (DEFAULT_RECIPES, DEFAULT_RECIPE_LENGTH) == (30, 20)
+    assert random_recipes(DEFAULT_RECIPES).shape == (30, 20)
+
+
+def test_recipe_steps_accepts_every_form() -> None:
+    want = ["balance", "rewrite -z", "dc2"]
+    assert recipe_steps("balance;  rewrite   -z ;dc2") == want
+    assert recipe_steps(["balance", "rewrite -z", "dc2"]) == want
+    assert recipe_steps([6, 3, "dc2"]) == want
+    assert recipe_steps(np.array([6, 3])) == want[:2]
+    assert recipe_steps(["balance; rewrite -z"]) == want[:2]
+    with pytest.raises(UsageError, match="recipe step None"):
+        recipe_steps([6, None])
+    with pytest.raises(UsageError, match="recipe step True"):
+        recipe_steps([True])

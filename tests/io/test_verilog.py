@@ -12,7 +12,7 @@ import pytest
 
 from geomask.errors import FormatError, ToolError
 from geomask.io.aig import AIG
-from geomask.io.verilog import read_verilog, run_yosys_script, verilog_sources
+from geomask.io.verilog import drop_simulation_tasks, read_verilog, run_yosys_script, verilog_sources
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 EPFL = SHARED / "circuits" / "epfl"
@@ -246,3 +246,69 @@ def test_epfl_verilog_equals_reference_aig(tmp_path: Path) -> None:
         assert "Networks are equivalent" in proc.stdout, (v.name, proc.stdout)
         want = read_aiger(ref)
         assert (aig.input_names, aig.output_names) == (want.input_names, want.output_names), v.name
+
+
+UNDRIVEN = """
+module half(input a, input b, output s, output [3:0] c, output k);
+  assign s = a ^ b;
+  assign c[1] = a & b;   // c[0], c[2], c[3] and k: never driven
+  assign k = 1'b0;       // driven, by a constant
+endmodule
+"""
+
+
+def test_undriven_outputs_are_listed_and_warned(tmp_path: Path) -> None:
+    aig = read_verilog(write(tmp_path, "half.v", UNDRIVEN))
+    assert aig.undriven == ["c[0]", "c[2]", "c[3]"]
+    assert aig.warnings == ["3 output bits have no driver (tied to 0): c[0], c[2], c[3]"]
+    x = np.array(list(itertools.product([False, True], repeat=2)), dtype=bool)
+    out, _ = simulate(aig, x)  # still tied to 0, as before
+    np.testing.assert_array_equal(out[:, 1:5], np.stack([0 * x[:, 0], x[:, 0] & x[:, 1], 0 * x[:, 0], 0 * x[:, 0]], 1))
+    dead = "module dead(input a, input b, output [1:0] y);\n  wire t = a & b;  // y is never assigned\nendmodule\n"
+    none = read_verilog(write(tmp_path, "dead.v", dead))
+    assert none.num_ands == 0 and none.undriven == ["y[0]", "y[1]"]  # the "0 ANDs, ok" case is now visible
+    assert read_verilog(write(tmp_path, "adder.v", ADDER), latches="cut").undriven == []
+
+
+STOPS = """
+module ctr(input clk, input rst, output reg [1:0] q);
+  integer fd;
+  initial fd = $fopen("trace.txt");
+  always @(posedge clk) begin
+    if (rst) q <= 2'd0;
+    else q <= q + 2'd1;
+    if (q == 2'd3 && !rst) begin
+      $display("wrap");   // yosys reads $display itself: left alone
+      $fwrite(fd, "q=%d; done\\n", q);
+      $stop;
+    end
+    else if (q == 2'd2) $finish(1);
+  end
+endmodule
+"""
+
+
+def test_simulation_statements_yosys_rejects_are_dropped(tmp_path: Path) -> None:
+    aig = read_verilog(write(tmp_path, "ctr.v", STOPS))
+    assert aig.num_latches == 2 and aig.output_names == ["q[0]", "q[1]"]
+    assert len(aig.warnings) == 1
+    assert aig.warnings[0] == (
+        "dropped 4 simulation-only statements yosys rejects: $fopen (ctr.v:4), $fwrite (ctr.v:10), "
+        "$stop (ctr.v:11), $finish (ctr.v:13)"
+    )
+    # the counter still counts: q' = rst ? 0 : q + 1
+    state = np.array([[0, 0], [1, 0], [0, 1], [1, 1]], dtype=bool)
+    for rst in (False, True):
+        x = np.array([[False, rst]] * 4)  # inputs clk, rst
+        _, nxt = simulate(aig, x, state)
+        want = np.zeros(4, dtype=np.int64) if rst else (ints(state) + 1) % 4
+        np.testing.assert_array_equal(ints(nxt), want)
+
+
+def test_drop_simulation_tasks_keeps_lines_strings_and_comments() -> None:
+    text = 'always @(posedge c)\n  if (a) $stop; // $stop here stays\n  else s = "$finish;";\n$finish(\n  2);\nx = 1;\n'
+    new, dropped = drop_simulation_tasks(text)
+    assert dropped == [("$stop", 2), ("$finish", 4)]
+    assert new.count("\n") == text.count("\n") and new.splitlines()[5] == "x = 1;"
+    assert "// $stop here stays" in new and '"$finish;"' in new and "if (a) begin end;" not in new
+    assert drop_simulation_tasks("y = $random; $display(y);") == ("y = $random; $display(y);", [])
