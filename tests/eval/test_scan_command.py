@@ -68,3 +68,23 @@ def test_unknown_method_keyword_is_reported(tmp_path):
     args = parse(["probe", "--train", train, "--test", train, "--json", str(tmp_path / "o.json"), "--config", str(cfg)])
     with pytest.raises(ValueError, match="grid"):
         args.func(args)
+
+
+def test_probe_reads_prepared_scan_folders_like_the_files(tmp_path):
+    """A `geomask prep scans` folder is accepted for --train/--test: the same points, colours and labels as
+    the files it was made from, so the same results."""
+    from geomask.datasets.scans import prep_scans
+
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(CONFIG.replace("METHOD", "mask_cell: 2"))
+    train, test = write_scan(tmp_path, "a", 0, n=300), write_scan(tmp_path, "b", 1, n=300)
+    rows, failures = prep_scans([train], tmp_path / "prepared", voxel_size=0.1, progress=False)
+    assert not failures and len(rows) == 1
+    results = []
+    for src in (train, str(tmp_path / "prepared")):
+        out = tmp_path / f"probe_{len(results)}.json"
+        args = parse(["probe", "--train", src, "--test", test, "--json", str(out), "--config", str(cfg)])
+        assert args.func(args) == 0
+        results.append(json.loads(out.read_text())["methods"])
+    assert results[0]["raw"] == results[1]["raw"]
+    assert results[0]["msm"]["linear"]["miou"] == pytest.approx(results[1]["msm"]["linear"]["miou"], abs=1e-6)
