@@ -9,40 +9,68 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from geomask.masking.base import resolve_generator
+from geomask.errors import UsageError
+from geomask.masking.base import Masker, check_ratio, mask_counts, rank_within_samples
+from geomask.masking.layout import PatchLayout
+from geomask.masking.registry import register_masker
 
 __all__ = ["BlockPatchMasker"]
 
 
-class BlockPatchMasker:
-    """Mask a contiguous block of patches of every cloud.
+@register_masker("block")
+class BlockPatchMasker(Masker):
+    """Point-BERT block: the round(r * G) patches nearest a random seed patch, r ~ U(low, high) per sample.
+
+    Draws, in this order: ``r`` for every sample (float32, ``[B]``), then the seed patch of every sample:
+    ``randint(G)`` for ``[B, G, C]`` centres (Point-BERT's numbers), ``floor(u * n_b)`` with float64 ``u`` for
+    flattened ragged centres.  Rows are ranked by squared distance to their seed (the seed first, ties by
+    row) and the first ``round(r * n_b)`` are masked.  Takes a :class:`~geomask.masking.layout.PatchLayout`.
 
     Args:
-        low, high: range of the per-cloud mask ratio.
+        low, high: range of the per-sample mask ratio.
+        ratio: a fixed ratio instead (``low = high = ratio``).
 
     Shapes:
-        centers ``[B, G, 3]`` → ``[B, G]`` bool (True = masked).
+        :meth:`sample`: centers ``[B, G, 3]`` → ``[B, G]`` bool (True = masked).
     """
 
-    def __init__(self, low: float = 0.25, high: float = 0.45):
-        if not 0.0 <= low <= high <= 1.0:
-            raise ValueError(f"need 0 <= low <= high <= 1, got {low}, {high}")
-        self.low, self.high = float(low), float(high)
+    layouts = (PatchLayout,)
 
-    def sample(self, centers: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        b, g, _ = centers.shape
-        gen = resolve_generator(generator)
-        ratio = torch.rand(b, generator=gen, device=gen.device).to(centers.device) * (self.high - self.low) + self.low
-        count = torch.floor(ratio * g + 0.5).long()
-        seed = torch.randint(g, (b,), generator=gen, device=gen.device).to(centers.device)
-        seed_pos = torch.gather(centers, 1, seed.view(b, 1, 1).expand(b, 1, 3))
-        d = (centers.detach() - seed_pos).pow(2).sum(-1)
-        d = d.scatter(1, seed.view(b, 1), -1.0)  # the seed first, even with duplicate centres
-        rank = torch.empty(b, g, dtype=torch.long, device=centers.device)
-        rank.scatter_(1, d.argsort(dim=1, stable=True), torch.arange(g, device=centers.device).expand(b, g))
-        return rank < count.unsqueeze(1)
+    def __init__(self, low: float = 0.25, high: float = 0.45, ratio: float | None = None):
+        if ratio is not None:
+            low = high = check_ratio("block", "ratio", ratio)
+        low, high = check_ratio("block", "low", low), check_ratio("block", "high", high)
+        if low > high:
+            raise UsageError(f"block: need low <= high, got low={low}, high={high}")
+        self.low, self.high = low, high
 
-    __call__ = sample
+    def mask(self, layout: PatchLayout, generator: torch.Generator) -> Tensor:  # type: ignore[override]
+        centers = layout.flat_centers.detach()
+        batch, nb, dev = layout.batch, layout.num_samples, layout.device
+        n = batch.numel()
+        ratio = torch.rand(nb, generator=generator, device=generator.device).to(dev) * (self.high - self.low) + self.low
+        counts = layout.counts()
+        dense = layout.dense_shape
+        if dense is not None:
+            if n == 0:
+                return torch.zeros(0, dtype=torch.bool, device=dev)
+            offset = torch.randint(dense[1], (nb,), generator=generator, device=generator.device).to(dev)
+        else:
+            u = torch.rand(nb, generator=generator, dtype=torch.float64, device=generator.device).to(dev)
+            offset = torch.minimum((u * counts).long(), (counts - 1).clamp(min=0))
+            if n == 0:
+                return torch.zeros(0, dtype=torch.bool, device=dev)
+        # the seed row of every sample: its offset-th row in row order (rows of a sample need not be contiguous)
+        order = torch.argsort(batch, stable=True)
+        start = torch.cumsum(counts, 0) - counts
+        seed = order[(start + offset).clamp(max=n - 1)]  # a sample without rows has no row to point at
+        seed_of_row = seed[batch]
+        d = (centers - centers[seed_of_row]).pow(2).sum(-1)
+        d = torch.where(seed_of_row == torch.arange(n, device=dev), torch.full_like(d, -1.0), d)  # seed first
+        rank = rank_within_samples(batch, d, nb)
+        return rank < mask_counts(counts, ratio)[batch]
 
-    def __repr__(self) -> str:
-        return f"BlockPatchMasker(low={self.low}, high={self.high})"
+    def sample(self, centers: Tensor, generator: torch.Generator | None = None) -> Tensor:  # type: ignore[override]
+        """Pre-layout entry point: ``self(PatchLayout(centers), generator).view(B, G)`` for ``[B, G, 3]`` centres."""
+        b, g = centers.shape[:2]
+        return self(PatchLayout(centers), generator).view(b, g)

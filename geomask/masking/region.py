@@ -16,7 +16,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from geomask.masking.base import resolve_generator
+from geomask.masking.base import Masker, check_int, check_ratio, resolve_generator
+from geomask.masking.layout import GridLayout, RowLayout, TokenGridLayout
+from geomask.masking.registry import register_masker
 from geomask.masking.uniform import UniformMasker
 
 __all__ = ["RegionMasker", "region_ids", "zero_masked"]
@@ -69,8 +71,13 @@ def region_ids(coords: Tensor, grid: int, num_scenes: int | None = None) -> Tens
     return ids
 
 
-class RegionMasker:
-    """Choose whole boxes of a ``grid^D`` quantile partition per scene (CPCM's RegionMask).
+@register_masker("region")
+class RegionMasker(Masker):
+    """CPCM RegionMask: round(ratio * grid^D) of each scene's grid^D quantile boxes, hidden whole.
+
+    The boxes are :func:`region_ids`; the chosen boxes are a :class:`~geomask.masking.uniform.UniformMasker`
+    draw over the ``B * grid^D`` boxes (empty boxes count).  Takes a
+    :class:`~geomask.masking.layout.GridLayout` or a :class:`~geomask.masking.layout.TokenGridLayout`.
 
     Args:
         grid: boxes per axis (CPCM: 4 at 0.1 % labels, 8 at 0.01 %).
@@ -80,40 +87,40 @@ class RegionMasker:
         coords ``[N, 1 + D]`` → mask ``[N]`` bool (True = the voxel's input features are hidden).
     """
 
+    layouts = (GridLayout, TokenGridLayout)
+
     def __init__(self, grid: int = 4, ratio: float = 0.75) -> None:
-        if grid < 1:
-            raise ValueError(f"grid must be >= 1, got {grid}")
-        self.grid = int(grid)
-        self.boxes = UniformMasker(ratio)
-        self.ratio = self.boxes.ratio
+        self.grid = check_int("region", "grid", grid)
+        self.ratio = check_ratio("region", "ratio", ratio)
+        self.boxes = UniformMasker(self.ratio)
+
+    def mask_boxes(self, layout: GridLayout | TokenGridLayout, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """``(box id [N], box mask [B * grid^D])``: every row's box and which boxes are masked."""
+        if isinstance(layout, TokenGridLayout):
+            layout = layout.to_grid()
+        coords, num_scenes = layout.coords, layout.num_samples
+        ids = region_ids(coords, self.grid, num_scenes)
+        per_scene = self.grid**layout.dim
+        box_batch = torch.arange(num_scenes, device=coords.device).repeat_interleave(per_scene)
+        if len(box_batch) == 0:
+            return ids, torch.zeros(0, dtype=torch.bool, device=coords.device)
+        return ids, self.boxes(RowLayout(box_batch, num_scenes), generator)
+
+    def mask(self, layout: GridLayout | TokenGridLayout, generator: torch.Generator) -> Tensor:  # type: ignore[override]
+        ids, box_mask = self.mask_boxes(layout, generator)
+        return box_mask[ids] if len(ids) else torch.zeros(0, dtype=torch.bool, device=layout.device)
 
     def sample_boxes(
         self, coords: Tensor, generator: torch.Generator | None = None, num_scenes: int | None = None
     ) -> tuple[Tensor, Tensor]:
-        """``(box id [N], box mask [B * grid^D])``: every voxel's box and which boxes are masked."""
-        dim = coords.size(1) - 1
-        if num_scenes is None:
-            num_scenes = int(coords[:, 0].max()) + 1 if len(coords) else 0
-        ids = region_ids(coords, self.grid, num_scenes)
-        per_scene = self.grid**dim
-        box_batch = torch.arange(num_scenes, device=coords.device).repeat_interleave(per_scene)
-        if len(box_batch) == 0:
-            return ids, torch.zeros(0, dtype=torch.bool, device=coords.device)
-        box_mask = self.boxes.sample(box_batch, resolve_generator(generator), num_scenes)
-        return ids, box_mask
+        """Pre-layout entry point of :meth:`mask_boxes` (``GridLayout(coords, num_scenes)``)."""
+        return self.mask_boxes(GridLayout(coords, num_scenes), resolve_generator(generator))
 
-    def sample(self, coords: Tensor, generator: torch.Generator | None = None, num_scenes: int | None = None) -> Tensor:
-        """Masked voxels: those whose box was drawn, ``[N]`` bool."""
-        ids, box_mask = self.sample_boxes(coords, generator, num_scenes)
-        return box_mask[ids] if len(ids) else torch.zeros(0, dtype=torch.bool, device=coords.device)
-
-    def __call__(
+    def sample(  # type: ignore[override]
         self, coords: Tensor, generator: torch.Generator | None = None, num_scenes: int | None = None
     ) -> Tensor:
-        return self.sample(coords, generator, num_scenes)
-
-    def __repr__(self) -> str:
-        return f"RegionMasker(grid={self.grid}, ratio={self.ratio})"
+        """Pre-layout entry point: ``self(GridLayout(coords, num_scenes), generator)``, ``[N]`` bool."""
+        return self(GridLayout(coords, num_scenes), generator)
 
 
 def zero_masked(feats: Tensor, mask: Tensor) -> Tensor:

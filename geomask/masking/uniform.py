@@ -1,50 +1,45 @@
-"""Uniform per-graph ratio masking: exactly ``round(ratio * n_g)`` random rows of every graph, batched."""
+"""Uniform per-sample ratio masking: exactly ``round(ratio * n_b)`` random rows of every sample, batched."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
-from geomask.masking.base import Masker, resolve_generator
+from geomask.masking.base import Masker, check_ratio, mask_counts
+from geomask.masking.layout import Layout
+from geomask.masking.registry import register_masker
 
 __all__ = ["UniformMasker", "per_graph_counts"]
 
 
 def per_graph_counts(batch: Tensor, ratio: float, num_graphs: int) -> Tensor:
-    """``floor(ratio * n_g + 0.5)`` per graph (half rounds up), ``[B]`` int64."""
-    n = torch.bincount(batch, minlength=num_graphs)
-    return torch.floor(n.to(torch.float64) * ratio + 0.5).to(torch.long)
+    """:func:`~geomask.masking.base.mask_counts` of the rows of every graph (half rounds up), ``[B]`` int64."""
+    return mask_counts(torch.bincount(batch, minlength=num_graphs), ratio)
 
 
+@register_masker("uniform")
 class UniformMasker(Masker):
-    """Mask a fixed fraction of the rows of every graph, chosen uniformly without replacement.
+    """Exactly round(ratio * n) uniformly random rows of every sample (nodes, points, tokens or sites).
 
-    Every row draws a uniform key; rows are sorted by ``graph + key`` (one sort for the whole batch) and
-    the first ``round(ratio * n_g)`` of each graph are masked.
+    Every row draws a uniform float64 key; rows are sorted by ``sample + key`` (one sort for the whole
+    batch) and the first ``round(ratio * n_b)`` of each sample are masked.  Takes any layout.
 
     Args:
         ratio: fraction in ``[0, 1]``.
     """
 
     def __init__(self, ratio: float):
-        if not 0.0 <= ratio <= 1.0:
-            raise ValueError(f"mask ratio must be in [0, 1], got {ratio}")
-        self.ratio = float(ratio)
+        self.ratio = check_ratio("uniform", "ratio", ratio)
 
-    def sample(self, batch: Tensor, generator: torch.Generator | None = None, num_graphs: int | None = None) -> Tensor:
+    def mask(self, layout: Layout, generator: torch.Generator) -> Tensor:
+        batch, num = layout.batch, layout.num_samples
         n = batch.numel()
         if n == 0:
             return torch.zeros(0, dtype=torch.bool, device=batch.device)
-        if num_graphs is None:
-            num_graphs = int(batch.max()) + 1
-        gen = resolve_generator(generator)
-        u = torch.rand(n, generator=gen, dtype=torch.float64, device=gen.device).to(batch.device)
+        u = torch.rand(n, generator=generator, dtype=torch.float64, device=generator.device).to(batch.device)
         order = torch.argsort(batch.to(torch.float64) + u)
-        counts = torch.bincount(batch, minlength=num_graphs)
+        counts = torch.bincount(batch, minlength=num)
         start = torch.cumsum(counts, 0) - counts
         rank = torch.empty_like(order)
         rank[order] = torch.arange(n, device=batch.device) - start[batch[order]]
-        return rank < per_graph_counts(batch, self.ratio, num_graphs)[batch]
-
-    def __repr__(self) -> str:
-        return f"UniformMasker(ratio={self.ratio})"
+        return rank < mask_counts(counts, self.ratio)[batch]

@@ -12,7 +12,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from geomask.masking.base import resolve_generator
+from geomask.masking.base import Masker, check_int, check_ratio
+from geomask.masking.layout import GridLayout, RowLayout, TokenGridLayout
+from geomask.masking.registry import register_masker
 from geomask.masking.uniform import UniformMasker
 
 __all__ = ["VoxelMasker", "cell_ids"]
@@ -29,39 +31,42 @@ def cell_ids(coords: Tensor, cell: int) -> tuple[Tensor, Tensor]:
     return inverse, uniq[:, 0]
 
 
-class VoxelMasker:
-    """Mask a fixed share of every scene's voxels (``cell = 1``) or cubes of ``cell^D`` voxels.
+@register_masker("voxel")
+class VoxelMasker(Masker):
+    """MSM voxel masking: round(ratio * n) of each scene's sites, or of its cell^D cubes hidden whole.
+
+    ``cell = 1``: a :class:`~geomask.masking.uniform.UniformMasker` draw over the sites; ``cell = c``: one over
+    the occupied cubes ``(b, floor(x / (c * stride)))`` (:func:`cell_ids`), each masked cube hiding all its
+    sites.  Takes a :class:`~geomask.masking.layout.GridLayout` or a
+    :class:`~geomask.masking.layout.TokenGridLayout` (there ``cell`` is SimMIM's mask-patch size in tokens).
 
     Args:
         ratio: share in ``[0, 1]`` (MSM: 0.4), exact per scene over voxels or cells (half rounds up).
-        cell: cube edge in voxels.
+        cell: cube edge in sites.
 
     Shapes:
         coords ``[N, 1 + D]`` → mask ``[N]`` bool (True = hidden from the student).
     """
 
+    layouts = (GridLayout, TokenGridLayout)
+
     def __init__(self, ratio: float = 0.4, cell: int = 1) -> None:
-        if cell < 1:
-            raise ValueError(f"cell must be >= 1, got {cell}")
-        self.inner = UniformMasker(ratio)
-        self.ratio = self.inner.ratio
-        self.cell = int(cell)
+        self.ratio = check_ratio("voxel", "ratio", ratio)
+        self.cell = check_int("voxel", "cell", cell)
+        self.inner = UniformMasker(self.ratio)
 
-    def sample(self, coords: Tensor, generator: torch.Generator | None = None, num_scenes: int | None = None) -> Tensor:
-        if len(coords) == 0:
-            return torch.zeros(0, dtype=torch.bool, device=coords.device)
-        gen = resolve_generator(generator)
-        if num_scenes is None:
-            num_scenes = int(coords[:, 0].max()) + 1
+    def mask(self, layout: GridLayout | TokenGridLayout, generator: torch.Generator) -> Tensor:  # type: ignore[override]
+        if layout.num_rows == 0:
+            return torch.zeros(0, dtype=torch.bool, device=layout.device)
         if self.cell == 1:
-            return self.inner.sample(coords[:, 0].long(), gen, num_scenes)
-        ids, cell_batch = cell_ids(coords, self.cell)
-        return self.inner.sample(cell_batch, gen, num_scenes)[ids]
+            return self.inner(RowLayout(layout.batch, layout.num_samples), generator)
+        if isinstance(layout, TokenGridLayout):
+            layout = layout.to_grid()
+        ids, cell_batch = cell_ids(layout.coords, self.cell * layout.stride)
+        return self.inner(RowLayout(cell_batch, layout.num_samples), generator)[ids]
 
-    def __call__(
+    def sample(  # type: ignore[override]
         self, coords: Tensor, generator: torch.Generator | None = None, num_scenes: int | None = None
     ) -> Tensor:
-        return self.sample(coords, generator, num_scenes)
-
-    def __repr__(self) -> str:
-        return f"VoxelMasker(ratio={self.ratio}, cell={self.cell})"
+        """Pre-layout entry point: ``self(GridLayout(coords, num_scenes), generator)``, ``[N]`` bool."""
+        return self(GridLayout(coords, num_scenes), generator)
