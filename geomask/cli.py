@@ -246,12 +246,27 @@ def cmd_list(args: argparse.Namespace) -> int:
         from geomask.methods.registry import METHODS, method_data_kinds
 
         rows = [{"method": n, "data": ", ".join(method_data_kinds(n))} for n in sorted(METHODS)]
-    else:
+    elif args.what == "label-maps":
         from geomask.points.labelmaps import available_label_maps
 
         rows = [{"label_map": n} for n in available_label_maps()]
+    else:
+        import importlib
+
+        module, function = _REGISTRIES[args.what]
+        described = getattr(importlib.import_module(module), function)()
+        column = {"maskers": "masker", "targets": "target", "losses": "loss"}[args.what]
+        rows = [{column: n, "about": about} for n, about in described.items()]
     print(format_table(rows))
     return 0
+
+
+# the component registries `geomask list` prints: (module, function returning {name: one-line description})
+_REGISTRIES = {
+    "maskers": ("geomask.masking", "available_maskers"),
+    "targets": ("geomask.targets", "available_targets"),
+    "losses": ("geomask.losses", "available_losses"),
+}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -447,12 +462,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "list",
-        help="list the shipped configs, the methods or the label maps",
+        help="list the shipped configs, methods, maskers, targets, losses or label maps",
         description="List what a name may be: configs (for 'geomask pretrain NAME'), methods (with the data kinds "
-        "each trains on) or label maps (for --label-map).",
+        "each trains on), the components a method's config may name (maskers, targets, losses; one line each: the "
+        "registered name, then what it does) or label maps (for --label-map).",
         epilog=_examples("geomask list configs", "geomask list methods"),
     )
-    p.add_argument("what", choices=("configs", "methods", "label-maps"), help="what to list")
+    p.add_argument(
+        "what", choices=("configs", "methods", "maskers", "targets", "losses", "label-maps"), help="what to list"
+    )
     p.set_defaults(func=cmd_list)
 
     from geomask.train.command import add_pretrain_parser
@@ -496,6 +514,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `geomask list ... | head`: the reader left; say nothing, as other tools do
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as e:  # noqa: BLE001 - a bug, not bad input: still one line, the traceback on --debug
         if debug:
             raise

@@ -163,3 +163,11 @@ def test_info_names_undriven_outputs(tmp_path, capsys):
     cap = capsys.readouterr()
     assert json.loads(cap.out)["undriven"] == 1
     assert cap.err.startswith(f"warning: {src}:") and "z" in cap.err
+
+
+@pytest.mark.parametrize(("what", "must"), [("maskers", "block"), ("losses", "sce"), ("targets", "ema_teacher")])
+def test_list_prints_each_registered_component_with_a_description(what, must, capsys):
+    assert main(["list", what]) == 0
+    lines = capsys.readouterr().out.splitlines()[2:]
+    names = {line.split()[0] for line in lines}
+    assert must in names and all(len(line.split()) > 2 for line in lines)  # a name, then words about it
