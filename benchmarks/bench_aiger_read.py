@@ -11,11 +11,15 @@ For each EPFL file, the best of ``--repeat`` runs of:
 Prints ``ratio read NAME geomask/aigverse: X`` per file (X > 1: geomask is faster) last.
 
     python benchmarks/bench_aiger_read.py [--data ../shared/data/circuits/epfl] [--repeat 5]
+
+``--data`` defaults to ``$GEOMASK_SHARED_DATA/circuits/epfl`` (``../shared/data`` beside the checkout without
+it).  Missing data or a missing aigverse prints one ``skipped: ...`` line and exits 0.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import time
@@ -24,6 +28,8 @@ from pathlib import Path
 import geomask.circuits as gc
 
 FILES = ["hyp", "div", "mem_ctrl", "multiplier"]
+# ../shared/data beside the checkout, or $GEOMASK_SHARED_DATA
+SHARED = Path(os.environ.get("GEOMASK_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 
 
 def best(fn, repeat: int) -> float:
@@ -37,14 +43,20 @@ def best(fn, repeat: int) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    here = Path(__file__).resolve().parents[1]
-    ap.add_argument("--data", type=Path, default=here.parent / "shared" / "data" / "circuits" / "epfl")
+    ap.add_argument("--data", type=Path, default=SHARED / "circuits" / "epfl", help="EPFL AIGER folder")
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
     try:
         from aigverse.io import read_aiger_into_aig
     except ImportError:
-        raise SystemExit("aigverse is not installed: pip install aigverse") from None
+        print("skipped: aigverse is not installed (pip install aigverse)")
+        return
+    files = [args.data / f"{name}.aig" for name in ["ctrl", *FILES]]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        where = args.data if not args.data.is_dir() else ", ".join(missing)
+        print(f"skipped: EPFL AIGER files not found ({where}; pass --data or set GEOMASK_SHARED_DATA)")
+        return
     abc = shutil.which("berkeley-abc")
 
     gc.read(args.data / "ctrl.aig")  # load the compiled kernels once, as any long-lived process would

@@ -9,13 +9,17 @@ and runs in its own interpreter (``--fpsample-python``) on the same data, writte
 Data: ``geomask.points.synthetic`` objects (surfaces of primitive shapes, unit ball), seeded.
 Times are the minimum over ``--repeats`` runs after one warm-up.  Usage::
 
-    python benchmarks/bench_fps_knn.py [--fpsample-python /work/peers/fpsample-venv/bin/python]
+    python benchmarks/bench_fps_knn.py [--fpsample-python PEERS/fpsample-venv/bin/python]
+
+``--fpsample-python`` defaults to ``$GEOMASK_FPSAMPLE_PYTHON``; without either, fpsample is skipped (one line).
+Without open3d only geomask is timed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -98,7 +102,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--k", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--fpsample-python", default="/work/peers/fpsample-venv/bin/python")
+    ap.add_argument(
+        "--fpsample-python",
+        default=os.environ.get("GEOMASK_FPSAMPLE_PYTHON"),
+        help="a Python with fpsample and scipy (default: $GEOMASK_FPSAMPLE_PYTHON)",
+    )
     args = ap.parse_args(argv)
 
     pos_t, _ = synthetic_objects(args.batch, args.points, seed=args.seed)
@@ -114,8 +122,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"open3d    fps+knn: {t_o3d * 1e3:8.1f} ms   (same centre set as geomask: {same:.3f})")
 
     t_fps = None
-    py = Path(args.fpsample_python)
-    if py.exists():
+    py = Path(args.fpsample_python) if args.fpsample_python else None
+    if py is not None and py.exists():
         with tempfile.TemporaryDirectory() as tmp:
             data, out = Path(tmp) / "pos.npy", Path(tmp) / "idx.npy"
             np.save(data, pos)
@@ -131,7 +139,8 @@ def main(argv: list[str] | None = None) -> None:
             else:
                 print(f"fpsample failed: {res.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
     else:
-        print(f"fpsample skipped: no interpreter at {py}", file=sys.stderr)
+        why = f"no interpreter at {py}" if py is not None else "no --fpsample-python nor GEOMASK_FPSAMPLE_PYTHON"
+        print(f"fpsample skipped: {why}")
 
     print(f"ratio fps+knn geomask/open3d: {t_o3d / t_geo:.2f}")
     if t_fps is not None:

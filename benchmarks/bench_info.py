@@ -11,11 +11,15 @@ The counts both print (ANDs, levels) are checked to agree.  Prints a table, whet
 is faster).
 
     .venv/bin/python benchmarks/bench_info.py [--data ../shared/data/circuits/epfl] [--repeat 5]
+
+``--data`` defaults to ``$GEOMASK_SHARED_DATA/circuits/epfl`` (``../shared/data`` beside the checkout without
+it).  Missing data or a missing ABC prints one ``skipped: ...`` line and exits 0.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -25,6 +29,8 @@ from pathlib import Path
 
 FILES = ["ctrl", "dec", "int2float"]
 GOAL_S = 1.0
+# ../shared/data beside the checkout, or $GEOMASK_SHARED_DATA
+SHARED = Path(os.environ.get("GEOMASK_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 
 
 def best(cmd: list[str], repeat: int) -> tuple[float, str]:
@@ -47,14 +53,14 @@ def geomask_command() -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    here = Path(__file__).resolve().parents[1]
-    ap.add_argument("--data", type=Path, default=here.parent / "shared" / "data" / "circuits" / "epfl")
+    ap.add_argument("--data", type=Path, default=SHARED / "circuits" / "epfl", help="EPFL AIGER folder")
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
     files = [args.data / f"{name}.aig" for name in FILES]
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
-        print(f"skipped: data not found ({', '.join(missing)})")
+        where = args.data if not args.data.is_dir() else ", ".join(missing)
+        print(f"skipped: EPFL AIGER files not found ({where}; pass --data or set GEOMASK_SHARED_DATA)")
         return
     abc = shutil.which("berkeley-abc")
     if abc is None:

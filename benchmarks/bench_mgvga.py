@@ -13,8 +13,12 @@ after defaults), so the worker supplies an equivalent config class before import
 
 Usage::
 
-    python benchmarks/bench_mgvga.py --reference /work/peers/MGVGA \\
-        --reference-python /work/peers/mgvga-venv/bin/python
+    python benchmarks/bench_mgvga.py --reference PEERS/MGVGA --reference-python PEERS/mgvga-venv/bin/python
+
+``--reference`` / ``--reference-python`` default to ``$GEOMASK_MGVGA_REFERENCE`` / ``$GEOMASK_MGVGA_PYTHON``
+(without them geomask runs alone and the ratio is n/a), ``--epfl`` to ``$GEOMASK_SHARED_DATA/circuits/epfl``
+(``../shared/data`` beside the checkout without it); missing EPFL files print one ``skipped: ...`` line and
+exit 0.
 
 The last line reads ``ratio graphs/s geomask/reference: X`` (best geomask batch size against the
 reference at batch 1).
@@ -36,6 +40,8 @@ from pathlib import Path
 
 import torch
 
+# ../shared/data beside the checkout, or $GEOMASK_SHARED_DATA
+SHARED = Path(os.environ.get("GEOMASK_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 SMALL_EPFL = "adder bar cavlc ctrl dec i2c int2float max priority router sin".split()
 VERILOG_DIM = 3584
 MGM_RATIO, VGA_RATIO = 0.3, 0.5
@@ -259,9 +265,17 @@ def best(runs: list[dict]) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--reference", help="local copy of github.com/wuhy68/MGVGA")
-    p.add_argument("--reference-python", default="/work/peers/mgvga-venv/bin/python")
-    p.add_argument("--epfl", default=str(Path(__file__).resolve().parents[1].parent / "shared/data/circuits/epfl"))
+    p.add_argument(
+        "--reference",
+        default=os.environ.get("GEOMASK_MGVGA_REFERENCE"),
+        help="local copy of github.com/wuhy68/MGVGA (default: $GEOMASK_MGVGA_REFERENCE)",
+    )
+    p.add_argument(
+        "--reference-python",
+        default=os.environ.get("GEOMASK_MGVGA_PYTHON"),
+        help="a Python with the reference's dependencies (default: $GEOMASK_MGVGA_PYTHON)",
+    )
+    p.add_argument("--epfl", default=str(SHARED / "circuits" / "epfl"), help="EPFL AIGER folder")
     p.add_argument("--graphs", nargs="+", default=SMALL_EPFL)
     p.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 10])
     p.add_argument("--threads", type=int, default=2)
@@ -284,17 +298,22 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     epfl = Path(args.epfl)
-    if not epfl.is_dir():
-        sys.exit(f"EPFL AIGs not found at {epfl}")
+    missing = [str(epfl / f"{g}.aig") for g in args.graphs if not (epfl / f"{g}.aig").is_file()]
+    if missing:
+        where = epfl if not epfl.is_dir() else ", ".join(missing)
+        print(f"skipped: EPFL AIGER files not found ({where}; pass --epfl or set GEOMASK_SHARED_DATA)")
+        return
     graphs = load_graphs(epfl, args.graphs)
     sizes = [g["node_type"].numel() for g in graphs]
     print(f"graphs: {len(graphs)} EPFL ({', '.join(args.graphs)}), {sum(sizes) / len(sizes):.0f} nodes on average")
     print(f"threads: {args.threads}, method: {args.method}, geomask head dropout {args.head_dropout}")
     ref_ok, why = True, ""
     if not args.reference:
-        ref_ok, why = False, "no --reference given"
+        ref_ok, why = False, "no --reference nor GEOMASK_MGVGA_REFERENCE given"
     elif not (Path(args.reference) / "aigmae" / "modeling_vgmae.py").is_file():
         ref_ok, why = False, f"{args.reference}/aigmae/modeling_vgmae.py not found"
+    elif not args.reference_python:
+        ref_ok, why = False, "no --reference-python nor GEOMASK_MGVGA_PYTHON given"
     elif not Path(args.reference_python).exists():
         ref_ok, why = False, f"reference python {args.reference_python} not found"
     results: dict[str, dict[int, dict]] = {"reference": {}, "geomask": {}}

@@ -5,6 +5,9 @@ process, re-reading the design before each), which saves ABC's start-up per reci
 
     .venv/bin/python benchmarks/bench_qor_labels.py [--data ../shared/data] [--recipes 8] [--length 20]
 
+``--data`` defaults to ``$GEOMASK_SHARED_DATA`` (``../shared/data`` beside the checkout without it).  Missing
+designs or a missing ABC prints one ``skipped: ...`` line and exits 0.
+
 Prints pairs/s per configuration, then ``ratio qor_labels jobs2/jobs1: X`` (X > 1: two jobs are faster)
 and ``ratio qor_labels chunked/per_pair: X``.
 """
@@ -12,6 +15,8 @@ and ``ratio qor_labels chunked/per_pair: X``.
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -20,6 +25,8 @@ from geomask.circuits.abc import label_recipes
 from geomask.circuits.recipes import random_recipes
 
 DEFAULT_DESIGNS = "ctrl,int2float,router,cavlc,dec,priority,i2c,adder,bar"
+# ../shared/data beside the checkout, or $GEOMASK_SHARED_DATA
+SHARED = Path(os.environ.get("GEOMASK_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 
 
 def _time(designs: list[Path], recipes, **kwargs) -> tuple[float, list]:
@@ -34,7 +41,7 @@ def _time(designs: list[Path], recipes, **kwargs) -> tuple[float, list]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared" / "data")
+    ap.add_argument("--data", type=Path, default=SHARED, help="the shared data folder (holds circuits/epfl)")
     ap.add_argument("--designs", default=DEFAULT_DESIGNS, help="comma-separated EPFL design names")
     ap.add_argument("--recipes", type=int, default=8)
     ap.add_argument("--length", type=int, default=20)
@@ -44,7 +51,12 @@ def main() -> None:
     designs = [epfl / f"{name}.aig" for name in args.designs.split(",")]
     missing = [str(p) for p in designs if not p.exists()]
     if missing:
-        sys.exit(f"missing EPFL designs (pass --data): {', '.join(missing)}")
+        where = epfl if not epfl.is_dir() else ", ".join(missing)
+        print(f"skipped: EPFL designs not found ({where}; pass --data or set GEOMASK_SHARED_DATA)")
+        return
+    if shutil.which("berkeley-abc") is None:
+        print("skipped: berkeley-abc is not installed (apt-get install berkeley-abc)")
+        return
     recipes = random_recipes(args.recipes, args.length, seed=args.seed)
     pairs = len(designs) * len(recipes)
     print(f"{len(designs)} designs x {len(recipes)} recipes of length {args.length} = {pairs} QoR labels")

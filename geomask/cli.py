@@ -255,7 +255,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
         module, function = _REGISTRIES[args.what]
         described = getattr(importlib.import_module(module), function)()
-        column = {"maskers": "masker", "targets": "target", "losses": "loss"}[args.what]
+        column = {"data": "kind", "maskers": "masker", "targets": "target", "losses": "loss"}[args.what]
         rows = [{column: n, "about": about} for n, about in described.items()]
     print(format_table(rows))
     return 0
@@ -263,6 +263,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 # the component registries `geomask list` prints: (module, function returning {name: one-line description})
 _REGISTRIES = {
+    "data": ("geomask.datasets.kinds", "available_data_kinds"),
     "maskers": ("geomask.masking", "available_maskers"),
     "targets": ("geomask.targets", "available_targets"),
     "losses": ("geomask.losses", "available_losses"),
@@ -469,7 +470,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_examples("geomask list configs", "geomask list methods"),
     )
     p.add_argument(
-        "what", choices=("configs", "methods", "maskers", "targets", "losses", "label-maps"), help="what to list"
+        "what",
+        choices=("configs", "methods", "data", "maskers", "targets", "losses", "label-maps"),
+        help="what to list (data: the data kinds)",
     )
     p.set_defaults(func=cmd_list)
 

@@ -9,6 +9,7 @@ Writes ``<out>/<name>.v`` for every design (files are rewritten only when their 
 unless ``--no-index``, converts each with yosys (:func:`geomask.io.verilog.read_verilog`) and writes the
 index CSV (name, family, params, sequential, ands, latches, inputs, outputs; default
 ``<out>/../index.csv``).  ``--lint`` also compiles each file with Icarus Verilog and fails on any message.
+The generator itself is the package :mod:`tools.corpus` beside this script.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import sys
 import time
 from pathlib import Path
 
-from geomask.circuits.corpus import FAMILIES, generate, index_rows, lint_iverilog, write_corpus, write_index
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tools.corpus
+
+from tools.corpus import FAMILIES, generate, index_rows, lint_iverilog, write_corpus, write_index  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

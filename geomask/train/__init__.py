@@ -1,16 +1,15 @@
 """geomask.train: the pretraining engine (Lightning), its config, checkpoints and the ``pretrain`` command.
 
-``geomask.train.train(config, overrides)`` runs one pretraining run (see :mod:`geomask.train.engine`).  The
-package itself is callable too, so ``import geomask.train`` then ``geomask.train(config)`` is the same call.
-Lightning is imported only when a run starts, so importing this package (and the ``geomask`` command) stays
-fast.  ``available_configs()`` / ``config_descriptions()`` list the configs shipped with the package (a run
-takes one by name: ``geomask.train("mgm_cpu")``).
+``geomask.train.train(config, overrides)`` runs one pretraining run (see :mod:`geomask.train.engine`);
+``geomask.pretrain(config, overrides)`` is the same call from the top-level package (the package
+``geomask.train`` is a module, not a function: call ``geomask.train.train``).  Lightning is imported only when a
+run starts, so importing this package (and the ``geomask`` command) stays fast.  ``available_configs()`` /
+``config_descriptions()`` list the configs shipped with the package (a run takes one by name:
+``geomask.pretrain("mgm_cpu")``); :func:`geomask.datasets.kinds.available_data_kinds` lists the data kinds.
 """
 
 from __future__ import annotations
 
-import sys
-import types
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,15 +44,3 @@ def __getattr__(name: str) -> Any:
 
         return getattr(engine, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-class _CallableModule(types.ModuleType):
-    """Makes ``geomask.train(config)`` work while ``geomask.train`` stays the package."""
-
-    def __call__(
-        self, config: Config | Mapping[str, Any] | str | Path, overrides: Iterable[str] = (), **kwargs: Any
-    ) -> TrainResult:
-        return train(config, overrides, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -4,7 +4,7 @@ A config has five top-level sections::
 
     seed: 0
     method:  {name: mgvga, ...keyword arguments of the method's builder}
-    data:    {kind, roots, batch_size, not_nodes, num_workers, val_fraction, synthetic: {...}}
+    data:    {kind, roots, batch_size, not_nodes, num_workers, val_fraction, synthetic: {...}, objects: {...}}
     optim:   {name, lr, weight_decay, betas, scheduler, warmup_steps, min_lr, schedule_steps, grad_clip}
     trainer: {max_steps, out_dir, accelerator, devices, num_nodes, strategy, find_unused, precision, log_every,
               checkpoint_every, keep_checkpoints, val_every, resume, progress_bar, loggers, summary, threads}
@@ -45,6 +45,7 @@ from typing import Any
 
 import yaml
 
+from geomask.datasets.kinds import AUTO, data_kind_choices, get_data_kind
 from geomask.errors import UsageError
 
 __all__ = [
@@ -65,12 +66,19 @@ __all__ = [
     "resolve_config",
 ]
 
-DATA_KINDS = ("auto", "circuits", "pairs", "scans", "synthetic", "objects")
 NOT_MODES = ("per_edge", "shared", "attr")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULERS = ("none", "cosine", "linear")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 LOGGERS = ("csv", "tensorboard")
+
+
+def __getattr__(name: str) -> Any:
+    # DATA_KINDS: the values data.kind may take, ``auto`` and every kind registered at the time of asking
+    # (geomask.datasets.kinds); a view, so that kinds registered after this import count too
+    if name == "DATA_KINDS":
+        return data_kind_choices()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class ConfigError(UsageError):
@@ -127,13 +135,13 @@ class ObjectsConfig:
 
 @dataclass
 class DataConfig:
-    """Where graphs come from and how they are batched.
+    """Where the training data comes from and how it is batched.
 
-    ``kind``: ``circuits`` (folders of ``geomask prep circuits``), ``pairs`` (Verilog-AIG pairs datasets),
-    ``synthetic``, ``objects`` (point clouds for Point-MAE / Point-BERT, batched ``[B, N, 3]``), or ``auto``
-    (each root by the kind in its ``manifest.json``).  Graphs with and without
-    Verilog fields never share a batch.  ``val_fraction`` of the graphs (by a seeded permutation) is held
-    out for validation.
+    ``kind``: a registered data kind (:mod:`geomask.datasets.kinds`: ``circuits``, ``pairs``, ``scans`` read
+    ``roots``, folders of ``geomask prep``; ``synthetic`` random AIGs and ``objects`` point clouds are made from
+    the sections of the same names), or ``auto`` (each root by the kind in its ``manifest.json``).  Items of
+    different groups (graphs with and without Verilog fields) never share a batch.  ``val_fraction`` of the
+    items (by a seeded permutation) is held out for validation.  ``not_nodes`` is the NOT mode of graph kinds.
     """
 
     kind: str = "auto"
@@ -357,13 +365,13 @@ def _check(cfg: Config, source: str | None) -> None:
             raise ConfigError(section, key, f"must be {'>= 0' if allow_zero else '> 0'}, got {value}", source)
 
     d, o, t = cfg.data, cfg.optim, cfg.trainer
-    choice("data", "kind", d.kind, DATA_KINDS)
+    choice("data", "kind", d.kind, data_kind_choices())
     choice("data", "not_nodes", d.not_nodes, NOT_MODES)
     positive("data", "batch_size", d.batch_size)
     positive("data", "num_workers", d.num_workers, allow_zero=True)
     if not 0.0 <= d.val_fraction < 1.0:
         raise ConfigError("data", "val_fraction", f"must be in [0, 1), got {d.val_fraction}", source)
-    if d.kind not in ("synthetic", "objects") and not d.roots:
+    if (d.kind == AUTO or get_data_kind(d.kind).reads_folders) and not d.roots:
         raise ConfigError("data", "roots", f"empty, but data.kind {d.kind!r} needs at least one dataset folder", source)
     s = cfg.data.synthetic
     for key in ("inputs", "ands", "outputs", "verilog_chunks"):
@@ -373,6 +381,9 @@ def _check(cfg: Config, source: str | None) -> None:
             raise ConfigError("data.synthetic", key, f"must be a range [low, high] with low >= {low}, got {r}", source)
     positive("data.synthetic", "graphs", s.graphs)
     positive("data.synthetic", "verilog_dim", s.verilog_dim, allow_zero=True)
+    positive("data.objects", "num_objects", d.objects.num_objects)
+    positive("data.objects", "num_points", d.objects.num_points)
+    positive("data.objects", "noise", d.objects.noise, allow_zero=True)
     choice("optim", "name", o.name, OPTIMIZERS)
     choice("optim", "scheduler", o.scheduler, SCHEDULERS)
     positive("optim", "lr", o.lr)

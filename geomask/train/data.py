@@ -1,14 +1,15 @@
-"""Data for pretraining: circuit, Verilog-AIG pair and synthetic graphs, in step-indexed batches.
+"""Data for pretraining: any registered data kind, in step-indexed batches.
+
+What the data is comes from the data-kind registry (:mod:`geomask.datasets.kinds`): ``data.kind`` names a kind
+(or ``auto``: each folder of ``data.roots`` by the kind its manifest names), whose reader makes the dataset,
+whose collate makes the batches and whose groups say which items may share a batch.  Nothing here knows a
+modality.
 
 Batches are a pure function of ``(seed, step, rank)``: :class:`StepBatchSampler` lays each data epoch out
 as a seeded permutation of batches, and global batch ``step * world_size + rank`` goes to ``rank`` at
 ``step``.  A run resumed at step ``k`` therefore sees exactly the batches an uninterrupted run sees from
-step ``k`` on, with no sampler state to store.  Graphs with Verilog fields (``verilog_emb``,
-``verilog_vec``) and graphs without never share a batch: batches are cut within those two groups.
-
-Batches are PyG ``Batch`` objects collated with ``follow_batch=["verilog_emb"]``, so a batch with Verilog
-carries ``verilog_emb [sum C, D]``, ``verilog_emb_batch [sum C]`` (chunk → graph) and
-``verilog_vec [B, D]``.
+step ``k`` on, with no sampler state to store.  Items of different groups (graphs with Verilog fields and
+graphs without) never share a batch: batches are cut within groups.
 """
 
 from __future__ import annotations
@@ -16,21 +17,19 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from torch_geometric.data import Data
-from torch_geometric.loader.dataloader import Collater
 
-from geomask.circuits.graph import aig_to_graph
-from geomask.errors import FormatError
-from geomask.io.aig import AIG
-from geomask.train.config import ConfigError, DataConfig, SyntheticConfig
+from geomask.datasets.kinds import AUTO, DataKind, data_kind_choices, get_data_kind, kind_for_manifest
+from geomask.datasets.readers import FOLLOW_BATCH, SyntheticAIGDataset, random_aig
+from geomask.errors import FormatError, UsageError
+from geomask.train.config import ConfigError, DataConfig
 
 __all__ = [
     "FOLLOW_BATCH",
+    "DataModule",
     "GraphDataModule",
     "StepBatchSampler",
     "SyntheticAIGDataset",
@@ -38,129 +37,34 @@ __all__ = [
     "random_aig",
 ]
 
-FOLLOW_BATCH = ["verilog_emb"]
+
+def _kind(name: str) -> DataKind:
+    try:
+        return get_data_kind(name)
+    except UsageError:
+        msg = f"must be one of {', '.join(data_kind_choices())}, got {name!r}"
+        raise ConfigError("data", "kind", msg) from None
 
 
-def random_aig(rng: np.random.Generator, n_in: int, n_and: int, n_out: int) -> AIG:
-    """A random combinational AIG: each AND reads two random earlier variables, with random inversions."""
-    first = n_in + 1
-    var = rng.integers(1, first + np.arange(n_and)[:, None], size=(n_and, 2))
-    ands = 2 * var + rng.integers(0, 2, size=(n_and, 2))
-    m = n_in + n_and
-    low = max(1, m - n_and // 2) if n_and else 1
-    outs = 2 * rng.integers(low, m + 1, size=n_out) + rng.integers(0, 2, size=n_out)
-    return AIG(num_inputs=n_in, ands=ands, outputs=outs)
-
-
-class SyntheticAIGDataset(torch.utils.data.Dataset):
-    """Random AIG graphs, item ``i`` a pure function of ``(seed, i)``.
-
-    Args:
-        cfg: sizes (inclusive ranges) and the optional random Verilog context.
-        seed: the dataset seed.
-        not_nodes: the graph's NOT mode (see :func:`~geomask.circuits.graph.aig_to_graph`).
-
-    Shapes:
-        item: canonical graph ``Data``; with Verilog also ``verilog_emb [C, D]`` and ``verilog_vec [1, D]``.
-    """
-
-    def __init__(self, cfg: SyntheticConfig, seed: int, not_nodes: str = "per_edge") -> None:
-        self.cfg = cfg
-        self.seed = int(seed) % (1 << 63)
-        self.not_nodes = not_nodes
-        pick = np.random.default_rng([self.seed, 0x5EED]).random(cfg.graphs)
-        self.has_verilog = (cfg.verilog_dim > 0) & (pick < cfg.verilog_fraction)
-
-    def __len__(self) -> int:
-        return self.cfg.graphs
-
-    def __getitem__(self, i: int) -> Data:
-        c = self.cfg
-        rng = np.random.default_rng([self.seed, int(i)])
-        n_in, n_and, n_out = (int(rng.integers(lo, hi + 1)) for lo, hi in (c.inputs, c.ands, c.outputs))
-        g = aig_to_graph(random_aig(rng, n_in, n_and, n_out), self.not_nodes)
-        g.name = f"synthetic_{i}"
-        if self.has_verilog[i]:
-            n_chunks = int(rng.integers(c.verilog_chunks[0], c.verilog_chunks[1] + 1))
-            emb = torch.from_numpy(rng.standard_normal((n_chunks, c.verilog_dim)).astype(np.float32))
-            g.verilog_emb = emb
-            g.verilog_vec = emb.mean(0, keepdim=True)
-        return g
-
-
-class SyntheticObjectDataset(torch.utils.data.Dataset):
-    """Object clouds ``[N, 3]`` from :func:`geomask.points.synthetic.synthetic_objects`, seeded by the run.
-
-    Items are plain tensors, so a batch is ``[B, N, 3]``; none carries Verilog.
-    """
-
-    def __init__(self, cfg: Any, seed: int) -> None:
-        from geomask.points.synthetic import synthetic_objects
-
-        self.pos, self.labels = synthetic_objects(
-            cfg.num_objects, cfg.num_points, seed=seed % (1 << 31), noise=cfg.noise
-        )
-        self.has_verilog = np.zeros(len(self.pos), dtype=bool)
-
-    def __len__(self) -> int:
-        return len(self.pos)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return self.pos[i]
-
-
-class ScanTrainDataset(torch.utils.data.Dataset):
-    """Scans of a ``geomask prep scans`` folder for the scene methods (MSM, CPCM); batches are ``ScenePoints``.
-
-    Input features are the colours, or a constant 1 per point for scans without colours (set the method's
-    ``in_channels`` to match); per-point labels ride along where the scan has them.
-    """
-
-    def __init__(self, root: Path) -> None:
-        from geomask.datasets.store import DatasetReader
-
-        self.reader = DatasetReader(root, kind="scan")
-        self.has_verilog = np.zeros(len(self.reader), dtype=bool)
-
-    def __len__(self) -> int:
-        return len(self.reader)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        from geomask.datasets.scans import load_scan_item
-
-        item = load_scan_item(self.reader.load(i), self.reader.root / self.reader.items[i]["shard"])
-        pts = item.points.float()
-        feats = item.colors.float() if item.colors is not None else torch.ones(len(pts), 1)
-        return pts, feats, item.labels
-
-    @staticmethod
-    def collate(items: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]) -> Any:
-        from geomask.points.augment import ScenePoints
-
-        batch = torch.cat([torch.full((len(p),), k, dtype=torch.long) for k, (p, _, _) in enumerate(items)])
-        labels = None
-        if all(lab is not None for _, _, lab in items):
-            labels = torch.cat([lab.long().reshape(-1) for _, _, lab in items])
-        return ScenePoints(torch.cat([p for p, _, _ in items]), torch.cat([f for _, f, _ in items]), batch, labels)
-
-
-MANIFEST_KINDS = {"aig": "circuits", "verilog_aig_pairs": "pairs", "scan": "scans"}
-"""A dataset manifest's ``kind`` → the ``data.kind`` that reads it."""
+def _or(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 def _root_kind(root: Path) -> str:
-    """``circuits``, ``pairs`` or ``scans``, from the dataset's manifest."""
+    """The registered data kind that reads ``root``, from its manifest's ``kind``."""
     manifest = root / "manifest.json"
     try:
         kind = json.loads(manifest.read_text()).get("kind")
     except FileNotFoundError:
-        msg = "not a geomask dataset (no manifest.json; make one with geomask prep circuits, pairs or scans)"
+        prep = [n for n in data_kind_choices()[1:] if get_data_kind(n).reads_folders]
+        msg = f"not a geomask dataset (no manifest.json; make one with geomask prep {_or(prep)})"
         raise FormatError(root, msg) from None
     except (json.JSONDecodeError, AttributeError, UnicodeDecodeError):
         raise FormatError(manifest, "not a valid dataset manifest") from None
-    if kind not in MANIFEST_KINDS:
+    name = kind_for_manifest(kind) if isinstance(kind, str) else None
+    if name is None:
         raise FormatError(manifest, f"holds {kind!r} items, which pretraining does not read")
-    return MANIFEST_KINDS[kind]
+    return name
 
 
 def _check_root(r: str) -> Path:
@@ -174,56 +78,31 @@ def _check_root(r: str) -> Path:
 
 def data_kinds(cfg: DataConfig) -> list[tuple[str | None, str]]:
     """``(root, kind)`` of the configured data: each root with the kind its manifest names, or ``(None, kind)``
-    for generated data.  Cheap: reads manifests only.
+    for a kind generated from the config.  Cheap: reads manifests only.
 
     Raises:
-        ConfigError: a root that is not a folder (``data.roots: no such folder: X``), or a dataset of another
-            kind than ``data.kind`` (unless ``auto``).
+        ConfigError: an unknown ``data.kind``, a root that is not a folder (``data.roots: no such folder: X``),
+            a dataset of another kind than ``data.kind`` (unless ``auto``), or folders of kinds whose batches
+            differ (they cannot share a run).
         FormatError: a folder that is not a dataset.
     """
-    if cfg.kind in ("synthetic", "objects"):
+    if cfg.kind != AUTO and not _kind(cfg.kind).reads_folders:
         return [(None, cfg.kind)]
+    if not cfg.roots:
+        raise ConfigError("data", "roots", f"empty, but data.kind {cfg.kind!r} needs at least one dataset folder")
     out: list[tuple[str | None, str]] = []
     for r in cfg.roots:
         kind = _root_kind(_check_root(r))
-        if cfg.kind != "auto" and kind != cfg.kind:
+        if cfg.kind != AUTO and kind != cfg.kind:
             msg = f"{cfg.kind!r} does not read {r}, a {kind} dataset (auto reads each folder by its manifest)"
             raise ConfigError("data", "kind", msg)
         out.append((r, kind))
+    for r, kind in out[1:]:
+        first, k0 = out[0]
+        if get_data_kind(kind).collate != get_data_kind(k0).collate:
+            msg = f"{first} is a {k0} dataset and {r} a {kind} dataset: their batches differ, so one run reads one"
+            raise ConfigError("data", "roots", msg)
     return out
-
-
-def _open_root(kind: str, root: Path, not_nodes: str) -> torch.utils.data.Dataset:
-    if kind == "auto":
-        kind = _root_kind(root)
-    if kind == "scans":
-        return ScanTrainDataset(root)
-    if kind == "circuits":
-        from geomask.datasets.circuits import CircuitDataset
-
-        return CircuitDataset(root, not_nodes=not_nodes)
-    from geomask.datasets.pairs import PairDataset
-
-    return PairDataset(root, not_nodes=not_nodes)
-
-
-def _has_verilog(ds: torch.utils.data.Dataset) -> np.ndarray:
-    """``[len(ds)]`` bool: which items carry Verilog fields.
-
-    A dataset's own ``has_verilog`` (a sequence, or a callable per index) wins; circuit datasets have none,
-    every item of a pairs dataset has them; any other dataset is probed item by item.
-    """
-    from geomask.datasets.circuits import CircuitDataset
-    from geomask.datasets.pairs import PairDataset
-
-    flags = getattr(ds, "has_verilog", None)
-    if callable(flags):
-        flags = [flags(i) for i in range(len(ds))]
-    if flags is not None:
-        return np.asarray(flags, dtype=bool).reshape(len(ds))
-    if isinstance(ds, (CircuitDataset, PairDataset)):
-        return np.full(len(ds), isinstance(ds, PairDataset), dtype=bool)
-    return np.array([hasattr(ds[i], "verilog_emb") for i in range(len(ds))], dtype=bool)
 
 
 class StepBatchSampler(torch.utils.data.Sampler[list[int]]):
@@ -293,12 +172,18 @@ def _fixed_batches(groups: Sequence[np.ndarray], batch_size: int) -> list[list[i
     return out
 
 
-class GraphDataModule(pl.LightningDataModule):
-    """Lightning data module over ``data.roots`` (or synthetic graphs), split into train and validation.
+class DataModule(pl.LightningDataModule):
+    """Lightning data module over the configured data kind, split into train and validation.
 
     Args:
         cfg: the ``data`` section.
-        seed: the run's seed (synthetic graphs, the split and the batch order derive from it).
+        seed: the run's seed (generated data, the split and the batch order derive from it).
+
+    Attributes:
+        dataset: every item, train and validation (after :meth:`setup`).
+        kind: the data kind (the first folder's, under ``auto``).
+        train_groups, val_groups: item indices per group (one per group the kinds declare, in group order;
+            some may be empty).
     """
 
     def __init__(self, cfg: DataConfig, seed: int) -> None:
@@ -306,56 +191,59 @@ class GraphDataModule(pl.LightningDataModule):
         self.cfg = cfg
         self.seed = int(seed) % (1 << 63)
         self.dataset: torch.utils.data.Dataset | None = None
+        self.kind: DataKind | None = None
         self.train_groups: list[np.ndarray] = []
         self.val_groups: list[np.ndarray] = []
+        self._keys: list[int] = []
+        self._group_names: dict[int, str] = {}
 
     def setup(self, stage: str | None = None) -> None:
         if self.dataset is not None:
             return
         c = self.cfg
-        if c.kind == "synthetic":
-            parts: list[torch.utils.data.Dataset] = [SyntheticAIGDataset(c.synthetic, self.seed, c.not_nodes)]
-        elif c.kind == "objects":
-            parts = [SyntheticObjectDataset(c.objects, self.seed)]
-        else:
-            parts = []
-            for r in c.roots:
-                parts.append(_open_root(c.kind, _check_root(r), c.not_nodes))
+        kinds = [(None if r is None else Path(r), get_data_kind(k)) for r, k in data_kinds(c)]
+        parts = [kind.open_dataset(root, c, self.seed) for root, kind in kinds]
+        self.kind = kinds[0][1]
         self.dataset = parts[0] if len(parts) == 1 else torch.utils.data.ConcatDataset(parts)
-        verilog = np.concatenate([_has_verilog(p) for p in parts])
-        n = len(verilog)
+        group = np.concatenate([kind.group_ids(part) for (_, kind), part in zip(kinds, parts)])
+        names: dict[int, str] = {}
+        for _, kind in kinds:
+            names.update(kind.group_names)
+        self._group_names = names
+        n = len(group)
         if n == 0:
-            raise FormatError(c.roots[0] if c.roots else None, "the training data holds no graphs")
+            raise FormatError(c.roots[0] if c.roots else None, f"the training data holds no {self.kind.items}")
         perm = np.random.default_rng([self.seed, 0x7A1]).permutation(n)
         n_val = int(round(c.val_fraction * n))
         n_val = min(max(n_val, 1 if c.val_fraction > 0 else 0), n - 1)
         is_val = np.zeros(n, dtype=bool)
         is_val[perm[:n_val]] = True
         idx = np.arange(n)
-        self.train_groups = [idx[~is_val & ~verilog], idx[~is_val & verilog]]
-        self.val_groups = [idx[is_val & ~verilog], idx[is_val & verilog]]
+        keys = sorted(set(names) | set(np.unique(group).tolist()))
+        self.train_groups = [idx[~is_val & (group == k)] for k in keys]
+        self.val_groups = [idx[is_val & (group == k)] for k in keys]
+        self._keys = keys
 
     def describe(self) -> str:
-        """One line: graph counts per split and how many carry Verilog."""
+        """One line: item counts per split, and per named group (``10 graphs (6 with Verilog): 8 train, 2
+        validation``)."""
         tr = sum(len(g) for g in self.train_groups)
         va = sum(len(g) for g in self.val_groups)
-        return (
-            f"{tr + va} graphs ({len(self.train_groups[1]) + len(self.val_groups[1])} with Verilog): "
-            f"{tr} train, {va} validation"
-        )
-
-    def _collate(self) -> Any:
-        ds = self.dataset
-        first = ds.datasets[0] if isinstance(ds, torch.utils.data.ConcatDataset) else ds
-        own = getattr(first, "collate", None)
-        return own if own is not None else Collater(ds, follow_batch=FOLLOW_BATCH)
+        counts = [
+            f"{len(t) + len(v)} {self._group_names[k]}"
+            for k, t, v in zip(self._keys, self.train_groups, self.val_groups)
+            if self._group_names.get(k)
+        ]
+        noun = self.kind.items if self.kind is not None else "items"
+        extra = f" ({', '.join(counts)})" if counts else ""
+        return f"{tr + va} {noun}{extra}: {tr} train, {va} validation"
 
     def _loader(self, batch_sampler: object) -> torch.utils.data.DataLoader:
         workers = self.cfg.num_workers
         return torch.utils.data.DataLoader(
             self.dataset,
             batch_sampler=batch_sampler,
-            collate_fn=self._collate(),
+            collate_fn=self.kind.collate_fn(),
             num_workers=workers,
             persistent_workers=workers > 0,
         )
@@ -379,3 +267,7 @@ class GraphDataModule(pl.LightningDataModule):
     @property
     def has_val(self) -> bool:
         return any(len(g) for g in self.val_groups)
+
+
+GraphDataModule = DataModule
+"""The former name (it reads every data kind, not only graphs)."""

@@ -36,8 +36,8 @@ def test_pretrain_prints_checkpoints_logs_and_losses(tmp_path, tiny_config, caps
     assert {"train/loss", "train/mgm_type"} <= set(losses)
     assert all(float(v) > 0 for v in losses.values())
     assert (out / "checkpoints" / "last.ckpt").is_file() and not (tmp_path / "cli").exists()
-    # the package itself is callable: geomask.train(config) continues the same run
-    again = geomask.train(path, [f"trainer.out_dir={out}", "trainer.max_steps=4", "data.batch_size=2"])
+    # geomask.pretrain(config) continues the same run
+    again = geomask.pretrain(path, [f"trainer.out_dir={out}", "trainer.max_steps=4", "data.batch_size=2"])
     assert again.resumed_from == 3 and again.steps == 4
 
 

@@ -1,6 +1,6 @@
 """Corpus families, part 3: multiplexers, decoders, encoders, arbiters, Hamming codes and random logic.
 
-Builders are ``build(name, **params) -> str`` (see :mod:`geomask.circuits.corpus_arith` for the
+Builders are ``build(name, **params) -> str`` (see :mod:`tools.corpus.arith` for the
 conventions); :data:`FAMILIES` lists ``(family, sequential, build, grid)``.  The random families draw
 from a xorshift seeded by a hash of the design name, so they are reproducible without any global RNG.
 """
@@ -9,18 +9,9 @@ from __future__ import annotations
 
 import zlib
 
+from .common import clog2, grid
+
 __all__ = ["FAMILIES"]
-
-
-def _clog2(n: int) -> int:
-    return max(1, (n - 1).bit_length())
-
-
-def _grid(**axes: tuple) -> list[dict]:
-    out: list[dict] = [{}]
-    for key, vals in axes.items():
-        out = [{**d, key: v} for d in out for v in vals]
-    return out
 
 
 class _XorShift:
@@ -40,7 +31,7 @@ class _XorShift:
 
 
 def mux_bin(name: str, n: int, w: int, style: str) -> str:
-    k = _clog2(n)
+    k = clog2(n)
     head = f"module {name}(input [{n * w - 1}:0] d, input [{k - 1}:0] sel, output reg [{w - 1}:0] y);\n"
     if style == "index":
         return head + f"  always @(*) y = d[sel*{w} +: {w}];\nendmodule\n"
@@ -82,7 +73,7 @@ def decoder(name: str, k: int) -> str:
 
 
 def demux(name: str, n: int, w: int) -> str:
-    k = _clog2(n)
+    k = clog2(n)
     return (
         f"module {name}(input [{w - 1}:0] d, input [{k - 1}:0] sel, output [{n * w - 1}:0] y);\n"
         f"  genvar i;\n  generate\n    for (i = 0; i < {n}; i = i + 1) begin : g_out\n"
@@ -92,7 +83,7 @@ def demux(name: str, n: int, w: int) -> str:
 
 def encoder(name: str, n: int) -> str:
     """One-hot to binary: output bit ``b`` is the OR of the inputs whose index has bit ``b`` set."""
-    k = _clog2(n)
+    k = clog2(n)
     lines = [f"module {name}(input [{n - 1}:0] x, output [{k - 1}:0] y, output valid);"]
     for b in range(k):
         terms = " | ".join(f"x[{i}]" for i in range(n) if (i >> b) & 1)
@@ -102,7 +93,7 @@ def encoder(name: str, n: int) -> str:
 
 
 def prio_enc(name: str, n: int, style: str) -> str:
-    k = _clog2(n)
+    k = clog2(n)
     head = f"module {name}(input [{n - 1}:0] x, output reg [{k - 1}:0] y, output valid);\n  assign valid = |x;\n"
     if style == "loop":  # the highest set bit wins: later iterations override
         return head + (
@@ -144,7 +135,7 @@ def onehot_check(name: str, n: int) -> str:
 
 def arbiter(name: str, n: int) -> str:
     """Round-robin arbiter: the first request at or after ``ptr`` wins."""
-    k = _clog2(n)
+    k = clog2(n)
     return (
         f"module {name}(input [{n - 1}:0] req, input [{k - 1}:0] ptr, output reg [{n - 1}:0] grant);\n"
         f"  integer i;\n  reg [{k - 1}:0] idx;\n  reg found;\n"
@@ -242,17 +233,17 @@ FAMILIES = [
             for i, (n, w) in enumerate((a, b) for a in (2, 4, 5, 8, 16, 32) for b in (1, 4, 8))
         ],
     ),
-    ("mux_onehot", False, mux_onehot, _grid(n=(4, 8, 32), w=(1, 8))),
-    ("decoder", False, decoder, _grid(k=(3, 4, 5, 6))),
-    ("demux", False, demux, _grid(n=(2, 4, 8, 16), w=(4,))),
-    ("encoder", False, encoder, _grid(n=(4, 8, 16, 32, 64))),
-    ("prio_enc", False, prio_enc, _grid(n=(4, 8, 16, 32), style=("casez", "loop"))),
-    ("bin2therm", False, bin2therm, _grid(k=(2, 3, 4, 5))),
-    ("therm2bin", False, therm2bin, _grid(n=(3, 7, 15, 31))),
-    ("onehot_check", False, onehot_check, _grid(n=(4, 8, 16, 32))),
-    ("arbiter", False, arbiter, _grid(n=(4, 8, 16))),
-    ("hamming_enc", False, hamming_enc, _grid(d=(4, 8, 11, 26, 32))),
-    ("hamming_dec", False, hamming_dec, _grid(d=(4, 8, 11, 26, 32))),
+    ("mux_onehot", False, mux_onehot, grid(n=(4, 8, 32), w=(1, 8))),
+    ("decoder", False, decoder, grid(k=(3, 4, 5, 6))),
+    ("demux", False, demux, grid(n=(2, 4, 8, 16), w=(4,))),
+    ("encoder", False, encoder, grid(n=(4, 8, 16, 32, 64))),
+    ("prio_enc", False, prio_enc, grid(n=(4, 8, 16, 32), style=("casez", "loop"))),
+    ("bin2therm", False, bin2therm, grid(k=(2, 3, 4, 5))),
+    ("therm2bin", False, therm2bin, grid(n=(3, 7, 15, 31))),
+    ("onehot_check", False, onehot_check, grid(n=(4, 8, 16, 32))),
+    ("arbiter", False, arbiter, grid(n=(4, 8, 16))),
+    ("hamming_enc", False, hamming_enc, grid(d=(4, 8, 11, 26, 32))),
+    ("hamming_dec", False, hamming_dec, grid(d=(4, 8, 11, 26, 32))),
     (
         "random_sop",
         False,

@@ -1,15 +1,22 @@
-"""The generated Verilog corpus: determinism, naming, iverilog validity, and function through yosys."""
+"""The corpus generator (tools/corpus, run by tools/gen_corpus.py): determinism, naming, iverilog validity,
+function through yosys, and that it still writes the embedded data/corpus/ byte for byte."""
 
 from __future__ import annotations
 
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from geomask.circuits.corpus import FAMILIES, design_name, generate, lint_iverilog, write_corpus
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # tools/ is not installed: import it from the checkout
+
+from tools.corpus import FAMILIES, design_name, generate, lint_iverilog, write_corpus  # noqa: E402
+from tools.corpus.common import clog2, grid  # noqa: E402
 
 _BIT = re.compile(r"^(\w+)\[(\d+)\](.*)$")
 
@@ -29,6 +36,22 @@ def test_generation_is_deterministic_and_names_unique() -> None:
         assert tops.count(d.name) == 1, d.name
         assert all(m == d.name or m.startswith(d.name + "_") for m in tops), d.name  # helpers prefixed
         assert "\t" not in d.text and d.text.endswith("\n")
+
+
+def test_the_generator_writes_the_embedded_corpus_byte_for_byte(tmp_path: Path) -> None:
+    embedded = ROOT / "data" / "corpus" / "verilog"
+    if not embedded.is_dir():
+        pytest.skip(f"no embedded corpus at {embedded}")
+    paths = write_corpus(generate(), tmp_path)
+    assert sorted(p.name for p in paths) == sorted(p.name for p in embedded.glob("*.v"))
+    for p in paths:
+        assert p.read_bytes() == (embedded / p.name).read_bytes(), p.name
+
+
+def test_shared_helpers() -> None:
+    assert [clog2(n) for n in (1, 2, 3, 4, 5, 8, 9, 1000)] == [1, 1, 2, 2, 3, 3, 4, 10]
+    assert grid(w=(4, 8), k=(1, 2)) == [{"w": 4, "k": 1}, {"w": 4, "k": 2}, {"w": 8, "k": 1}, {"w": 8, "k": 2}]
+    assert grid() == [{}]
 
 
 def test_generate_arguments() -> None:

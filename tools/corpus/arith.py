@@ -3,10 +3,12 @@
 Each builder is ``build(name, **params) -> str``: the Verilog-2005 text of one self-contained file whose
 top module is ``name``; helper modules are prefixed with ``name`` so that many corpus files can be read
 into one yosys session without clashes.  :data:`FAMILIES` lists ``(family, sequential, build, grid)``;
-:mod:`geomask.circuits.corpus` assembles the registry.
+:mod:`tools.corpus` assembles the registry.
 """
 
 from __future__ import annotations
+
+from .common import clog2, grid
 
 __all__ = ["FAMILIES"]
 
@@ -14,10 +16,6 @@ __all__ = ["FAMILIES"]
 def _b(w: int) -> str:
     """Bus range ``[w-1:0] `` (empty for one bit)."""
     return f"[{w - 1}:0] " if w > 1 else ""
-
-
-def _clog2(n: int) -> int:
-    return max(1, (n - 1).bit_length())
 
 
 def _fa(name: str) -> str:
@@ -273,11 +271,11 @@ _ALU_OPS = [
 
 
 def alu(name: str, w: int, ops: int) -> str:
-    k = _clog2(ops)
+    k = clog2(ops)
     lines = [f"module {name}(input [{w - 1}:0] a, input [{w - 1}:0] b, input [{k - 1}:0] op,"]
     lines += [f"    output reg [{w - 1}:0] y, output zero, output neg);", "  always @(*) begin", "    case (op)"]
     for i in range(ops):
-        expr = _ALU_OPS[i].format(w1=w - 1, w2=w - 2, s1=_clog2(w) - 1)
+        expr = _ALU_OPS[i].format(w1=w - 1, w2=w - 2, s1=clog2(w) - 1)
         lines.append(f"      {k}'d{i}: y = {expr};")
     if ops < (1 << k):
         lines.append(f"      default: y = {w}'d0;")
@@ -287,7 +285,7 @@ def alu(name: str, w: int, ops: int) -> str:
 
 def shift_log(name: str, w: int, mode: str) -> str:
     """Logarithmic barrel shifter, one generate stage per shift-amount bit."""
-    k = _clog2(w)
+    k = clog2(w)
     fill = {"sll": "{S{1'b0}}", "srl": "{S{1'b0}}", "sra": f"{{S{{st[{w - 1}]}}}}", "rol": ""}[mode]
     if mode == "sll":
         shifted = f"{{st[{w - 1}-S:0], {fill}}}"
@@ -309,7 +307,7 @@ def shift_log(name: str, w: int, mode: str) -> str:
 
 
 def shift_behav(name: str, w: int) -> str:
-    k = _clog2(w)
+    k = clog2(w)
     return (
         f"module {name}(input [{w - 1}:0] a, input [{k - 1}:0] sh, input left, input arith,\n"
         f"    output reg [{w - 1}:0] y);\n"
@@ -321,35 +319,28 @@ def shift_behav(name: str, w: int) -> str:
     )
 
 
-def _grid(**axes: tuple) -> list[dict]:
-    out: list[dict] = [{}]
-    for key, vals in axes.items():
-        out = [{**d, key: v} for d in out for v in vals]
-    return out
-
-
 FAMILIES = [
-    ("adder_ripple", False, adder_ripple, _grid(w=(2, 4, 6, 8, 12, 16, 24, 32))),
-    ("adder_cla", False, adder_cla, _grid(w=(4, 8, 16, 32), blk=(4,)) + _grid(w=(6, 12, 24), blk=(2, 3))),
-    ("adder_prefix", False, adder_prefix, _grid(w=(8, 13, 16, 32), style=("ks", "bk", "sk"))),
-    ("adder_behav", False, adder_behav, _grid(w=(2, 4, 8, 16, 32))),
-    ("sub", False, subtractor, _grid(w=(4, 8, 16, 32), style=("rca", "behav"))),
-    ("addsub", False, addsub, _grid(w=(4, 8, 16, 32))),
-    ("incdec", False, incdec, _grid(w=(4, 8, 16, 32))),
-    ("mult_array", False, mult_array, _grid(w=(2, 3, 4, 6, 8, 12, 16))),
+    ("adder_ripple", False, adder_ripple, grid(w=(2, 4, 6, 8, 12, 16, 24, 32))),
+    ("adder_cla", False, adder_cla, grid(w=(4, 8, 16, 32), blk=(4,)) + grid(w=(6, 12, 24), blk=(2, 3))),
+    ("adder_prefix", False, adder_prefix, grid(w=(8, 13, 16, 32), style=("ks", "bk", "sk"))),
+    ("adder_behav", False, adder_behav, grid(w=(2, 4, 8, 16, 32))),
+    ("sub", False, subtractor, grid(w=(4, 8, 16, 32), style=("rca", "behav"))),
+    ("addsub", False, addsub, grid(w=(4, 8, 16, 32))),
+    ("incdec", False, incdec, grid(w=(4, 8, 16, 32))),
+    ("mult_array", False, mult_array, grid(w=(2, 3, 4, 6, 8, 12, 16))),
     (
         "mult_behav",
         False,
         mult_behav,
         [dict(wa=a, wb=b) for a, b in ((2, 2), (3, 3), (4, 4), (6, 6), (8, 4), (8, 8), (12, 6), (12, 12), (16, 16))],
     ),
-    ("mult_signed", False, mult_signed, _grid(w=(4, 6, 8, 12))),
-    ("mac", False, mac, _grid(w=(4, 6, 8))),
-    ("div", False, divider, _grid(w=(4, 6, 8, 12))),
-    ("cmp_eq", False, cmp_eq, _grid(w=(4, 8, 16, 32, 64))),
-    ("cmp_tree", False, cmp_tree, _grid(w=(4, 8, 11, 16, 32))),
-    ("cmp_mag", False, cmp_mag, _grid(w=(8, 16, 32), signed=(0, 1))),
-    ("alu", False, alu, _grid(w=(4, 8, 16, 32), ops=(8, 16)) + _grid(w=(8,), ops=(4,))),
-    ("shift_log", False, shift_log, _grid(w=(8, 16, 32), mode=("sll", "srl", "sra", "rol"))),
-    ("shift_behav", False, shift_behav, _grid(w=(8, 16, 32))),
+    ("mult_signed", False, mult_signed, grid(w=(4, 6, 8, 12))),
+    ("mac", False, mac, grid(w=(4, 6, 8))),
+    ("div", False, divider, grid(w=(4, 6, 8, 12))),
+    ("cmp_eq", False, cmp_eq, grid(w=(4, 8, 16, 32, 64))),
+    ("cmp_tree", False, cmp_tree, grid(w=(4, 8, 11, 16, 32))),
+    ("cmp_mag", False, cmp_mag, grid(w=(8, 16, 32), signed=(0, 1))),
+    ("alu", False, alu, grid(w=(4, 8, 16, 32), ops=(8, 16)) + grid(w=(8,), ops=(4,))),
+    ("shift_log", False, shift_log, grid(w=(8, 16, 32), mode=("sll", "srl", "sra", "rol"))),
+    ("shift_behav", False, shift_behav, grid(w=(8, 16, 32))),
 ]

@@ -1,23 +1,14 @@
 """Corpus families, part 2: bit counting, parity, Gray, CRC/LFSR, voters, min/max, saturation and BCD.
 
-Builders are ``build(name, **params) -> str`` (see :mod:`geomask.circuits.corpus_arith` for the
+Builders are ``build(name, **params) -> str`` (see :mod:`tools.corpus.arith` for the
 conventions); :data:`FAMILIES` lists ``(family, sequential, build, grid)``.
 """
 
 from __future__ import annotations
 
+from .common import grid
+
 __all__ = ["FAMILIES"]
-
-
-def _clog2(n: int) -> int:
-    return max(1, (n - 1).bit_length())
-
-
-def _grid(**axes: tuple) -> list[dict]:
-    out: list[dict] = [{}]
-    for key, vals in axes.items():
-        out = [{**d, key: v} for d in out for v in vals]
-    return out
 
 
 def popcount(name: str, w: int) -> str:
@@ -257,11 +248,11 @@ def lzc(name: str, w: int) -> str:
 
 
 FAMILIES = [
-    ("popcount", False, popcount, _grid(w=(3, 7, 8, 15, 16, 32, 48, 64))),
-    ("popcount_tree", False, popcount_tree, _grid(w=(5, 8, 16, 31, 64))),
-    ("parity", False, parity, _grid(w=(8, 33, 64), style=("reduce", "tree"))),
-    ("bin2gray", False, bin2gray, _grid(w=(4, 8, 16, 32))),
-    ("gray2bin", False, gray2bin, _grid(w=(4, 8, 16, 32))),
+    ("popcount", False, popcount, grid(w=(3, 7, 8, 15, 16, 32, 48, 64))),
+    ("popcount_tree", False, popcount_tree, grid(w=(5, 8, 16, 31, 64))),
+    ("parity", False, parity, grid(w=(8, 33, 64), style=("reduce", "tree"))),
+    ("bin2gray", False, bin2gray, grid(w=(4, 8, 16, 32))),
+    ("gray2bin", False, gray2bin, grid(w=(4, 8, 16, 32))),
     (
         "crc",
         False,
@@ -271,17 +262,17 @@ FAMILIES = [
             for n, d in ((5, 1), (8, 1), (8, 4), (8, 8), (16, 1), (16, 8), (16, 16), (32, 8), (32, 16), (32, 32))
         ],
     ),
-    ("lfsr_next", False, lfsr_next, _grid(w=(8, 16, 32), k=(1, 8))),
-    ("majority", False, majority, _grid(n=(3, 5, 7, 9, 15, 21))),
-    ("voter", False, voter, _grid(w=(4, 8, 16, 32))),
-    ("abs", False, absval, _grid(w=(4, 8, 16, 32))),
-    ("absdiff", False, absdiff, _grid(w=(4, 8, 16))),
-    ("minmax", False, minmax, _grid(w=(8, 16, 32), signed=(0, 1))),
-    ("sortnet", False, sortnet, _grid(n=(4, 8), w=(4, 8))),
-    ("sat", False, sat_arith, _grid(w=(8, 16), op=("add", "sub"), signed=(0, 1))),
-    ("bcd_add", False, bcd_add, _grid(digits=(1, 2, 3, 4))),
-    ("bin2bcd", False, bin2bcd, _grid(w=(4, 6, 8, 10, 12, 16))),
-    ("bcd2bin", False, bcd2bin, _grid(digits=(2, 3, 4))),
-    ("seg7", False, seg7, _grid(digits=(1, 2, 4))),
-    ("lzc", False, lzc, _grid(w=(4, 8, 16, 32))),
+    ("lfsr_next", False, lfsr_next, grid(w=(8, 16, 32), k=(1, 8))),
+    ("majority", False, majority, grid(n=(3, 5, 7, 9, 15, 21))),
+    ("voter", False, voter, grid(w=(4, 8, 16, 32))),
+    ("abs", False, absval, grid(w=(4, 8, 16, 32))),
+    ("absdiff", False, absdiff, grid(w=(4, 8, 16))),
+    ("minmax", False, minmax, grid(w=(8, 16, 32), signed=(0, 1))),
+    ("sortnet", False, sortnet, grid(n=(4, 8), w=(4, 8))),
+    ("sat", False, sat_arith, grid(w=(8, 16), op=("add", "sub"), signed=(0, 1))),
+    ("bcd_add", False, bcd_add, grid(digits=(1, 2, 3, 4))),
+    ("bin2bcd", False, bin2bcd, grid(w=(4, 6, 8, 10, 12, 16))),
+    ("bcd2bin", False, bcd2bin, grid(digits=(2, 3, 4))),
+    ("seg7", False, seg7, grid(digits=(1, 2, 4))),
+    ("lzc", False, lzc, grid(w=(4, 8, 16, 32))),
 ]

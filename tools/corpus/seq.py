@@ -1,6 +1,6 @@
 """Corpus families, part 4: sequential designs (counters, shift registers, LFSRs, FSMs, datapaths).
 
-Builders are ``build(name, **params) -> str`` (see :mod:`geomask.circuits.corpus_arith` for the
+Builders are ``build(name, **params) -> str`` (see :mod:`tools.corpus.arith` for the
 conventions); :data:`FAMILIES` lists ``(family, sequential, build, grid)``.  All designs have one clock
 ``clk``; most use a synchronous reset ``rst``, a few an asynchronous one (yosys' ``async2sync`` turns
 it into logic sampled at the clock).
@@ -8,18 +8,9 @@ it into logic sampled at the clock).
 
 from __future__ import annotations
 
+from .common import clog2, grid
+
 __all__ = ["FAMILIES"]
-
-
-def _clog2(n: int) -> int:
-    return max(1, (n - 1).bit_length())
-
-
-def _grid(**axes: tuple) -> list[dict]:
-    out: list[dict] = [{}]
-    for key, vals in axes.items():
-        out = [{**d, key: v} for d in out for v in vals]
-    return out
 
 
 def counter(name: str, w: int) -> str:
@@ -40,7 +31,7 @@ def counter_updown(name: str, w: int) -> str:
 
 
 def counter_mod(name: str, m: int) -> str:
-    w = _clog2(m)
+    w = clog2(m)
     return (
         f"module {name}(input clk, input rst, input en, output reg [{w - 1}:0] q, output wrap);\n"
         f"  assign wrap = en && (q == {w}'d{m - 1});\n"
@@ -106,7 +97,7 @@ def _codes(n: int, enc: str) -> tuple[int, list[str]]:
     """State register width and the Verilog constant of each state for an encoding."""
     if enc == "onehot":
         return n, [f"{n}'b" + format(1 << i, f"0{n}b") for i in range(n)]
-    w = _clog2(n)
+    w = clog2(n)
     vals = [i ^ (i >> 1) for i in range(n)] if enc == "gray" else list(range(n))
     return w, [f"{w}'d{v}" for v in vals]
 
@@ -213,7 +204,7 @@ def accumulator(name: str, w: int, sub: int) -> str:
 
 
 def regfile(name: str, words: int, w: int) -> str:
-    k = _clog2(words)
+    k = clog2(words)
     return (
         f"module {name}(input clk, input we, input [{k - 1}:0] wa, input [{w - 1}:0] wd,\n"
         f"    input [{k - 1}:0] ra, input [{k - 1}:0] rb, output [{w - 1}:0] qa, output [{w - 1}:0] qb);\n"
@@ -224,7 +215,7 @@ def regfile(name: str, words: int, w: int) -> str:
 
 
 def fifo(name: str, depth: int, w: int) -> str:
-    k = _clog2(depth)
+    k = clog2(depth)
     return (
         f"module {name}(input clk, input rst, input push, input pop, input [{w - 1}:0] din,\n"
         f"    output [{w - 1}:0] dout, output empty, output full);\n"
@@ -274,7 +265,7 @@ def gcd(name: str, w: int) -> str:
 
 
 def serial_mult(name: str, w: int) -> str:
-    k = _clog2(w + 1)
+    k = clog2(w + 1)
     return (
         f"module {name}(input clk, input rst, input start, input [{w - 1}:0] a, input [{w - 1}:0] b,\n"
         f"    output reg [{2 * w - 1}:0] p, output busy);\n"
@@ -288,7 +279,7 @@ def serial_mult(name: str, w: int) -> str:
 
 
 def uart_tx(name: str, bits: int, div: int) -> str:
-    dw = _clog2(div)
+    dw = clog2(div)
     return (
         f"module {name}(input clk, input rst, input send, input [{bits - 1}:0] data, output tx, output busy);\n"
         f"  reg [{bits + 1}:0] sh;\n  reg [{dw - 1}:0] baud;\n  reg [3:0] left;\n"
@@ -313,7 +304,7 @@ def debounce(name: str, w: int) -> str:
 
 
 def clkdiv(name: str, n: int) -> str:
-    w = _clog2(n)
+    w = clog2(n)
     return (
         f"module {name}(input clk, input rst, output reg tick, output reg half);\n  reg [{w - 1}:0] c;\n"
         "  always @(posedge clk)\n    if (rst) begin\n      c <= 0;\n      tick <= 1'b0;\n      half <= 1'b0;\n"
@@ -323,11 +314,11 @@ def clkdiv(name: str, n: int) -> str:
 
 
 FAMILIES = [
-    ("counter", True, counter, _grid(w=(2, 4, 8, 12, 16, 24, 32))),
-    ("counter_updown", True, counter_updown, _grid(w=(4, 8, 16))),
-    ("counter_mod", True, counter_mod, _grid(m=(3, 5, 10, 60, 100, 1000))),
-    ("shreg", True, shreg, _grid(w=(4, 8, 16), kind=("sipo", "piso", "univ"))),
-    ("lfsr", True, lfsr, _grid(w=(4, 8, 16, 32), kind=("fib", "galois"))),
+    ("counter", True, counter, grid(w=(2, 4, 8, 12, 16, 24, 32))),
+    ("counter_updown", True, counter_updown, grid(w=(4, 8, 16))),
+    ("counter_mod", True, counter_mod, grid(m=(3, 5, 10, 60, 100, 1000))),
+    ("shreg", True, shreg, grid(w=(4, 8, 16), kind=("sipo", "piso", "univ"))),
+    ("lfsr", True, lfsr, grid(w=(4, 8, 16, 32), kind=("fib", "galois"))),
     (
         "fsm_seqdet",
         True,
@@ -339,21 +330,21 @@ FAMILIES = [
             )
         ],
     ),
-    ("fsm_traffic", True, fsm_traffic, _grid(enc=("binary", "onehot", "gray"), tw=(3, 5))),
+    ("fsm_traffic", True, fsm_traffic, grid(enc=("binary", "onehot", "gray"), tw=(3, 5))),
     (
         "fsm_vending",
         True,
         fsm_vending,
         [dict(price=p, enc=e) for p, e in ((15, "binary"), (25, "onehot"), (30, "gray"), (50, "binary"))],
     ),
-    ("accumulator", True, accumulator, _grid(w=(8, 16, 32), sub=(0, 1))),
-    ("regfile", True, regfile, _grid(words=(2, 4, 8), w=(4, 8, 16))),
-    ("fifo", True, fifo, _grid(depth=(4, 8), w=(4, 8))),
-    ("pipe_mult", True, pipe_mult, _grid(w=(4, 8))),
-    ("fir", True, fir, _grid(taps=(3, 4, 6), w=(4, 8))),
-    ("gcd", True, gcd, _grid(w=(4, 8, 16))),
-    ("serial_mult", True, serial_mult, _grid(w=(4, 8, 16))),
+    ("accumulator", True, accumulator, grid(w=(8, 16, 32), sub=(0, 1))),
+    ("regfile", True, regfile, grid(words=(2, 4, 8), w=(4, 8, 16))),
+    ("fifo", True, fifo, grid(depth=(4, 8), w=(4, 8))),
+    ("pipe_mult", True, pipe_mult, grid(w=(4, 8))),
+    ("fir", True, fir, grid(taps=(3, 4, 6), w=(4, 8))),
+    ("gcd", True, gcd, grid(w=(4, 8, 16))),
+    ("serial_mult", True, serial_mult, grid(w=(4, 8, 16))),
     ("uart_tx", True, uart_tx, [dict(bits=7, div=4), dict(bits=8, div=16), dict(bits=8, div=104)]),
-    ("debounce", True, debounce, _grid(w=(3, 6, 10))),
-    ("clkdiv", True, clkdiv, _grid(n=(3, 5, 10, 25))),
+    ("debounce", True, debounce, grid(w=(3, 6, 10))),
+    ("clkdiv", True, clkdiv, grid(n=(3, 5, 10, 25))),
 ]

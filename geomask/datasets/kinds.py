@@ -1,0 +1,248 @@
+"""Data kinds: the registry of what pretraining can read; the training engine knows no modality.
+
+A data kind is
+
+* a **reader**, ``open(root, cfg, seed) -> Dataset``: a map-style dataset of items, from one dataset folder
+  (``root``; kinds that read folders name the manifest ``kind`` s they read in ``manifests``) or from the
+  ``data`` section of the config alone (``root`` is ``None``: data generated from ``cfg`` and ``seed``);
+* a **collate**, ``collate(items) -> batch`` (a module-level function, so that loader processes can pickle it);
+* the **batch type** that collate makes: the contract with the methods that train on the kind (``batch``,
+  documented below);
+* optionally **groups**, ``groups(dataset) -> int array [len(dataset)]``: items of different groups never share
+  a batch (graphs with Verilog fields and graphs without); ``group_names`` declares the groups a kind makes and
+  names those the one-line data summary counts (``{1: "with Verilog"}``).
+
+Readers, collates and groups may be given as ``"module:attribute"`` strings, imported on first use, so that
+importing this registry (config validation, ``geomask list``) loads no torch.
+
+The built-in kinds and their batches (``data.kind`` in the training config; ``auto`` reads each folder of
+``data.roots`` by the kind its ``manifest.json`` names):
+
+==========  =============================================  =======================================================
+kind        item                                           batch
+==========  =============================================  =======================================================
+circuits    an AIG graph, PyG ``Data`` (``geomask prep      PyG ``Batch`` (``follow_batch=["verilog_emb"]``):
+            circuits`` folders, manifest kind ``aig``)     ``node_type``, ``edge_index``, ``batch`` [sum n], ...
+pairs       ``Data`` + ``verilog_emb [C, D]``,             PyG ``Batch`` + ``verilog_emb [sum C, D]``,
+            ``verilog_vec [1, D]`` (``prep pairs``         ``verilog_emb_batch [sum C]`` (chunk → graph),
+            folders, manifest kind ``verilog_aig_pairs``)  ``verilog_vec [B, D]``
+synthetic   random AIG ``Data`` from ``data.synthetic``,   PyG ``Batch`` as circuits or pairs (never mixed: the
+            some with random Verilog fields                two are separate groups)
+scans       ``(points [N, 3], feats [N, C], labels [N] |   :class:`geomask.points.augment.ScenePoints`
+            None)`` (``prep scans`` folders, manifest      (``points [sum N, 3]``, ``feats [sum N, C]``,
+            kind ``scan``); feats: colours, else ones      ``batch [sum N]``, ``labels [sum N]`` or ``None``)
+objects     a cloud ``[N, 3]`` float tensor from           dense ``[B, N, 3]`` float tensor
+            ``data.objects`` (synthetic primitive shapes)
+==========  =============================================  =======================================================
+
+Kinds with the same collate may share a run (``auto`` over a circuits and a pairs folder); others may not.
+A new kind::
+
+    register_data_kind("meshes", description="...", batch="...", open="mypkg.meshes:open_meshes",
+                       collate="mypkg.meshes:collate_meshes", manifests=("mesh",))
+
+A method declares the kinds it trains on by name (:data:`geomask.methods.registry.DATA_KINDS`); nothing in
+``geomask.methods`` imports this module.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from geomask.errors import UsageError
+
+__all__ = [
+    "AUTO",
+    "DataKind",
+    "available_data_kinds",
+    "data_kind_choices",
+    "get_data_kind",
+    "kind_for_manifest",
+    "register_data_kind",
+]
+
+AUTO = "auto"
+"""The ``data.kind`` that reads every folder of ``data.roots`` by the kind its manifest names."""
+
+
+def _resolve(ref: Callable[..., Any] | str) -> Callable[..., Any]:
+    if not isinstance(ref, str):
+        return ref
+    module, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+@dataclass(frozen=True)
+class DataKind:
+    """One registered data kind (see the module docstring).
+
+    Attributes:
+        name: the ``data.kind`` name.
+        description: one line, for listings.
+        batch: the batch type its collate makes, in words (the methods' contract).
+        open: ``open(root, cfg, seed) -> Dataset``, or ``"module:attribute"`` naming it.
+        collate: ``collate(items) -> batch``, or ``"module:attribute"``.
+        manifests: the dataset manifest kinds it reads (empty: generated from the config, no folders).
+        groups: ``groups(dataset) -> int array``, or ``"module:attribute"``; ``None``: every item in group 0.
+        group_names: the groups it makes, those with a non-empty name counted in the data summary.
+        items: what one item is called in the data summary (``graphs``, ``scans``, ``clouds``).
+    """
+
+    name: str
+    description: str
+    batch: str
+    open: Callable[..., Any] | str
+    collate: Callable[..., Any] | str
+    manifests: tuple[str, ...] = ()
+    groups: Callable[..., Any] | str | None = None
+    group_names: Mapping[int, str] = field(default_factory=dict)
+    items: str = "items"
+
+    @property
+    def reads_folders(self) -> bool:
+        """Whether it reads dataset folders (``data.roots``) rather than generating its data."""
+        return bool(self.manifests)
+
+    def open_dataset(self, root: Any, cfg: Any, seed: int) -> Any:
+        """The dataset of one folder (``root``), or of the config alone (``root=None``)."""
+        return _resolve(self.open)(root, cfg, seed)
+
+    def collate_fn(self) -> Callable[[list[Any]], Any]:
+        return _resolve(self.collate)
+
+    def group_ids(self, dataset: Any) -> Any:
+        """``[len(dataset)]`` int64 group of each item."""
+        import numpy as np
+
+        if self.groups is None:
+            return np.zeros(len(dataset), dtype=np.int64)
+        return np.asarray(_resolve(self.groups)(dataset), dtype=np.int64).reshape(len(dataset))
+
+
+_KINDS: dict[str, DataKind] = {}
+
+
+def register_data_kind(
+    name: str,
+    *,
+    description: str,
+    batch: str,
+    open: Callable[..., Any] | str,
+    collate: Callable[..., Any] | str,
+    manifests: tuple[str, ...] | list[str] = (),
+    groups: Callable[..., Any] | str | None = None,
+    group_names: Mapping[int, str] | None = None,
+    items: str = "items",
+    replace: bool = False,
+) -> DataKind:
+    """Register a data kind under ``name`` (the ``data.kind`` of a training config) and return it.
+
+    Raises:
+        UsageError: ``name`` is ``auto`` or not a lower-case identifier, is taken (unless ``replace``), or a
+            manifest kind is read by another kind already.
+    """
+    if name == AUTO or not name.isidentifier() or name != name.lower():
+        raise UsageError(f"cannot register data kind {name!r}: a name is a lower-case identifier other than 'auto'")
+    if name in _KINDS and not replace:
+        raise UsageError(f"data kind {name!r} is registered already (replace=True replaces it)")
+    for m in manifests:
+        other = kind_for_manifest(m)
+        if other is not None and other != name:
+            raise UsageError(f"cannot register data kind {name!r}: data kind {other!r} reads {m!r} datasets already")
+    if "\n" in description:
+        raise UsageError(f"data kind {name!r}: the description must be one line")
+    kind = DataKind(name, description, batch, open, collate, tuple(manifests), groups, dict(group_names or {}), items)
+    _KINDS[name] = kind
+    return kind
+
+
+def get_data_kind(name: str) -> DataKind:
+    """The registered kind ``name``.
+
+    Raises:
+        UsageError: no such kind (one line listing the registered ones).
+    """
+    try:
+        return _KINDS[name]
+    except (KeyError, TypeError):
+        raise UsageError(f"unknown data kind {name!r}; valid: {', '.join(data_kind_choices())}") from None
+
+
+def available_data_kinds() -> dict[str, str]:
+    """The registered data kinds, name → one-line description, in registration order (``auto`` is not a kind:
+    see :func:`data_kind_choices`)."""
+    return {k.name: k.description for k in _KINDS.values()}
+
+
+def data_kind_choices() -> tuple[str, ...]:
+    """The values ``data.kind`` may take: ``auto``, then every registered kind."""
+    return (AUTO, *_KINDS)
+
+
+def kind_for_manifest(manifest_kind: str) -> str | None:
+    """The registered kind that reads datasets whose manifest says ``kind: manifest_kind`` (``None``: none)."""
+    for k in _KINDS.values():
+        if manifest_kind in k.manifests:
+            return k.name
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------
+# the built-in kinds (readers and collates in geomask.datasets.readers, imported on first use)
+
+_R = "geomask.datasets.readers"
+_GRAPH_BATCH = 'torch_geometric.data.Batch (follow_batch=["verilog_emb"])'
+_VERILOG_GROUPS = {0: "", 1: "with Verilog"}
+
+register_data_kind(
+    "circuits",
+    description="AIG graphs: folders written by geomask prep circuits",
+    batch=_GRAPH_BATCH,
+    open=f"{_R}:open_circuits",
+    collate=f"{_R}:collate_graphs",
+    manifests=("aig",),
+    groups=f"{_R}:without_verilog",
+    group_names=_VERILOG_GROUPS,
+    items="graphs",
+)
+register_data_kind(
+    "pairs",
+    description="AIG graphs with their Verilog's embeddings: folders of geomask prep pairs (MGVGA)",
+    batch=f"{_GRAPH_BATCH} with verilog_emb [sum C, D], verilog_emb_batch [sum C], verilog_vec [B, D]",
+    open=f"{_R}:open_pairs",
+    collate=f"{_R}:collate_graphs",
+    manifests=("verilog_aig_pairs",),
+    groups=f"{_R}:with_verilog",
+    group_names=_VERILOG_GROUPS,
+    items="graphs",
+)
+register_data_kind(
+    "scans",
+    description="scene point clouds: folders of geomask prep scans (MSM, CPCM)",
+    batch="geomask.points.augment.ScenePoints (points [sum N, 3], feats [sum N, C], batch [sum N], labels)",
+    open=f"{_R}:open_scans",
+    collate=f"{_R}:collate_scans",
+    manifests=("scan",),
+    items="scans",
+)
+register_data_kind(
+    "synthetic",
+    description="random AIGs made from data.synthetic, some with random Verilog embeddings",
+    batch=f"{_GRAPH_BATCH}; graphs with and without Verilog never share a batch",
+    open=f"{_R}:open_synthetic",
+    collate=f"{_R}:collate_graphs",
+    groups=f"{_R}:synthetic_verilog",
+    group_names=_VERILOG_GROUPS,
+    items="graphs",
+)
+register_data_kind(
+    "objects",
+    description="point clouds of primitive shapes made from data.objects (Point-MAE, Point-BERT)",
+    batch="dense float tensor [B, N, 3]",
+    open=f"{_R}:open_objects",
+    collate=f"{_R}:collate_dense",
+    items="clouds",
+)
