@@ -315,6 +315,9 @@ def pretrain(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            hook = getattr(method, "on_train_step_end", None)
+            if hook is not None:  # EMA teachers, counters and schedules (never inside forward)
+                hook(step)
             losses.append(float(loss.detach()))
     return method.eval(), losses
 

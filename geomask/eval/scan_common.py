@@ -221,6 +221,9 @@ def train_steps(
             nn.utils.clip_grad_norm_(method.parameters(), cfg.grad_clip)
         opt.step()
         sched.step()
+        hook = getattr(method, "on_train_step_end", None)
+        if hook is not None:  # EMA teachers, counters and schedules (never inside forward)
+            hook(step)
         losses.append(float(out["loss"].detach()))
         if log is not None and (step % 10 == 0 or step == cfg.steps - 1):
             parts = " ".join(f"{k}={float(v.detach()):.4f}" for k, v in out.items())

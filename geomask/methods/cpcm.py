@@ -13,8 +13,10 @@ keep every site but their masked voxels' input features are zeroed
 ``JS`` within the view is averaged over all voxels of A' (same rows as A); across views over the distinct
 voxel pairs ``(u, v)`` of A and B holding a common point (:func:`~geomask.points.augment.voxel_pairs`).
 ``w(t) = w_max · exp(-5 (1 - min(t / T, 1))^2)`` is the sigmoid-shaped ramp-up (Laine & Aila), ``t`` the
-number of training forwards (buffer ``num_updates``). With ``masker=None`` the method is the *no-mask
-baseline*: the same network trained by the cross-entropy on view A alone.
+number of optimiser steps taken (buffer ``num_updates``, advanced by :meth:`CPCM.on_train_step_end`, never by
+``forward``). With ``masker=None`` the method is the *no-mask baseline*: the same network trained by the
+cross-entropy on view A alone.  The U-Net is the method's ``encoder`` (registered as ``backbone``, so
+checkpoints keep their keys).
 """
 
 from __future__ import annotations
@@ -23,10 +25,10 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from geomask.masking.base import resolve_generator
 from geomask.masking.region import RegionMasker, zero_masked
+from geomask.methods.base import Method
 from geomask.nn.sparse_unet import SparseResUNet, SparseUNetOutput, build_sparse_unet
 from geomask.points.augment import GEOMETRY_WIDTH, SceneAugment, ScenePoints, to_sparse, voxel_pairs
 from geomask.sparse import SparseTensor
@@ -60,7 +62,7 @@ def sigmoid_rampup(step: int | float, length: int | float) -> float:
     return math.exp(-5.0 * (1.0 - t) ** 2)
 
 
-class CPCM(nn.Module):
+class CPCM(Method):
     """Weakly supervised segmentation with contextual masked training.
 
     Args:
@@ -79,6 +81,8 @@ class CPCM(nn.Module):
         batch: :class:`ScenePoints` with labels ``[N]`` (``ignore_index`` except on the few labelled points)
         → ``{"loss", "ce", "js_within", "js_across", "weight"}``.
     """
+
+    data_kinds = ("scans",)
 
     def __init__(
         self,
@@ -104,9 +108,22 @@ class CPCM(nn.Module):
         self.geometry = geometry
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
 
-    def features(self, x: SparseTensor) -> SparseUNetOutput:
-        """The U-Net's output (``out``: class logits per voxel; ``levels``: decoder features)."""
-        return self.backbone(x)
+    @property
+    def encoder(self) -> SparseResUNet:
+        """The segmentation U-Net (the ``backbone`` submodule: parameter names stay ``backbone.*``)."""
+        return self.backbone
+
+    def on_train_step_end(self, step: int) -> None:
+        """Count optimiser step ``step`` (the consistency weight's ramp-up follows ``num_updates``)."""
+        self.num_updates += 1
+
+    def features(self, batch: ScenePoints | SparseTensor) -> Tensor | SparseUNetOutput:
+        """Evaluation features: of a :class:`ScenePoints` batch, :meth:`embed` (last decoder level per point);
+        of a voxelized :class:`SparseTensor`, the U-Net's output (``out``: class logits per voxel; ``levels``:
+        decoder features)."""
+        if isinstance(batch, SparseTensor):
+            return self.backbone(batch)
+        return self.embed(batch)
 
     @torch.no_grad()
     def predict(self, batch: ScenePoints) -> Tensor:
@@ -119,22 +136,20 @@ class CPCM(nn.Module):
         x, inverse = to_sparse(batch.points, batch.feats, batch.batch, self.voxel_size, self.geometry)
         return self.backbone(x).levels[-1].feats[inverse]
 
-    def forward(self, batch: ScenePoints, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+    def loss_terms(self, batch: ScenePoints, generator: torch.Generator) -> dict[str, Tensor]:
+        """CE and the consistency terms (:meth:`forward`) at the ramp-up weight of step ``num_updates``."""
         if batch.labels is None:
             raise ValueError("CPCM needs labels (ignore_index on unlabelled points)")
-        gen = resolve_generator(generator)
         step = int(self.num_updates)
-        if self.training and torch.is_grad_enabled():
-            self.num_updates += 1
         nb, n = batch.num_scenes, len(batch.points)
-        pa, fa = self.augment(batch.points, batch.feats, batch.batch, gen, nb)
+        pa, fa = self.augment(batch.points, batch.feats, batch.batch, generator, nb)
         if self.masker is None:
             x, inverse = to_sparse(pa, fa, batch.batch, self.voxel_size, self.geometry)
         else:
-            pb, fb = self.augment(batch.points, batch.feats, batch.batch, gen, nb)
+            pb, fb = self.augment(batch.points, batch.feats, batch.batch, generator, nb)
             b3 = torch.cat([batch.batch, batch.batch + nb, batch.batch + 2 * nb])
             x, inverse = to_sparse(torch.cat([pa, pa, pb]), torch.cat([fa, fa, fb]), b3, self.voxel_size, self.geometry)
-            hidden = self.masker(x.coords, gen, 3 * nb) & (x.coords[:, 0] >= nb)
+            hidden = self.masker(x.coords, generator, 3 * nb) & (x.coords[:, 0] >= nb)
             x = x.replace(zero_masked(x.feats, hidden))
         logits = self.backbone(x).out.feats
         inv_a = inverse[:n]

@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 
-from geomask.masking.base import Masker, resolve_generator
+from geomask.masking.base import Masker
+from geomask.methods.base import GRAPH_DATA, Method
 from geomask.methods.mgvga import graph_batch_vector
 from geomask.nn.aggregation import build_neighbors
 from geomask.nn.heads import init_normal, mean_max_pool
@@ -36,7 +37,7 @@ def scaled_cosine_error(pred: Tensor, target: Tensor, mask: Tensor, gamma: float
     return (err * mask).sum() / mask.sum().clamp(min=1)
 
 
-class GraphMAE(nn.Module):
+class GraphMAE(Method):
     """Masked feature reconstruction of gate types.
 
     Args:
@@ -47,6 +48,8 @@ class GraphMAE(nn.Module):
         masker: chooses the masked input nodes.
         gamma: exponent of the scaled cosine error.
     """
+
+    data_kinds = GRAPH_DATA
 
     def __init__(
         self,
@@ -81,13 +84,16 @@ class GraphMAE(nn.Module):
         b, num_graphs = graph_batch_vector(batch)
         return mean_max_pool(self.embed(batch), b, num_graphs)
 
-    def forward(self, batch: Data | Batch, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+    def features(self, batch: Data | Batch) -> Tensor:
+        """Node embeddings of the unmasked graph, ``[N, H]`` (:meth:`embed`)."""
+        return self.embed(batch)
+
+    def loss_terms(self, batch: Data | Batch, generator: torch.Generator) -> dict[str, Tensor]:
         """``{"sce": ..., "acc": ..., "loss": ...}`` (``acc``: detached masked-type accuracy)."""
-        gen = resolve_generator(generator)
         b, num_graphs = graph_batch_vector(batch)
         node_type, edge_index = batch.node_type, batch.edge_index
         nb = build_neighbors(edge_index, node_type.shape[0])
-        mask = self.masker.sample(b, gen, num_graphs).unsqueeze(1)
+        mask = self.masker.sample(b, generator, num_graphs).unsqueeze(1)
         x = torch.where(mask, self.mask_token, self.type_emb(node_type))
         h = self.enc2dec(self.encoder(x, edge_index, nb))
         h = h.masked_fill(mask, 0.0)

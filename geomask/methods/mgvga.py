@@ -12,7 +12,8 @@
   gets the same context).  Batches without these fields get MGM only.
 
 ``loss = mgm_weight * (mgm_type + mgm_degree) + vga_weight * vga_type``.  Masks come from the generator
-passed to :meth:`MGVGA.forward` (MGM's first, then VGA's), batched over the ``batch`` vector.
+passed to :meth:`MGVGA.forward` (MGM's first, then VGA's), batched over the ``batch`` vector.  The method
+keeps no state across steps; its dropout draws from the generator's stream (:class:`~geomask.methods.base.Method`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 
-from geomask.masking.base import Masker, resolve_generator
+from geomask.masking.base import Masker
+from geomask.methods.base import GRAPH_DATA, Method
 from geomask.nn.aggregation import NeighborTable, build_neighbors, dense_table
 from geomask.nn.classes import cone_classes, prune_classes
 from geomask.nn.deepgcn import DeepGCN
@@ -55,7 +57,7 @@ def masked_cross_entropy(logits: Tensor, target: Tensor, mask: Tensor) -> tuple[
     return loss, acc.detach().to(logits.dtype)
 
 
-class MGVGA(nn.Module):
+class MGVGA(Method):
     """MGM + VGA pretraining of a graph encoder (either part can be switched off).
 
     Args:
@@ -76,6 +78,8 @@ class MGVGA(nn.Module):
             only where it is: no active dropout, dense neighbour table), and the heads and VGA layers once
             per class (per graph and class for VGA) when no dropout is active in them.
     """
+
+    data_kinds = GRAPH_DATA
 
     def __init__(
         self,
@@ -151,14 +155,26 @@ class MGVGA(nn.Module):
         b, num_graphs = graph_batch_vector(batch)
         return mean_max_pool(self.embed(batch), b, num_graphs)
 
+    def features(self, batch: Data | Batch) -> Tensor:
+        """Node embeddings of the unmasked graph, ``[N, H]`` (:meth:`embed`)."""
+        return self.embed(batch)
+
+    def unused_parameters(self) -> set[str]:
+        """In ``"single"`` mode each node attends to one key, so the attention weight is 1 and the align layers'
+        query/key projections and the norm in front of them cannot influence anything (as in the reference)."""
+        if self.align is None or self.verilog_mode != "single":
+            return set()
+        idle = (".attn.q.", ".attn.k.", ".attn_norm.")
+        return {n for n, _ in self.align.named_parameters(prefix="align") if any(s in n for s in idle)}
+
     # -- training -------------------------------------------------------------------------------------
     def has_verilog(self, batch: Data | Batch) -> bool:
         """Whether the batch carries the Verilog field that :attr:`verilog_mode` attends to."""
         key = "verilog_emb" if self.verilog_mode == "chunks" else "verilog_vec"
         return getattr(batch, key, None) is not None
 
-    def forward(self, batch: Data | Batch, generator: torch.Generator | None = None) -> dict[str, Tensor]:
-        """Losses on a batch of AIG graphs.
+    def loss_terms(self, batch: Data | Batch, generator: torch.Generator) -> dict[str, Tensor]:
+        """Losses on a batch of AIG graphs (:meth:`forward`).
 
         Args:
             batch: ``node_type [N]``, ``edge_index [2, E]``, optionally ``in_degree``/``out_degree [N]``
@@ -169,14 +185,13 @@ class MGVGA(nn.Module):
             ``loss`` (the total) and its named parts (``mgm_type``, ``mgm_degree``, ``vga_type``), plus the
             detached masked-type accuracies ``mgm_acc`` / ``vga_acc``.
         """
-        gen = resolve_generator(generator)
         b, num_graphs = graph_batch_vector(batch)
         node_type, edge_index = batch.node_type, batch.edge_index
         n = node_type.shape[0]
         nb = build_neighbors(edge_index, n)
-        mask = self.mgm_masker.sample(b, gen, num_graphs) if self.mgm_decoder is not None else None
+        mask = self.mgm_masker.sample(b, generator, num_graphs) if self.mgm_decoder is not None else None
         vga = self.align is not None and self.has_verilog(batch)
-        vmask = self.vga_masker.sample(b, gen, num_graphs) if vga else None
+        vmask = self.vga_masker.sample(b, generator, num_graphs) if vga else None
         if self._dedup(nb):
             (dec, dec_inv), (enc_v, v_inv) = self._encode_classes(node_type, nb, mask, vmask)
         else:

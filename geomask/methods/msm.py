@@ -26,11 +26,14 @@ The paper's pretraining code was never released; this is our reading of its desi
            \\sum_{(u, v) \\in P_j} \\ell\\big(h_j(S_j[u]), \\mathrm{LN}(T_j[v])\\big),
        \\qquad \\ell = 1 - \\cos \\;\\text{(default) or smooth-}L_1
 
-5. **EMA.** ``teacher ← m · teacher + (1 - m) · student`` (parameters; buffers copied). It is applied
-   lazily at the start of each training ``forward`` after the first, i.e. after every optimiser step,
-   so the method works inside any training loop; :meth:`MSM.update_teacher` does it explicitly.
+5. **EMA.** ``teacher ← m · teacher + (1 - m) · student`` (parameters; buffers copied), applied by
+   :meth:`MSM.on_train_step_end` after every optimiser step (the training engine calls it; a hand-written
+   loop calls it after ``optimizer.step()``), never by ``forward``.  The buffer ``num_updates`` counts the
+   steps taken.
 
-Features for evaluation (:meth:`MSM.features`) come from the teacher (``embed_with="teacher"``) or student.
+The student U-Net is the method's ``encoder`` (registered as ``backbone``, so checkpoints keep their keys;
+``encoder.pt`` holds it).  Features for evaluation (:meth:`MSM.features`) come from the teacher
+(``embed_with="teacher"``, the default) or the student.
 """
 
 from __future__ import annotations
@@ -41,8 +44,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from geomask.masking.base import resolve_generator
 from geomask.masking.voxel import VoxelMasker
+from geomask.methods.base import Method
 from geomask.nn.sparse_unet import SparseResUNet, SparseUNetOutput, build_sparse_unet
 from geomask.points.augment import GEOMETRY_WIDTH, SceneAugment, ScenePoints, to_sparse
 from geomask.sparse import SparseTensor
@@ -59,7 +62,7 @@ def site_rows(level: SparseTensor, coords: Tensor) -> Tensor:
     return lvl.lookup(coords[:, 0], torch.div(coords[:, 1:], st, rounding_mode="floor"))
 
 
-class MSM(nn.Module):
+class MSM(Method):
     """Masked Scene Modeling.
 
     Args:
@@ -76,6 +79,8 @@ class MSM(nn.Module):
     Shapes:
         batch: :class:`ScenePoints` with ``N`` points → ``{"loss", "level0".."level3", "masked_ratio"}``.
     """
+
+    data_kinds = ("scans",)
 
     def __init__(
         self,
@@ -111,6 +116,11 @@ class MSM(nn.Module):
             nn.init.normal_(t, 0.0, 0.02)
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
 
+    @property
+    def encoder(self) -> SparseResUNet:
+        """The student U-Net (the ``backbone`` submodule: parameter names stay ``backbone.*``)."""
+        return self.backbone
+
     # ------------------------------------------------------------------ teacher
     @torch.no_grad()
     def update_teacher(self, momentum: float | None = None) -> None:
@@ -121,16 +131,28 @@ class MSM(nn.Module):
         for t, s in zip(self.teacher.buffers(), self.backbone.buffers()):
             t.copy_(s)
 
+    @torch.no_grad()
+    def on_train_step_end(self, step: int) -> None:
+        """The EMA update of the teacher after optimiser step ``step``; counts the step in ``num_updates``."""
+        self.update_teacher()
+        self.num_updates += 1
+
     # ------------------------------------------------------------------ features
-    def features(self, x: SparseTensor) -> SparseUNetOutput:
-        """The evaluation network's output on full scenes (all decoder levels in ``levels``)."""
-        net = self.teacher if self.embed_with == "teacher" else self.backbone
-        return net(x)
+    def features(self, batch: ScenePoints | SparseTensor) -> list[Tensor] | SparseUNetOutput:
+        """Evaluation features: of a :class:`ScenePoints` batch, :meth:`embed`'s per-point features of every
+        decoder level; of a voxelized :class:`SparseTensor`, the evaluation network's output on it (all decoder
+        levels in ``levels``; :mod:`geomask.eval.probe` reads these)."""
+        if isinstance(batch, SparseTensor):
+            return self._eval_net()(batch)
+        return self.embed(batch)
+
+    def _eval_net(self) -> SparseResUNet:
+        return self.teacher if self.embed_with == "teacher" else self.backbone
 
     def embed(self, batch: ScenePoints) -> list[Tensor]:
         """Per-point features of every decoder level (nearest site), coarse to fine: ``[N, C_j]`` each."""
         x, inverse = to_sparse(batch.points, batch.feats, batch.batch, self.voxel_size, self.geometry)
-        out = self.features(x)
+        out = self._eval_net()(x)
         return [lv.feats[site_rows(lv, x.coords)[inverse]] for lv in out.levels]
 
     # ------------------------------------------------------------------ training
@@ -164,22 +186,18 @@ class MSM(nn.Module):
             return (1.0 - F.cosine_similarity(pred, target, dim=-1, eps=1e-6)).mean()
         return F.smooth_l1_loss(pred, target)
 
-    def forward(self, batch: ScenePoints, generator: torch.Generator | None = None) -> dict[str, Tensor]:
-        gen = resolve_generator(generator)
-        if self.training and torch.is_grad_enabled():
-            if int(self.num_updates) > 0:
-                self.update_teacher()
-            self.num_updates += 1
+    def loss_terms(self, batch: ScenePoints, generator: torch.Generator) -> dict[str, Tensor]:
+        """The per-level losses (:meth:`forward`); the teacher is read, never updated, here."""
         nb = batch.num_scenes
-        pa, fa = self.augment(batch.points, batch.feats, batch.batch, gen, nb)
-        pb, fb = self.augment(batch.points, batch.feats, batch.batch, gen, nb)
+        pa, fa = self.augment(batch.points, batch.feats, batch.batch, generator, nb)
+        pb, fb = self.augment(batch.points, batch.feats, batch.batch, generator, nb)
         n = len(batch.points)
         pts = torch.cat([pa, pb])
         x, inverse = to_sparse(
             pts, torch.cat([fa, fb]), torch.cat([batch.batch, batch.batch + nb]), self.voxel_size, self.geometry
         )
         inv_a, inv_b = inverse[:n], inverse[n:]
-        hidden = self.masker(x.coords, gen, 2 * nb)
+        hidden = self.masker(x.coords, generator, 2 * nb)
         with torch.no_grad():
             t_out = self.teacher(x)
         levels, masked = self._student(x, ~hidden, t_out.encoder)

@@ -16,21 +16,26 @@ predicts the token id the dVAE (:class:`~geomask.nn.dvae.DiscreteVAE`) gives eac
   ``geomask pretrain`` run; not the paper's schedule).
 
 The Gumbel temperature and KL weight follow :func:`~geomask.nn.dvae.gumbel_temperature` /
-:func:`~geomask.nn.dvae.kl_weight` of the buffer ``num_updates``, incremented by every training-mode
-forward (saved in checkpoints, so a resumed run continues the schedules).  Point-BERT's auxiliary MoCo loss
-is not included.
+:func:`~geomask.nn.dvae.kl_weight` of the buffer ``num_updates``, the number of optimiser steps taken
+(advanced by :meth:`PointBERT.on_train_step_end`, never by ``forward``; saved in checkpoints, so a resumed run
+continues the schedules).  The MPM targets are the tokenizer's ids in inference mode (its BatchNorm on running
+statistics): in stage ``"mpm"`` the frozen tokenizer stays in eval mode whatever :meth:`PointBERT.train` is
+told; in stage ``"joint"`` it trains, and only the target computation runs it in inference mode, restored
+before ``forward`` returns.  Point-BERT's auxiliary MoCo loss is not included.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from geomask.masking.base import resolve_generator
 from geomask.masking.block import BlockPatchMasker
+from geomask.methods.base import Method
 from geomask.nn.dvae import DiscreteVAE, gumbel_temperature, kl_weight
 from geomask.nn.point_patch import PatchEmbed
 from geomask.nn.point_transformer import CenterEmbed, PatchTransformer
@@ -41,7 +46,19 @@ __all__ = ["PointBERT", "build_pointbert"]
 STAGES = ("dvae", "mpm", "joint")
 
 
-class PointBERT(nn.Module):
+@contextlib.contextmanager
+def _inference(module: nn.Module) -> Iterator[None]:
+    """``module`` and its submodules in eval mode inside the block, each one's mode restored after."""
+    modes = [(m, m.training) for m in module.modules()]
+    try:
+        module.eval()
+        yield
+    finally:
+        for m, mode in modes:
+            m.training = mode
+
+
+class PointBERT(Method):
     """Point-BERT pretraining.
 
     Args:
@@ -58,6 +75,8 @@ class PointBERT(nn.Module):
         dropout: dropout inside the transformer blocks.
         embed_hidden: first width of the patch embedding's MLPs (128 in the paper).
     """
+
+    data_kinds = ("objects",)
 
     def __init__(
         self,
@@ -99,11 +118,23 @@ class PointBERT(nn.Module):
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
         if stage == "mpm":
             self.dvae.requires_grad_(False)
+            self.dvae.eval()
         if stage == "dvae":
             for m in (self.patch_embed, self.pos_embed, self.encoder, self.head):
                 m.requires_grad_(False)
             for p in (self.cls_token, self.cls_pos, self.mask_token):
                 p.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> PointBERT:
+        """Set the training mode; in stage ``"mpm"`` the frozen tokenizer stays in eval mode."""
+        super().train(mode)
+        if self.stage == "mpm":
+            self.dvae.eval()
+        return self
+
+    def on_train_step_end(self, step: int) -> None:
+        """Advance the Gumbel temperature and KL weight schedules by one step."""
+        self.num_updates += 1
 
     def group(self, batch: Any, generator: torch.Generator | None = None) -> PointPatches:
         """Patches of a batch (FPS start drawn from ``generator``)."""
@@ -124,27 +155,21 @@ class PointBERT(nn.Module):
         pos = torch.cat([self.cls_pos.expand(b, -1, -1), self.pos_embed(patches.centers)], dim=1)
         return self.encoder(x, pos)
 
-    def forward(self, batch: Any, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+    def loss_terms(self, batch: Any, generator: torch.Generator) -> dict[str, Tensor]:
         """Losses: ``loss``; ``mpm`` (CE) and ``mpm_acc`` unless stage is dvae; the dVAE's terms unless mpm."""
-        gen = resolve_generator(generator)
-        patches = self.group(batch, gen)
+        patches = self.group(batch, generator)
         tau, beta = self.schedules()
-        if self.training:
-            self.num_updates += 1
         out: dict[str, Tensor] = {}
         total = patches.centers.new_zeros(())
         if self.stage != "mpm":
-            d = self.dvae(patches.neighborhood, patches.centers, tau, beta, gen)
+            d = self.dvae(patches.neighborhood, patches.centers, tau, beta, generator)
             total = total + d["loss"]
             out.update({f"dvae_{k}": v for k, v in d.items() if k != "loss"})
             out["dvae"] = d["loss"]
         if self.stage != "dvae":
-            with torch.no_grad():
-                was = self.dvae.training
-                self.dvae.eval()
+            with torch.no_grad(), _inference(self.dvae):
                 target = self.dvae.tokenize(patches.neighborhood, patches.centers)
-                self.dvae.train(was)
-            mask = self.masker.sample(patches.centers, gen)
+            mask = self.masker.sample(patches.centers, generator)
             h = self.encode(patches, mask)[:, 1:]
             logits = self.head(h[mask])
             ce = F.cross_entropy(logits, target[mask])
@@ -159,6 +184,10 @@ class PointBERT(nn.Module):
         """Frozen features: class token and max of the patch tokens, ``[B, 2C]`` (FPS from index 0)."""
         x = self.encode(self.group(batch, None))
         return torch.cat([x[:, 0], x[:, 1:].amax(1)], dim=-1)
+
+    def features(self, batch: Any) -> Tensor:
+        """:meth:`embed`: class token and max of the patch tokens, ``[B, 2C]``."""
+        return self.embed(batch)
 
 
 def build_pointbert(

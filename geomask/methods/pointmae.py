@@ -19,8 +19,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from geomask.masking.base import resolve_generator
 from geomask.masking.random_patches import random_patch_mask
+from geomask.methods.base import Method
 from geomask.nn.point_patch import PatchEmbed
 from geomask.nn.point_transformer import CenterEmbed, PatchTransformer
 from geomask.ops.chamfer import chamfer_distance
@@ -29,7 +29,7 @@ from geomask.points.patches import PointPatches, as_point_batch, group_points
 __all__ = ["PointMAE", "build_pointmae"]
 
 
-class PointMAE(nn.Module):
+class PointMAE(Method):
     """Point-MAE pretraining.
 
     Args:
@@ -43,6 +43,8 @@ class PointMAE(nn.Module):
         dropout: dropout inside the transformer blocks.
         embed_hidden: first width of the patch embedding's MLPs (128 in the paper).
     """
+
+    data_kinds = ("objects",)
 
     def __init__(
         self,
@@ -73,12 +75,11 @@ class PointMAE(nn.Module):
         """Patches of a batch (FPS start drawn from ``generator``)."""
         return group_points(as_point_batch(batch), self.num_groups, self.group_size, generator)
 
-    def forward(self, batch: Any, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+    def loss_terms(self, batch: Any, generator: torch.Generator) -> dict[str, Tensor]:
         """Losses ``loss`` (= ``chamfer``, the masked patches' Chamfer-L2)."""
-        gen = resolve_generator(generator)
-        patches = self.group(batch, gen)
+        patches = self.group(batch, generator)
         b, g, k, _ = patches.neighborhood.shape
-        mask = random_patch_mask(b, g, self.mask_ratio, gen).to(patches.centers.device)
+        mask = random_patch_mask(b, g, self.mask_ratio, generator).to(patches.centers.device)
         g_m = int(mask[0].sum())
         tokens = self.patch_embed(patches.neighborhood)  # [B, G, C]
         c = tokens.size(-1)
@@ -100,6 +101,10 @@ class PointMAE(nn.Module):
         patches = self.group(batch, None)
         x = self.encoder(self.patch_embed(patches.neighborhood), self.pos_embed(patches.centers))
         return torch.cat([x.mean(1), x.amax(1)], dim=-1)
+
+    def features(self, batch: Any) -> Tensor:
+        """:meth:`embed`: mean and max of the encoder's tokens on every patch, ``[B, 2C]``."""
+        return self.embed(batch)
 
 
 def build_pointmae(

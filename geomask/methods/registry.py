@@ -13,15 +13,21 @@ part of the step runs once per cone class) and ``dedup`` (see :class:`~geomask.m
 Method keywords are those of the builder functions below.  An unknown name or keyword raises
 ``ValueError`` listing the valid ones.
 
-Each method also declares the data kinds it trains on (:data:`DATA_KINDS`, the ``data.kind`` names of the
-training config: ``circuits``, ``pairs``, ``synthetic`` graphs; ``objects`` point clouds; ``scans``), so a
-run can refuse the wrong data before anything is built.
+Every method is a :class:`~geomask.methods.base.Method` (one interface: ``forward(batch, generator)``,
+``on_train_step_end(step)``, ``encoder``, ``features(batch)``).  Each method class declares the data kinds it
+trains on in its ``data_kinds`` attribute (the ``data.kind`` names of the training config: ``circuits``,
+``pairs``, ``synthetic`` graphs; ``objects`` point clouds; ``scans``), the one place they are written;
+:func:`method_data_kinds` and :data:`DATA_KINDS` read it through the class a builder's return annotation names
+(:func:`method_class`), so a run can refuse the wrong data before anything is built.  A new method is
+registered by adding its builder to :data:`METHODS` (return-annotated with its class); the method contract
+test (``tests/methods/test_contract.py``) covers it from then on (a tiny case in ``tests/methods/method_cases.py``
+keeps that fast).
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 
 from torch import nn
 
@@ -32,7 +38,16 @@ from geomask.nn.cross_attention import AlignBlock
 from geomask.nn.deepgcn import DeepGCN
 from geomask.nn.gnn import GNN_KINDS, GNNEncoder
 
-__all__ = ["DATA_KINDS", "ENCODERS", "METHODS", "build_encoder", "build_method", "method_data_kinds", "method_defaults"]
+__all__ = [
+    "DATA_KINDS",
+    "ENCODERS",
+    "METHODS",
+    "build_encoder",
+    "build_method",
+    "method_class",
+    "method_data_kinds",
+    "method_defaults",
+]
 
 ENCODERS = ("deepgcn", *GNN_KINDS)
 
@@ -173,24 +188,45 @@ METHODS: dict[str, Callable[..., nn.Module] | str] = {
 }
 
 
-# The data kinds (``data.kind`` of the training config) each method trains on: circuit-graph methods take AIG
-# graphs with or without Verilog, point methods object clouds [B, N, 3], scene methods prepared scans.
-_GRAPHS = ("circuits", "pairs", "synthetic")
-DATA_KINDS: dict[str, tuple[str, ...]] = {
-    "mgvga": _GRAPHS,
-    "mgvga_single": _GRAPHS,
-    "mgm": _GRAPHS,
-    "graphmae": _GRAPHS,
-    "pointmae": ("objects",),
-    "pointbert": ("objects",),
-    "msm": ("scans",),
-    "cpcm": ("scans",),
-}
+def method_class(name: str) -> type | None:
+    """The class method ``name``'s builder returns, from its return annotation (``None``: not annotated)."""
+    fn = _builder(name)
+    try:
+        ret = inspect.signature(fn, eval_str=True).return_annotation
+    except (NameError, TypeError):
+        return None
+    return ret if isinstance(ret, type) else None
 
 
 def method_data_kinds(name: str) -> tuple[str, ...] | None:
-    """The data kinds method ``name`` trains on (``None``: not declared, anything goes)."""
-    return DATA_KINDS.get(name)
+    """The data kinds method ``name`` trains on, its class's ``data_kinds`` (``None``: unknown name or not
+    declared, anything goes).  Imports the method's module (the point and scene stacks load on first use)."""
+    if name not in METHODS:
+        return None
+    kinds = tuple(getattr(method_class(name), "data_kinds", ()))
+    return kinds or None
+
+
+class _DataKinds(Mapping[str, tuple[str, ...]]):
+    """Read-only ``{method name: data kinds}`` over :data:`METHODS`, read from the classes when looked up."""
+
+    def __getitem__(self, name: str) -> tuple[str, ...]:
+        kinds = method_data_kinds(name)
+        if kinds is None:
+            raise KeyError(name)
+        return kinds
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name in METHODS if method_data_kinds(name) is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+# The data kinds (``data.kind`` of the training config) each method trains on, as its class declares them:
+# circuit-graph methods take AIG graphs with or without Verilog, point methods object clouds [B, N, 3], scene
+# methods prepared scans.
+DATA_KINDS: Mapping[str, tuple[str, ...]] = _DataKinds()
 
 
 def _builder(name: str) -> Callable[..., nn.Module]:

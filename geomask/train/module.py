@@ -1,12 +1,24 @@
 """The LightningModule that trains any registered method.
 
-A method is an ``nn.Module`` whose ``forward(batch, generator)`` returns a dict of named scalar losses with
-a ``"loss"`` key (the total).  This module owns everything around it: the optimiser and schedule, logging,
-and the randomness of each step.  At every training step a fresh CPU ``torch.Generator`` is seeded from
-``(seed, global_step, rank)`` and handed to the method for its masks (maskers draw on ``generator.device``
-and move the result, so a seed gives the same masks on any accelerator), and the global torch RNG is
-reseeded from the same triple (dropout and anything else that draws from it), so a resumed run repeats an
-uninterrupted one step for step without storing any generator state.
+A method is a :class:`~geomask.methods.base.Method` (or any ``nn.Module``) whose ``forward(batch, generator)``
+returns a dict of named scalar losses with a ``"loss"`` key (the total) and changes no state.  This module
+owns everything around it: the optimiser and schedule, logging, the randomness of each step, and the step
+hook.
+
+**Randomness.**  At every training step a fresh CPU ``torch.Generator`` is seeded from ``(seed, global_step,
+rank)`` and handed to the method for its masks and augmentations (maskers draw on ``generator.device`` and
+move the result, so a seed gives the same masks on any accelerator); a :class:`~geomask.methods.base.Method`
+also seeds its dropout from that generator.  The global torch RNG is never reseeded: the step runs inside
+:func:`~geomask.methods.base.seeded_rng` (a fork of the global RNG, restored afterwards) seeded from
+``(seed, global_step, rank)`` as well, which covers methods outside the base that draw from the global RNG.
+So a resumed run repeats an uninterrupted one step for step without storing any generator state.
+
+**Step hook.**  ``method.on_train_step_end(step)`` (when the method has one) runs in :meth:`MethodModule.
+optimizer_step`, right after the optimiser's step and before Lightning's ``on_train_batch_end`` callbacks, so
+a checkpoint that :class:`~lightning.pytorch.callbacks.ModelCheckpoint` writes at the end of step ``k`` holds
+the teacher, counters and schedules after that step's update: resuming from it is exact.  (The module's own
+``on_train_batch_end`` would run *after* the callbacks and leave every periodic checkpoint one EMA update
+behind.)  It runs once per optimiser step, ``step`` being the 0-based index of the step just taken.
 """
 
 from __future__ import annotations
@@ -19,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from geomask.methods.base import seeded_rng
 from geomask.train.config import OptimConfig
 
 __all__ = ["MethodModule", "step_seed"]
@@ -43,7 +56,8 @@ class MethodModule(pl.LightningModule):
     """Wraps a method for Lightning.
 
     Args:
-        method: the method (``forward(batch, generator) -> dict`` with a ``"loss"`` key).
+        method: the method (``forward(batch, generator) -> dict`` with a ``"loss"`` key; optionally
+            ``on_train_step_end(step)``).
         optim: the ``optim`` config section.
         max_steps: the run's length (the end of the learning-rate schedule unless ``optim.schedule_steps``).
         seed: the run's seed.
@@ -78,12 +92,22 @@ class MethodModule(pl.LightningModule):
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         step = self.global_step
-        torch.manual_seed(step_seed(self.seed, step, self.global_rank, 2))
-        losses = self._losses(batch, self._generator(step, 0))
+        with seeded_rng(step_seed(self.seed, step, self.global_rank, 2), self.device):
+            losses = self._losses(batch, self._generator(step, 0))
         n = _num_graphs(batch)
         for name, value in losses.items():
             self.log(f"train/{name}", value.detach().float(), on_step=True, prog_bar=name == "loss", batch_size=n)
         return losses["loss"]
+
+    def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
+        """The optimiser's step (whose closure runs :meth:`training_step` and the backward pass), then the
+        method's ``on_train_step_end(step)`` without gradient tracking (see the module docstring)."""
+        step = self.global_step  # the step being taken: training_step runs inside the closure below
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        hook = getattr(self.method, "on_train_step_end", None)
+        if callable(hook):
+            with torch.no_grad():
+                hook(step)
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         losses = self._losses(batch, self._generator(batch_idx, _VAL_STREAM))

@@ -91,12 +91,21 @@ def test_tiny_seeded_run_loss_decreases():
     g = torch.Generator().manual_seed(0)
     m.train()
     ces = []
-    for _ in range(20):
+    for step in range(20):
         out = m(batch, g)
         opt.zero_grad()
         out["loss"].backward()
         opt.step()
+        m.on_train_step_end(step)
         ces.append(float(out["ce"]))
     assert sum(ces[-4:]) / 4 < sum(ces[:4]) / 4 - 0.05
+    assert int(m.num_updates) == 20 and float(out["weight"]) == pytest.approx(1.0)  # ramped up after 5 steps
     m.eval()
     assert m.predict(batch).shape == (len(batch.points), 2)
+
+
+def test_encoder_is_the_backbone_and_checkpoint_keys_keep_their_names():
+    m = tiny()
+    assert m.encoder is m.backbone  # the U-Net, exported as encoder.pt
+    keys = list(m.state_dict())
+    assert any(k.startswith("backbone.") for k in keys) and not any(k.startswith("encoder.") for k in keys)

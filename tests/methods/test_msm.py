@@ -36,7 +36,7 @@ def test_ema_update_matches_formula():
     assert all(not p.requires_grad for p in m.teacher.parameters())
 
 
-def test_teacher_updated_lazily_between_training_forwards():
+def test_teacher_updated_by_the_step_hook_never_by_forward():
     m = tiny_msm(momentum=0.5)
     batch = tiny_scenes(400)
     opt = torch.optim.SGD(m.parameters(), lr=0.1)
@@ -46,9 +46,16 @@ def test_teacher_updated_lazily_between_training_forwards():
     opt.step()
     student = [p.detach().clone() for p in m.backbone.parameters()]
     teacher = [p.detach().clone() for p in m.teacher.parameters()]
-    m(batch, torch.Generator().manual_seed(1))
+    m(batch, torch.Generator().manual_seed(1))  # training forwards leave the teacher and the counter alone
+    assert all(torch.equal(t0, t) for t0, t in zip(teacher, m.teacher.parameters()))
+    assert int(m.num_updates) == 0
+    m.on_train_step_end(0)
+    assert int(m.num_updates) == 1
+    moved = 0
     for t0, t, s in zip(teacher, m.teacher.parameters(), student):
         assert torch.allclose(t, 0.5 * t0 + 0.5 * s, atol=1e-6)
+        moved += int(not torch.equal(t0, s))
+    assert moved > 0  # the optimiser step moved the student, so the update is not trivially the identity
 
 
 def test_mask_tokens_fill_masked_sites_at_every_level():
@@ -100,6 +107,7 @@ def test_tiny_seeded_run_loss_decreases():
         opt.zero_grad()
         out["loss"].backward()
         opt.step()
+        m.on_train_step_end(len(losses))
         losses.append(float(out["loss"].detach()))
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 0.02
 
@@ -117,3 +125,10 @@ def test_bad_arguments():
     net = build_msm(backbone="Res16UNetTiny").backbone
     with pytest.raises(ValueError):
         MSM(net, 0.1, None, None, embed_with="both")
+
+
+def test_encoder_is_the_backbone_and_checkpoint_keys_keep_their_names():
+    m = tiny_msm()
+    assert m.encoder is m.backbone  # the student U-Net, exported as encoder.pt
+    keys = list(m.state_dict())
+    assert any(k.startswith("backbone.") for k in keys) and not any(k.startswith("encoder.") for k in keys)

@@ -41,13 +41,28 @@ def test_schedules_and_step_counter():
     m = build_pointbert(stage="dvae", **TINY)
     pos, _ = synthetic_objects(2, 128, seed=0)
     assert m.schedules() == (1.0, 0.0)
-    for _ in range(3):
+    for step in range(3):
         m(pos, torch.Generator().manual_seed(0))
+        assert int(m.num_updates) == step  # forward never advances the schedules; the step hook does
+        m.on_train_step_end(step)
     assert int(m.num_updates) == 3 and m.schedules()[0] < 1.0 and m.schedules()[1] > 0.0
     m.eval()
     m(pos, torch.Generator().manual_seed(0))
-    assert int(m.num_updates) == 3  # evaluation does not advance the schedules
+    assert int(m.num_updates) == 3
     assert "num_updates" in m.state_dict()
+
+
+def test_frozen_tokenizer_stays_in_eval_mode_and_forward_keeps_modes():
+    torch.manual_seed(0)
+    pos, _ = synthetic_objects(2, 128, seed=0)
+    mpm = build_pointbert(stage="mpm", **TINY)
+    for mode in (True, False, True):
+        mpm.train(mode)
+        assert mpm.training == mode and mpm.encoder.training == mode
+        assert not any(sub.training for sub in mpm.dvae.modules())
+    joint = build_pointbert(stage="joint", **TINY).train()
+    joint(pos, torch.Generator().manual_seed(0))  # tokenizes in inference mode inside
+    assert all(sub.training for sub in joint.modules())
 
 
 def test_gumbel_softmax_seeded_and_sharpens():
