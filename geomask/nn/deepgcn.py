@@ -21,6 +21,13 @@ The encoder stacks ``layers`` blocks with a ReLU between consecutive blocks (non
 reference encoder does; a one-block :class:`DeepGCN` is MGVGA's MGM decoder.  Messages flow along
 ``edge_index`` (fanin → gate).  Blocks can be recomputed in the backward pass (activation
 checkpointing) on large graphs, which keeps a training step on a 500k-node AIG within a few GB.
+
+Typed edges (``num_relations > 1``, e.g. AIGs with ``not_nodes="attr"``: ``edge_type`` 1 on inverted edges)
+add a learned per-relation edge embedding to the message, as GENConv with edge features does:
+:math:`\\mathrm{ReLU}(\\mathbf{h}_j + \\mathbf{e}_{r(j \\to i)}) + \\epsilon`, with
+:math:`\\mathbf{e}_0 = 0` (a plain edge carries no offset, so a graph whose edges are all plain gives
+exactly the untyped output).  The aggregation is the shared kernel's
+:func:`~geomask.ops.relational.neighbor_aggregate`.
 """
 
 from __future__ import annotations
@@ -30,9 +37,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from geomask.nn.aggregation import NeighborTable, build_neighbors, softmax_aggregate
+from geomask.nn.aggregation import NeighborTable, build_neighbors
 from geomask.nn.classes import ClassLevel
 from geomask.nn.dropout import dropout
+from geomask.ops.relational import neighbor_aggregate
 
 __all__ = ["DeepGCN", "GENConv", "ResPlusBlock"]
 
@@ -46,14 +54,31 @@ class GENConv(nn.Module):
         learn_t: learn ``t``.
         expansion: hidden width of the MLP is ``expansion * H``.
         eps: added to every message.
+        num_relations: edge types; above 1, relations ``1 .. R-1`` get a learned ``[H]`` embedding added to
+            the message (``nn.Embedding``'s N(0, 1) init), relation 0 none.
 
     Shapes:
         x ``[N, H]`` → ``[N, H]``.
     """
 
-    def __init__(self, channels: int, t: float = 1.0, learn_t: bool = True, expansion: int = 2, eps: float = 1e-7):
+    def __init__(
+        self,
+        channels: int,
+        t: float = 1.0,
+        learn_t: bool = True,
+        expansion: int = 2,
+        eps: float = 1e-7,
+        num_relations: int = 1,
+    ):
         super().__init__()
+        if num_relations < 1:
+            raise ValueError(f"num_relations must be >= 1, got {num_relations}")
         self.eps = eps
+        self.num_relations = num_relations
+        if num_relations > 1:
+            self.edge_emb = nn.Parameter(torch.randn(num_relations - 1, channels))
+        else:
+            self.register_parameter("edge_emb", None)
         if learn_t:
             self.t = nn.Parameter(torch.tensor([float(t)]))
         else:
@@ -67,12 +92,20 @@ class GENConv(nn.Module):
 
         Args:
             x: ``[S, H]`` source rows.
-            neighbors: in-neighbour table of the T target rows over the S source rows.
+            neighbors: in-neighbour table of the T target rows over the S source rows (typed or not).
             self_index: ``[T]`` source row of each target's own state (``None``: targets are the sources).
         """
-        agg = softmax_aggregate(F.relu(x) + self.eps, neighbors, self.t)
+        emb = None
+        if neighbors.etype is not None:
+            if self.edge_emb is None:
+                raise ValueError("the graph has edge types but the layer was built with num_relations=1")
+            emb = F.pad(self.edge_emb, (0, 0, 1, 0))  # relation 0 (plain edge): no offset
+        agg = neighbor_aggregate(x, neighbors, "softmax", edge_emb=emb, message=self._message, t=self.t)
         own = x if self_index is None else x.index_select(0, self_index)
         return self.lin2(F.relu(self.norm(self.lin1(agg + own))))
+
+    def _message(self, m: Tensor) -> Tensor:
+        return F.relu(m) + self.eps
 
 
 class ResPlusBlock(nn.Module):
@@ -83,12 +116,13 @@ class ResPlusBlock(nn.Module):
         dropout: dropout probability before the convolution.
         t: initial softmax temperature of the GENConv.
         act: ReLU after the norm (``False``: none, as the reference).
+        num_relations: edge types of the GENConv.
     """
 
-    def __init__(self, channels: int, dropout: float = 0.0, t: float = 1.0, act: bool = False):
+    def __init__(self, channels: int, dropout: float = 0.0, t: float = 1.0, act: bool = False, num_relations: int = 1):
         super().__init__()
         self.norm = nn.LayerNorm(channels)
-        self.conv = GENConv(channels, t=t)
+        self.conv = GENConv(channels, t=t, num_relations=num_relations)
         self.dropout = dropout
         self.act = act
 
@@ -111,29 +145,48 @@ class DeepGCN(nn.Module):
         dropout: dropout inside each block.
         checkpoint_nodes: recompute each block in the backward pass when training on at least this many
             nodes (``None``: never).
+        num_relations: edge types (2 for AIGs with ``not_nodes="attr"``); 1: edge types are not learned
+            (a graph with a non-zero ``edge_type`` is then refused).
 
     Shapes:
-        x ``[N, H]``, edge_index ``[2, E]`` → ``[N, H]``.
+        x ``[N, H]``, edge_index ``[2, E]``, edge_type ``[E]`` (optional) → ``[N, H]``.
     """
 
-    def __init__(self, hidden: int = 64, layers: int = 7, dropout: float = 0.0, checkpoint_nodes: int | None = None):
+    def __init__(
+        self,
+        hidden: int = 64,
+        layers: int = 7,
+        dropout: float = 0.0,
+        checkpoint_nodes: int | None = None,
+        num_relations: int = 1,
+    ):
         super().__init__()
         if layers < 1:
             raise ValueError(f"layers must be >= 1, got {layers}")
         self.hidden = hidden
-        self.blocks = nn.ModuleList(ResPlusBlock(hidden, dropout) for _ in range(layers))
+        self.num_relations = num_relations
+        self.blocks = nn.ModuleList(ResPlusBlock(hidden, dropout, num_relations=num_relations) for _ in range(layers))
         self.checkpoint_nodes = checkpoint_nodes
 
-    def forward(self, x: Tensor, edge_index: Tensor, neighbors: NeighborTable | None = None) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        edge_index: Tensor,
+        neighbors: NeighborTable | None = None,
+        edge_type: Tensor | None = None,
+    ) -> Tensor:
         """Encode node features.
 
         Args:
             x: ``[N, H]`` node features.
             edge_index: ``[2, E]`` fanin → gate.
-            neighbors: the precomputed :func:`build_neighbors` of ``edge_index`` (built here if ``None``).
+            neighbors: the precomputed :func:`build_neighbors` of ``edge_index`` (built here if ``None``); a
+                prebuilt table carries its own edge types (``build_neighbors(..., edge_type=...)``).
+            edge_type: ``[E]`` relation per edge, read when ``neighbors`` is ``None`` (all-zero types give
+                exactly the untyped output).
         """
         if neighbors is None:
-            neighbors = build_neighbors(edge_index, x.shape[0])
+            neighbors = build_neighbors(edge_index, x.shape[0], edge_type=edge_type)
         ckpt = (
             self.training
             and torch.is_grad_enabled()

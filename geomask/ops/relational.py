@@ -33,7 +33,20 @@ from torch import Tensor
 
 from geomask.ops.threads import single_thread
 
-__all__ = ["RelationalIndex", "relational_index", "relational_matmul", "relational_message_passing"]
+__all__ = [
+    "REDUCTIONS",
+    "NeighborTable",
+    "RelationalIndex",
+    "build_neighbors",
+    "dense_table",
+    "neighbor_aggregate",
+    "relational_aggregate",
+    "relational_index",
+    "relational_matmul",
+    "relational_message_passing",
+    "relational_messages",
+    "scatter_aggregate",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -365,3 +378,303 @@ def relational_message_passing(
     """
     index = relational_index(edge_index, edge_type, weight.size(0), x.size(0), num_dst)
     return relational_matmul(x, weight, index)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Aggregation over typed edges: per-relation messages reduced at the destination by sum, mean, max or softmax.
+#
+# Two forms of the same edges: the edge-wise form (``src``/``dst``/``etype`` per edge, reduced with
+# ``index_add_`` / ``scatter_reduce``) and a dense fan-in table ``[T, K]`` for graphs of small in-degree (an AIG
+# has in-degree <= 2): one gather, the reduction over a short dense axis (for K = 2 the softmax is a sigmoid of
+# the difference), and the backward one ``index_add_``.  The kernel picks the path from the table it is given.
+
+REDUCTIONS = ("sum", "mean", "max", "softmax")
+
+
+@dataclass(frozen=True, eq=False)
+class NeighborTable:
+    """In-neighbours of every target row, dense (``table``) or edge-wise (``src``/``dst``), optionally typed.
+
+    Args:
+        num_nodes: T, the number of targets.
+        table: ``[T, K]`` int64 source row per slot, ``S`` (the number of source rows: a zero row) in unused
+            slots; ``None`` in the edge-wise form.
+        valid: ``[T, K]`` bool, True on used slots (slot 0 of a target without in-neighbours is marked used:
+            it reads the zero row, so the target aggregates to zero without a NaN).
+        full: ``[T, 1]`` float, 0 where a target has exactly two in-neighbours and ``+inf`` elsewhere (the
+            K = 2 softmax adds it to the logit difference so that the weight of slot 0 becomes 1).
+        src, dst: ``[E]`` edge endpoints (edge-wise form only).
+        etype: relation per slot (``[T, K]``, 0 in unused slots) or per edge (``[E]``); ``None`` when every edge
+            is relation 0 (untyped: messages are then computed once per source row, not per edge).
+    """
+
+    num_nodes: int
+    table: Tensor | None = None
+    valid: Tensor | None = None
+    full: Tensor | None = None
+    src: Tensor | None = None
+    dst: Tensor | None = None
+    etype: Tensor | None = None
+
+    @property
+    def dense(self) -> bool:
+        return self.table is not None
+
+
+def build_neighbors(
+    edge_index: Tensor,
+    num_nodes: int,
+    max_dense: int = 8,
+    edge_type: Tensor | None = None,
+    num_src: int | None = None,
+) -> NeighborTable:
+    """Group the edges ``edge_index[0] → edge_index[1]`` by target row.
+
+    Args:
+        edge_index: ``[2, E]`` int64, source (driver) first.
+        num_nodes: T, the number of targets.
+        max_dense: largest in-degree stored as a dense table; above it the edge-wise form is used.
+        edge_type: ``[E]`` relation per edge; dropped when all zero (one host sync), so a graph whose edges
+            are all plain gets exactly the untyped table.
+        num_src: S, the number of source rows (default T).
+
+    Returns:
+        The :class:`NeighborTable`.
+    """
+    src, dst = edge_index[0], edge_index[1]
+    device = edge_index.device
+    n_src = num_nodes if num_src is None else num_src
+    if edge_type is not None:
+        if edge_type.shape != src.shape:
+            raise ValueError(f"edge_type must be [E={src.numel()}], got {tuple(edge_type.shape)}")
+        if not bool(edge_type.any()):
+            edge_type = None
+        else:
+            edge_type = edge_type.long()
+    if src.numel() == 0:
+        table = torch.full((num_nodes, 1), n_src, dtype=torch.long, device=device)
+        valid = torch.ones(num_nodes, 1, dtype=torch.bool, device=device)
+        return NeighborTable(num_nodes, table, valid, None)
+    deg = torch.bincount(dst, minlength=num_nodes)
+    k = int(deg.max())
+    if k > max_dense:
+        return NeighborTable(num_nodes, src=src, dst=dst, etype=edge_type)
+    order = torch.argsort(dst, stable=True)
+    dst_sorted = dst[order]
+    start = torch.cumsum(deg, 0) - deg
+    pos = torch.arange(dst.numel(), device=device) - start[dst_sorted]
+    table = torch.full((num_nodes, k), n_src, dtype=torch.long, device=device)
+    table[dst_sorted, pos] = src[order]
+    etype = None
+    if edge_type is not None:
+        etype = torch.zeros((num_nodes, k), dtype=torch.long, device=device)
+        etype[dst_sorted, pos] = edge_type[order]
+    return dense_table(table, n_src, etype)
+
+
+def dense_table(table: Tensor, num_src: int, etype: Tensor | None = None) -> NeighborTable:
+    """Wrap a ``[T, K]`` table of source rows (``num_src`` in unused slots) as a :class:`NeighborTable`.
+
+    ``etype``: ``[T, K]`` relation per slot, or ``None`` (all relation 0).
+    """
+    used = table < num_src
+    valid = used.clone()
+    valid[:, 0] = True
+    full = None
+    if table.shape[1] == 2:
+        full = torch.where(used.all(1), 0.0, float("inf")).unsqueeze(1)
+    return NeighborTable(table.shape[0], table, valid, full, etype=etype)
+
+
+def relational_messages(
+    x: Tensor,
+    src: Tensor,
+    edge_type: Tensor | None = None,
+    weight: Tensor | None = None,
+    edge_emb: Tensor | None = None,
+) -> Tensor:
+    """Per-edge messages ``x[src] @ weight[type] + edge_emb[type]`` (each term optional).
+
+    With a weight, the rows are transformed once per (source row, relation) and gathered (no per-edge matrix
+    product); ``edge_type=None`` means relation 0 for every edge.
+
+    Shapes:
+        x: ``[S, C]``; src, edge_type: ``[E]``; weight: ``[R, C, C']``; edge_emb: ``[R, C']``; returns ``[E, C']``.
+    """
+    if edge_type is None:
+        return _node_messages(x, weight, edge_emb).index_select(0, src)
+    if weight is not None:
+        r, c, c_out = weight.shape
+        xw = torch.mm(x, weight.permute(1, 0, 2).reshape(c, r * c_out)).view(-1, c_out)
+        msg = xw.index_select(0, src * r + edge_type)
+    else:
+        msg = x.index_select(0, src)
+    if edge_emb is not None:
+        msg = msg + edge_emb.index_select(0, edge_type)
+    return msg
+
+
+def _node_messages(x: Tensor, weight: Tensor | None, edge_emb: Tensor | None) -> Tensor:
+    """Relation-0 messages of every source row."""
+    if weight is not None:
+        x = torch.mm(x, weight[0])
+    if edge_emb is not None:
+        x = x + edge_emb[0]
+    return x
+
+
+def _check_reduce(reduce: str) -> None:
+    if reduce not in REDUCTIONS:
+        raise ValueError(f"reduce must be one of {REDUCTIONS}, got {reduce!r}")
+
+
+def scatter_aggregate(
+    msg: Tensor, dst: Tensor, num_dst: int, reduce: str = "sum", t: Tensor | float | None = None
+) -> Tensor:
+    """Reduce per-edge messages at their destinations, per channel; a row with no incoming edge gets zero.
+
+    ``softmax`` is GENConv's softmax aggregation: ``w = softmax over the incoming edges of (t * msg)``,
+    ``out = Σ w · msg`` (``t`` a scalar or ``[1]`` tensor, differentiable; default 1).
+
+    Shapes:
+        msg: ``[E, C]``; dst: ``[E]``; returns ``[num_dst, C]``.
+    """
+    _check_reduce(reduce)
+    c = msg.shape[1]
+    zeros = msg.new_zeros(num_dst, c)
+    if reduce in ("sum", "mean"):
+        out = zeros.index_add(0, dst, msg)
+        if reduce == "mean":
+            deg = torch.bincount(dst, minlength=num_dst).clamp_(min=1).to(msg.dtype)
+            out = out / deg.unsqueeze(1)
+        return out
+    index = dst.unsqueeze(1).expand(-1, c)
+    if reduce == "max":
+        return zeros.scatter_reduce(0, index, msg, "amax", include_self=False)
+    logits = msg * (1.0 if t is None else t)
+    top = zeros.scatter_reduce(0, index, logits.detach(), "amax", include_self=False)
+    e = (logits - top.index_select(0, dst)).exp()
+    alpha = e / zeros.index_add(0, dst, e).index_select(0, dst)
+    return zeros.index_add(0, dst, alpha * msg)
+
+
+def _table_reduce(g: Tensor, neighbors: NeighborTable, num_src: int, reduce: str, t: Tensor | float) -> Tensor:
+    """Reduce gathered slot messages ``g [T, K, C]`` (zero in unused slots) over the slot axis."""
+    k = g.shape[1]
+    if k == 1:
+        return g[:, 0]
+    if reduce == "sum":
+        return g.sum(1)
+    if reduce in ("mean", "max"):
+        used = neighbors.table < num_src
+    if reduce == "mean":
+        return g.sum(1) / used.sum(1, keepdim=True).clamp(min=1).to(g.dtype)
+    if reduce == "max":
+        top = g.masked_fill(~used.unsqueeze(-1), float("-inf")).amax(1)
+        return torch.where(used.any(1, keepdim=True), top, 0.0)
+    if k == 2 and neighbors.full is not None:
+        g0, g1 = g.unbind(1)
+        d = g0 - g1
+        a = torch.sigmoid(d * t + neighbors.full)
+        return g1 + a * d
+    logits = (g * t).masked_fill(~neighbors.valid.unsqueeze(-1), float("-inf"))
+    return (torch.softmax(logits, dim=1) * g).sum(1)
+
+
+def neighbor_aggregate(
+    x: Tensor,
+    neighbors: NeighborTable,
+    reduce: str = "sum",
+    *,
+    weight: Tensor | None = None,
+    edge_emb: Tensor | None = None,
+    message=None,
+    t: Tensor | float | None = None,
+) -> Tensor:
+    """Aggregate typed messages over a :class:`NeighborTable` (dense table or edge-wise, chosen by the table).
+
+    The message of edge ``u → v`` of relation ``r`` is ``message(x[u] @ weight[r] + edge_emb[r])`` (each part
+    optional).  An untyped table (``etype`` ``None``: every edge relation 0) computes messages once per source
+    row and gathers them; a typed one computes them per edge (per slot of the dense table).
+
+    Args:
+        x: ``[S, C]`` source rows.
+        neighbors: from :func:`build_neighbors` / :func:`dense_table`.
+        reduce: ``"sum"``, ``"mean"``, ``"max"`` or ``"softmax"`` (per channel, inverse temperature ``t``).
+        weight: ``[R, C, C']`` per-relation transform.
+        edge_emb: ``[R, C']`` per-relation embedding added to the message (GENConv with edge features).
+        message: a row-wise function applied to every message (GENConv: ``relu(m) + eps``).
+        t: softmax inverse temperature (scalar or ``[1]``, differentiable; default 1).
+
+    Returns:
+        ``[T, C']``; a target with no in-neighbour gets zero.
+    """
+    _check_reduce(reduce)
+    t = 1.0 if t is None else t
+    if not neighbors.dense:
+        m = relational_messages(x, neighbors.src, neighbors.etype, weight, edge_emb)
+        if message is not None:
+            m = message(m)
+        return scatter_aggregate(m, neighbors.dst, neighbors.num_nodes, reduce, t)
+    table = neighbors.table
+    n, k = table.shape
+    s = x.shape[0]
+    if neighbors.etype is None:
+        m = _node_messages(x, weight, edge_emb)
+        if message is not None:
+            m = message(m)
+        m_pad = torch.cat([m, m.new_zeros(1, m.shape[1])], 0)
+        g = m_pad.index_select(0, table.reshape(-1)).view(n, k, -1)
+    else:
+        etype = neighbors.etype
+        used = table < s
+        if weight is not None:
+            r, c, c_out = weight.shape
+            xw = torch.mm(x, weight.permute(1, 0, 2).reshape(c, r * c_out)).view(-1, c_out)
+            rows = torch.where(used, table * r + etype, s * r)
+            g = torch.cat([xw, xw.new_zeros(1, c_out)], 0).index_select(0, rows.reshape(-1)).view(n, k, c_out)
+        else:
+            g = torch.cat([x, x.new_zeros(1, x.shape[1])], 0).index_select(0, table.reshape(-1)).view(n, k, -1)
+        if edge_emb is not None:
+            g = g + edge_emb.index_select(0, etype.reshape(-1)).view(n, k, -1)
+        if message is not None:
+            g = message(g)
+        g = torch.where(used.unsqueeze(-1), g, 0.0)  # unused slots carry no message
+    return _table_reduce(g, neighbors, s, reduce, t)
+
+
+def relational_aggregate(
+    x: Tensor,
+    edge_index: Tensor,
+    edge_type: Tensor | None = None,
+    reduce: str = "sum",
+    *,
+    weight: Tensor | None = None,
+    edge_emb: Tensor | None = None,
+    message=None,
+    t: Tensor | float | None = None,
+    num_dst: int | None = None,
+    max_dense: int = 8,
+) -> Tensor:
+    """Aggregate typed-edge messages at the destinations: ``out[v] = reduce_{(u → v, r)} message(x[u] @ W_r + e_r)``.
+
+    Sum (and mean) of a plain per-relation transform is :func:`relational_matmul` (the sparse-convolution fast
+    path); everything else goes through :func:`build_neighbors` and :func:`neighbor_aggregate` (a dense fan-in
+    table up to in-degree ``max_dense``, edge-wise scatters above it).  Build the table once and call
+    :func:`neighbor_aggregate` directly when several layers share the edges.
+
+    Shapes:
+        x: ``[N, C]``; edge_index: ``[2, E]``; edge_type: ``[E]`` (``None``: relation 0); weight:
+        ``[R, C, C']``; edge_emb: ``[R, C']``; returns ``[num_dst (default N), C']``.
+    """
+    _check_reduce(reduce)
+    n_dst = x.shape[0] if num_dst is None else num_dst
+    if reduce in ("sum", "mean") and weight is not None and edge_emb is None and message is None:
+        et = edge_type if edge_type is not None else torch.zeros_like(edge_index[0])
+        out = relational_message_passing(x, weight, edge_index, et, n_dst)
+        if reduce == "mean":
+            deg = torch.bincount(edge_index[1], minlength=n_dst).clamp_(min=1).to(out.dtype)
+            out = out / deg.unsqueeze(1)
+        return out
+    nb = build_neighbors(edge_index, n_dst, max_dense, edge_type, num_src=x.shape[0])
+    return neighbor_aggregate(x, nb, reduce, weight=weight, edge_emb=edge_emb, message=message, t=t)
