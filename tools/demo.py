@@ -59,7 +59,8 @@ def closing_sentence(result: dict, metric: str = "z_mae") -> str:
             parts.append(f"on {split} {best} is best ({v:.3g})")
         elif v < b:
             below = 100 * (b - v) / b
-            parts.append(f"on {split} {best} is best at {v:.3g}, {below:.0f}% below the constant baseline's {b:.3g}")
+            pct = f"{below:.0f}" if below >= 1 else f"{below:.1g}"  # 0.3 %, not 0 %
+            parts.append(f"on {split} {best} is best at {v:.3g}, {pct}% below the constant baseline's {b:.3g}")
         else:
             parts.append(f"on {split} no method beats the constant baseline ({b:.3g}; the best, {best}, has {v:.3g})")
     if not parts:

@@ -112,3 +112,5 @@ def test_demo_closing_sentence_comes_from_the_numbers():
     result = qor_result([0])
     result["methods"]["scratch"]["unseen_designs"]["z_mae"] = 0.5
     assert "on unseen_designs scratch is best at 0.5, 37% below" in _demo().closing_sentence(result)
+    result["methods"]["scratch"]["unseen_designs"]["z_mae"] = 0.788  # 0.25 % below 0.79: not "0%"
+    assert "on unseen_designs scratch is best at 0.788, 0.3% below" in _demo().closing_sentence(result)
