@@ -1,5 +1,23 @@
-"""geomask.methods: one file per method; :func:`build_method` builds them by name."""
+"""geomask.methods: one file per method; :func:`build_method` builds them by name.
 
-from geomask.methods.registry import METHODS, build_method
+What a new method needs, in one import (see the README's "Add a method"): the base class :class:`Method` and
+``GRAPH_DATA`` (the circuit-graph data kinds), :func:`register_method`, :func:`build_encoder` (the graph
+encoders by name), and :func:`masker_section` / :func:`loss_section` (a builder's ``masker:`` / ``loss:`` config
+sections through the registries).
+"""
 
-__all__ = ["METHODS", "build_method"]
+from geomask.methods.base import GRAPH_DATA, Method
+from geomask.methods.compose import loss_section, masker_section, section_aliases
+from geomask.methods.registry import METHODS, build_encoder, build_method, register_method
+
+__all__ = [
+    "GRAPH_DATA",
+    "METHODS",
+    "Method",
+    "build_encoder",
+    "build_method",
+    "loss_section",
+    "masker_section",
+    "register_method",
+    "section_aliases",
+]

@@ -12,6 +12,10 @@ keep every site but their masked voxels' input features are zeroed
 
 ``JS`` within the view is averaged over all voxels of A' (same rows as A); across views over the distinct
 voxel pairs ``(u, v)`` of A and B holding a common point (:func:`~geomask.points.augment.voxel_pairs`).
+``JS`` is the ``loss`` section (default ``{name: js}``, :class:`~geomask.losses.JSDivergence`; any registered
+``loss(logits [P, K], probabilities [P, K]) -> scalar``), CE :func:`~geomask.losses.cross_entropy`; the masker
+(default ``{name: region, grid: grid, ratio: mask_ratio}``) is called on a
+:class:`~geomask.masking.layout.GridLayout` of the three copies.
 ``w(t) = w_max · exp(-5 (1 - min(t / T, 1))^2)`` is the sigmoid-shaped ramp-up (Laine & Aila), ``t`` the
 number of optimiser steps taken (buffer ``num_updates``, advanced by :meth:`CPCM.on_train_step_end`, never by
 ``forward``). With ``masker=None`` the method is the *no-mask baseline*: the same network trained by the
@@ -22,36 +26,22 @@ checkpoints keep their keys).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
-from geomask.masking.region import RegionMasker, zero_masked
+from geomask.losses import JSDivergence, cross_entropy
+from geomask.masking.base import Masker
+from geomask.masking.layout import GridLayout
+from geomask.masking.region import zero_masked
 from geomask.methods.base import Method
+from geomask.methods.compose import loss_section, masker_section, section_aliases
 from geomask.nn.sparse_unet import SparseResUNet, SparseUNetOutput, build_sparse_unet
 from geomask.points.augment import GEOMETRY_WIDTH, SceneAugment, ScenePoints, to_sparse, voxel_pairs
 from geomask.sparse import SparseTensor
 
-__all__ = ["CPCM", "build_cpcm", "js_divergence", "sigmoid_rampup"]
-
-
-def js_divergence(logits: Tensor, target: Tensor, eps: float = 1e-8) -> Tensor:
-    """Jensen-Shannon divergence (natural log) of ``softmax(logits)`` and ``target`` probabilities, per row.
-
-    .. math::
-        \\mathrm{JS}(p, q) = \\tfrac12 \\mathrm{KL}(p \\| m) + \\tfrac12 \\mathrm{KL}(q \\| m),
-        \\quad m = \\tfrac12 (p + q)
-
-    Shapes:
-        logits ``[N, K]``, target ``[N, K]`` (rows sum to 1) → ``[N]`` in ``[0, ln 2]``.
-    """
-    p = logits.softmax(-1)
-    m = 0.5 * (p + target)
-    log_m = m.clamp(min=eps).log()
-    kl_p = (p * (p.clamp(min=eps).log() - log_m)).sum(-1)
-    kl_q = (target * (target.clamp(min=eps).log() - log_m)).sum(-1)
-    return 0.5 * (kl_p + kl_q)
+__all__ = ["CPCM", "build_cpcm", "sigmoid_rampup"]
 
 
 def sigmoid_rampup(step: int | float, length: int | float) -> float:
@@ -76,6 +66,8 @@ class CPCM(Method):
         rampup_steps: ``T`` of the ramp-up.
         ignore_index: label of unlabelled / unknown points.
         within, across: which consistency terms to use.
+        loss: the consistency loss ``loss(logits [P, K], target probabilities [P, K]) -> scalar`` (default
+            :class:`~geomask.losses.JSDivergence`, the mean JS divergence over the rows).
 
     Shapes:
         batch: :class:`ScenePoints` with labels ``[N]`` (``ignore_index`` except on the few labelled points)
@@ -88,7 +80,7 @@ class CPCM(Method):
         self,
         backbone: SparseResUNet,
         voxel_size: float,
-        masker: RegionMasker | None,
+        masker: Masker | None,
         augment: SceneAugment,
         consistency_weight: float = 1.0,
         rampup_steps: int = 100,
@@ -96,6 +88,7 @@ class CPCM(Method):
         within: bool = True,
         across: bool = True,
         geometry: str = "none",
+        loss: nn.Module | None = None,
     ) -> None:
         super().__init__()
         if backbone.head is None:
@@ -106,6 +99,7 @@ class CPCM(Method):
         self.consistency_weight, self.rampup_steps = float(consistency_weight), int(rampup_steps)
         self.ignore_index, self.within, self.across = int(ignore_index), bool(within), bool(across)
         self.geometry = geometry
+        self.consistency = loss if loss is not None else JSDivergence()
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
 
     @property
@@ -149,16 +143,13 @@ class CPCM(Method):
             pb, fb = self.augment(batch.points, batch.feats, batch.batch, generator, nb)
             b3 = torch.cat([batch.batch, batch.batch + nb, batch.batch + 2 * nb])
             x, inverse = to_sparse(torch.cat([pa, pa, pb]), torch.cat([fa, fa, fb]), b3, self.voxel_size, self.geometry)
-            hidden = self.masker(x.coords, generator, 3 * nb) & (x.coords[:, 0] >= nb)
+            hidden = self.masker(GridLayout(x.coords, 3 * nb), generator) & (x.coords[:, 0] >= nb)
             x = x.replace(zero_masked(x.feats, hidden))
         logits = self.backbone(x).out.feats
         inv_a = inverse[:n]
         lab = batch.labels
         known = lab != self.ignore_index
-        if bool(known.any()):
-            ce = F.cross_entropy(logits[inv_a[known]], lab[known])
-        else:
-            ce = logits.sum() * 0.0
+        ce = cross_entropy(logits[inv_a[known]], lab[known])  # 0 without labelled points
         zero = logits.new_zeros(())
         out = {"ce": ce.detach(), "js_within": zero, "js_across": zero, "weight": zero}
         if self.masker is None:
@@ -169,10 +160,10 @@ class CPCM(Method):
         is_a = x.coords[:, 0] < nb
         rows_a = is_a.nonzero().squeeze(1)
         # A and A' voxelize the same points: voxel rows of A' are those of A shifted by |A|
-        js_w = js_divergence(logits[rows_a + len(rows_a)], target[rows_a]).mean() if self.within else zero
+        js_w = self.consistency(logits[rows_a + len(rows_a)], target[rows_a]) if self.within else zero
         if self.across:
             u, v = voxel_pairs(inv_a, inverse[2 * n :])
-            js_x = js_divergence(logits[v], target[u]).mean()
+            js_x = self.consistency(logits[v], target[u])
         else:
             js_x = zero
         out.update(js_within=js_w.detach(), js_across=js_x.detach(), weight=logits.new_tensor(w))
@@ -180,6 +171,7 @@ class CPCM(Method):
         return out
 
 
+@section_aliases(masker=("grid", "mask_ratio"))
 def build_cpcm(
     *,
     num_classes: int = 20,
@@ -191,6 +183,8 @@ def build_cpcm(
     mask: bool = True,
     grid: int = 4,
     mask_ratio: float = 0.75,
+    masker: Mapping | str | None = None,
+    loss: Mapping | str | None = None,
     consistency_weight: float = 1.0,
     rampup_steps: int = 100,
     ignore_index: int = -1,
@@ -204,12 +198,18 @@ def build_cpcm(
     color_channels: int = 3,
     elastic: tuple[float, float] | None = None,
 ) -> CPCM:
-    """CPCM (``mask=True``) or its no-mask baseline (``mask=False``) on a registered sparse U-Net."""
+    """CPCM (``mask=True``) or its no-mask baseline (``mask=False``, which has no masker and ignores ``masker``)
+    on a registered sparse U-Net.  ``masker`` defaults to ``{name: region, grid: grid, ratio: mask_ratio}``,
+    ``loss`` (the consistency term) to ``{name: js}``."""
     net = build_sparse_unet(
         backbone, in_channels + GEOMETRY_WIDTH[geometry], num_classes, dim=3, stem_kernel=stem_kernel
     )
     aug = SceneAugment(
         rotate, tuple(scale), flip, jitter, color_jitter, color_channels, None if elastic is None else tuple(elastic)
     )
-    masker = RegionMasker(grid, mask_ratio) if mask else None
-    return CPCM(net, voxel_size, masker, aug, consistency_weight, rampup_steps, ignore_index, within, across, geometry)
+    default = {"name": "region", "grid": grid, "ratio": mask_ratio}
+    msk = masker_section(masker, default, layout=GridLayout) if mask else None
+    crit = loss_section(loss, {"name": "js"})
+    return CPCM(
+        net, voxel_size, msk, aug, consistency_weight, rampup_steps, ignore_index, within, across, geometry, crit
+    )

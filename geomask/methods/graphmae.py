@@ -8,6 +8,9 @@ cosine error
 
 .. math::
     \\mathcal{L} = \\frac{1}{|M|} \\sum_{i \\in M} \\big(1 - \\cos(\\hat{\\mathbf{x}}_i, \\mathbf{x}_i)\\big)^{\\gamma}
+
+(:class:`~geomask.losses.ScaledCosineError`, the default ``loss``; the masker is called on a
+:class:`~geomask.masking.layout.RowLayout` of the nodes).
 """
 
 from __future__ import annotations
@@ -17,24 +20,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 
+from geomask.losses import ScaledCosineError, masked_accuracy
 from geomask.masking.base import Masker
+from geomask.masking.layout import RowLayout
 from geomask.methods.base import GRAPH_DATA, Method
 from geomask.methods.mgvga import graph_batch_vector
 from geomask.nn.aggregation import build_neighbors
 from geomask.nn.heads import init_normal, mean_max_pool
 
-__all__ = ["GraphMAE", "scaled_cosine_error"]
-
-
-def scaled_cosine_error(pred: Tensor, target: Tensor, mask: Tensor, gamma: float = 2.0) -> Tensor:
-    """Mean of ``(1 - cos)^gamma`` over masked rows (0 for an empty mask).
-
-    Shapes:
-        pred, target ``[N, F]``, mask ``[N]`` bool → scalar.
-    """
-    cos = F.cosine_similarity(pred, target, dim=-1, eps=1e-8)
-    err = (1.0 - cos).clamp(min=0.0).pow(gamma)
-    return (err * mask).sum() / mask.sum().clamp(min=1)
+__all__ = ["GraphMAE"]
 
 
 class GraphMAE(Method):
@@ -46,7 +40,9 @@ class GraphMAE(Method):
         hidden: H.
         num_types: number of gate types (the one-hot feature width).
         masker: chooses the masked input nodes.
-        gamma: exponent of the scaled cosine error.
+        gamma: exponent of the scaled cosine error (of the default loss).
+        loss: ``loss(pred [N, T], one-hot target [N, T], mask [N]) -> scalar`` (default
+            :class:`~geomask.losses.ScaledCosineError` with ``gamma``).
     """
 
     data_kinds = GRAPH_DATA
@@ -59,6 +55,7 @@ class GraphMAE(Method):
         masker: Masker,
         num_types: int = 5,
         gamma: float = 2.0,
+        loss: nn.Module | None = None,
     ):
         super().__init__()
         self.encoder = encoder
@@ -66,7 +63,7 @@ class GraphMAE(Method):
         self.hidden = hidden
         self.num_types = num_types
         self.masker = masker
-        self.gamma = gamma
+        self.criterion = loss if loss is not None else ScaledCosineError(gamma)
         self.type_emb = nn.Embedding(num_types, hidden)
         self.mask_token = nn.Parameter(torch.zeros(hidden))
         self.enc2dec = nn.Linear(hidden, hidden, bias=False)
@@ -93,13 +90,12 @@ class GraphMAE(Method):
         b, num_graphs = graph_batch_vector(batch)
         node_type, edge_index = batch.node_type, batch.edge_index
         nb = build_neighbors(edge_index, node_type.shape[0])
-        mask = self.masker.sample(b, generator, num_graphs).unsqueeze(1)
+        mask = self.masker(RowLayout(b, num_graphs), generator).unsqueeze(1)
         x = torch.where(mask, self.mask_token, self.type_emb(node_type))
         h = self.enc2dec(self.encoder(x, edge_index, nb))
         h = h.masked_fill(mask, 0.0)
         pred = self.out(self.decoder(h, edge_index, nb))
         target = F.one_hot(node_type, self.num_types).to(pred.dtype)
         m = mask.squeeze(1)
-        sce = scaled_cosine_error(pred, target, m, self.gamma)
-        acc = ((pred.argmax(-1) == node_type) & m).sum() / m.sum().clamp(min=1)
-        return {"sce": sce, "acc": acc.detach().to(pred.dtype), "loss": sce}
+        sce = self.criterion(pred, target, m)
+        return {"sce": sce, "acc": masked_accuracy(pred, node_type, m), "loss": sce}

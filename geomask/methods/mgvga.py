@@ -12,25 +12,31 @@
   gets the same context).  Batches without these fields get MGM only.
 
 ``loss = mgm_weight * (mgm_type + mgm_degree) + vga_weight * vga_type``.  Masks come from the generator
-passed to :meth:`MGVGA.forward` (MGM's first, then VGA's), batched over the ``batch`` vector.  The method
+passed to :meth:`MGVGA.forward` (MGM's first, then VGA's), batched over the ``batch`` vector: each masker is
+called on a :class:`~geomask.masking.layout.RowLayout` of the nodes.  The parts are components: the type loss
+(``loss``, default :class:`~geomask.losses.CrossEntropy` over the masked nodes, with
+:func:`~geomask.losses.masked_accuracy`), the degree loss (:class:`~geomask.losses.Huber`) and its targets
+(:class:`~geomask.targets.NodeDegree`, stored degrees or counted from ``edge_index``).  The method
 keeps no state across steps; its dropout draws from the generator's stream (:class:`~geomask.methods.base.Method`).
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 
+from geomask.losses import CrossEntropy, Huber, masked_accuracy
 from geomask.masking.base import Masker
+from geomask.masking.layout import RowLayout
 from geomask.methods.base import GRAPH_DATA, Method
 from geomask.nn.aggregation import NeighborTable, build_neighbors, dense_table
 from geomask.nn.classes import cone_classes, prune_classes
 from geomask.nn.deepgcn import DeepGCN
 from geomask.nn.heads import FeedForward, ScalarHead, init_normal, mean_max_pool
+from geomask.targets import NodeDegree
 
-__all__ = ["MGVGA", "VERILOG_MODES", "graph_batch_vector", "masked_cross_entropy"]
+__all__ = ["MGVGA", "VERILOG_MODES", "graph_batch_vector"]
 
 VERILOG_MODES = ("chunks", "single")
 
@@ -42,19 +48,6 @@ def graph_batch_vector(batch: Data | Batch) -> tuple[Tensor, int]:
     if b is None:
         return torch.zeros(n, dtype=torch.long, device=batch.node_type.device), 1
     return b, int(batch.num_graphs)
-
-
-def masked_cross_entropy(logits: Tensor, target: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-    """Mean cross-entropy and accuracy over masked rows (0 for an empty mask, never NaN).
-
-    Shapes:
-        logits ``[N, K]``, target ``[N]``, mask ``[N]`` bool → two scalars.
-    """
-    denom = mask.sum().clamp(min=1)
-    ce = F.cross_entropy(logits, target, reduction="none")
-    loss = (ce * mask).sum() / denom
-    acc = ((logits.argmax(-1) == target) & mask).sum() / denom
-    return loss, acc.detach().to(logits.dtype)
 
 
 class MGVGA(Method):
@@ -73,6 +66,8 @@ class MGVGA(Method):
         verilog_mode: ``"chunks"`` or ``"single"``.
         mgm_weight, vga_weight, degree_weight: loss weights.
         huber_delta: delta of the degree Huber loss.
+        loss: the gate-type loss ``loss(logits [N, T], types [N], mask [N]) -> scalar`` of MGM and VGA (default
+            :class:`~geomask.losses.CrossEntropy`, the mean over the masked nodes).
         head_dropout: dropout at the input of the degree heads' feed-forward (the reference's 0.1).
         dedup: run a DeepGCN encoder/decoder once per cone class (:mod:`geomask.nn.classes`; exact, used
             only where it is: no active dropout, dense neighbour table), and the heads and VGA layers once
@@ -97,6 +92,7 @@ class MGVGA(Method):
         huber_delta: float = 1.0,
         head_dropout: float = 0.1,
         dedup: bool = True,
+        loss: nn.Module | None = None,
     ):
         super().__init__()
         if verilog_mode not in VERILOG_MODES:
@@ -117,6 +113,9 @@ class MGVGA(Method):
         self.mgm_weight, self.vga_weight, self.degree_weight = mgm_weight, vga_weight, degree_weight
         self.huber_delta = huber_delta
         self.dedup = dedup
+        self.criterion = loss if loss is not None else CrossEntropy()
+        self.degree_loss = Huber(huber_delta)
+        self.fanin, self.fanout = NodeDegree("in"), NodeDegree("out")
         heads: list[nn.Module] = [self.type_emb]
         if mgm_decoder is not None:
             self.mask_token = nn.Parameter(torch.zeros(hidden))
@@ -189,9 +188,10 @@ class MGVGA(Method):
         node_type, edge_index = batch.node_type, batch.edge_index
         n = node_type.shape[0]
         nb = build_neighbors(edge_index, n)
-        mask = self.mgm_masker.sample(b, generator, num_graphs) if self.mgm_decoder is not None else None
+        rows = RowLayout(b, num_graphs)
+        mask = self.mgm_masker(rows, generator) if self.mgm_decoder is not None else None
         vga = self.align is not None and self.has_verilog(batch)
-        vmask = self.vga_masker.sample(b, generator, num_graphs) if vga else None
+        vmask = self.vga_masker(rows, generator) if vga else None
         if self._dedup(nb):
             (dec, dec_inv), (enc_v, v_inv) = self._encode_classes(node_type, nb, mask, vmask)
         else:
@@ -208,12 +208,11 @@ class MGVGA(Method):
                 preds += [self.fanin_head(dec), self.fanout_head(dec)]
                 if dec_inv is not None:
                     preds = [p.index_select(0, dec_inv) for p in preds]
-            out["mgm_type"], out["mgm_acc"] = masked_cross_entropy(preds[0], node_type, mask)
+            out["mgm_type"] = self.criterion(preds[0], node_type, mask)
+            out["mgm_acc"] = masked_accuracy(preds[0], node_type, mask)
             fanin, fanout = self._degrees(batch, n)
-            out["mgm_degree"] = self.degree_weight * (
-                F.huber_loss(preds[1], fanin, delta=self.huber_delta)
-                + F.huber_loss(preds[2], fanout, delta=self.huber_delta)
-            )
+            degree = self.degree_loss(preds[1], fanin) + self.degree_loss(preds[2], fanout)
+            out["mgm_degree"] = self.degree_weight * degree
             total = total + self.mgm_weight * (out["mgm_type"] + out["mgm_degree"])
         if enc_v is not None:
             keys, key_batch = self._verilog_keys(batch, num_graphs)
@@ -240,7 +239,9 @@ class MGVGA(Method):
             if inv is not None:
                 logits = logits.index_select(0, inv)
             every = torch.ones_like(sel, dtype=torch.bool)
-            out["vga_type"], out["vga_acc"] = masked_cross_entropy(logits, node_type.index_select(0, sel), every)
+            types = node_type.index_select(0, sel)
+            out["vga_type"] = self.criterion(logits, types, every)
+            out["vga_acc"] = masked_accuracy(logits, types, every)
             total = total + self.vga_weight * out["vga_type"]
         out["loss"] = total
         return out
@@ -310,12 +311,8 @@ class MGVGA(Method):
         return dec, enc_v
 
     def _degrees(self, batch: Data | Batch, n: int) -> tuple[Tensor, Tensor]:
-        fanin = getattr(batch, "in_degree", None)
-        fanout = getattr(batch, "out_degree", None)
-        if fanin is None or fanout is None:
-            fanin = torch.bincount(batch.edge_index[1], minlength=n)
-            fanout = torch.bincount(batch.edge_index[0], minlength=n)
-        return fanin.float(), fanout.float()
+        """Fan-in and fan-out targets ``[N]`` float (:class:`~geomask.targets.NodeDegree`)."""
+        return self.fanin(batch, n), self.fanout(batch, n)
 
     def _verilog_keys(self, batch: Data | Batch, num_graphs: int) -> tuple[Tensor, Tensor]:
         if self.verilog_mode == "single":

@@ -26,10 +26,16 @@ The paper's pretraining code was never released; this is our reading of its desi
            \\sum_{(u, v) \\in P_j} \\ell\\big(h_j(S_j[u]), \\mathrm{LN}(T_j[v])\\big),
        \\qquad \\ell = 1 - \\cos \\;\\text{(default) or smooth-}L_1
 
-5. **EMA.** ``teacher ← m · teacher + (1 - m) · student`` (parameters; buffers copied), applied by
+   ``LN`` is :class:`~geomask.targets.LayerNormTarget`; ``ℓ`` the ``loss`` section, any registered loss
+   ``loss(pred [P, C], target [P, C]) -> scalar`` (default ``{name: cosine, eps: 1e-6}``,
+   :class:`~geomask.losses.CosineError`; ``loss: smooth_l1`` is :class:`~geomask.losses.SmoothL1`).
+
+5. **EMA.** ``teacher ← m · teacher + (1 - m) · student`` (parameters; buffers copied): the teacher is a
+   :class:`~geomask.targets.EMATeacher` (the U-Net under ``teacher.module``), updated by
    :meth:`MSM.on_train_step_end` after every optimiser step (the training engine calls it; a hand-written
    loop calls it after ``optimizer.step()``), never by ``forward``.  The buffer ``num_updates`` counts the
-   steps taken.
+   steps taken.  State dicts written before the teacher was a component (keys ``teacher.*``) still load: a
+   load hook renames them to ``teacher.module.*``.
 
 The student U-Net is the method's ``encoder`` (registered as ``backbone``, so checkpoints keep their keys;
 ``encoder.pt`` holds it).  Features for evaluation (:meth:`MSM.features`) come from the teacher
@@ -38,21 +44,23 @@ The student U-Net is the method's ``encoder`` (registered as ``backbone``, so ch
 
 from __future__ import annotations
 
-import copy
+from collections.abc import Mapping
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from geomask.masking.voxel import VoxelMasker
+from geomask.losses import CosineError
+from geomask.masking.base import Masker
+from geomask.masking.layout import GridLayout
 from geomask.methods.base import Method
+from geomask.methods.compose import loss_section, masker_section, section_aliases
 from geomask.nn.sparse_unet import SparseResUNet, SparseUNetOutput, build_sparse_unet
 from geomask.points.augment import GEOMETRY_WIDTH, SceneAugment, ScenePoints, to_sparse
 from geomask.sparse import SparseTensor
+from geomask.targets import EMATeacher, LayerNormTarget
 
 __all__ = ["MSM", "build_msm", "site_rows"]
-
-LOSSES = ("cosine", "smooth_l1")
 
 
 def site_rows(level: SparseTensor, coords: Tensor) -> Tensor:
@@ -66,14 +74,15 @@ class MSM(Method):
     """Masked Scene Modeling.
 
     Args:
-        backbone: the student U-Net (no head); the teacher is a frozen deep copy.
+        backbone: the student U-Net (no head); the teacher is its :class:`~geomask.targets.EMATeacher`.
         voxel_size: voxel edge in metres.
         geometry: coordinate-derived input channels appended after augmentation (``none``, ``height``,
             ``xyz``; see :func:`~geomask.points.augment.geometry_features`); ``in_channels`` counts them.
-        masker: chooses the hidden voxels of every view.
+        masker: chooses the hidden voxels of every view (called on a :class:`~geomask.masking.layout.GridLayout`).
         augment: draws the two views.
         momentum: EMA momentum ``m``.
-        loss: ``"cosine"`` or ``"smooth_l1"``.
+        loss: the level loss ``loss(pred [P, C], target [P, C]) -> scalar`` (default
+            :class:`~geomask.losses.CosineError` with ``eps=1e-6``).
         embed_with: ``"teacher"`` or ``"student"`` features for :meth:`features`.
 
     Shapes:
@@ -86,26 +95,26 @@ class MSM(Method):
         self,
         backbone: SparseResUNet,
         voxel_size: float,
-        masker: VoxelMasker,
+        masker: Masker,
         augment: SceneAugment,
         momentum: float = 0.99,
-        loss: str = "cosine",
+        loss: nn.Module | None = None,
         embed_with: str = "teacher",
         geometry: str = "none",
     ) -> None:
         super().__init__()
         if backbone.head is not None:
             raise ValueError("MSM needs a U-Net without a head (out_channels=None)")
-        if loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
         if embed_with not in ("teacher", "student"):
             raise ValueError(f"embed_with must be 'teacher' or 'student', got {embed_with!r}")
         if not 0.0 <= momentum <= 1.0:
             raise ValueError(f"momentum must be in [0, 1], got {momentum}")
         self.backbone = backbone
-        self.teacher = copy.deepcopy(backbone).requires_grad_(False)
+        self.teacher = EMATeacher(backbone, momentum)
+        self.target = LayerNormTarget()
+        self.criterion = loss if loss is not None else CosineError(eps=1e-6)
         self.voxel_size, self.masker, self.augment = float(voxel_size), masker, augment
-        self.momentum, self.loss_kind, self.embed_with = float(momentum), loss, embed_with
+        self.embed_with = embed_with
         self.geometry = geometry
         planes, skips = backbone.planes, [backbone.planes[0], *backbone.planes[:3]]
         dec = planes[4:]
@@ -115,26 +124,23 @@ class MSM(Method):
         for t in (self.up_token, *self.skip_tokens):
             nn.init.normal_(t, 0.0, 0.02)
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
+        self.register_load_state_dict_pre_hook(_legacy_teacher_keys)
 
     @property
     def encoder(self) -> SparseResUNet:
         """The student U-Net (the ``backbone`` submodule: parameter names stay ``backbone.*``)."""
         return self.backbone
 
-    # ------------------------------------------------------------------ teacher
-    @torch.no_grad()
-    def update_teacher(self, momentum: float | None = None) -> None:
-        """``teacher ← m · teacher + (1 - m) · student`` for parameters; buffers are copied."""
-        m = self.momentum if momentum is None else momentum
-        for t, s in zip(self.teacher.parameters(), self.backbone.parameters()):
-            t.lerp_(s.detach(), 1.0 - m)
-        for t, s in zip(self.teacher.buffers(), self.backbone.buffers()):
-            t.copy_(s)
+    @property
+    def momentum(self) -> float:
+        """The EMA momentum ``m`` (the teacher's)."""
+        return self.teacher.momentum
 
+    # ------------------------------------------------------------------ teacher
     @torch.no_grad()
     def on_train_step_end(self, step: int) -> None:
         """The EMA update of the teacher after optimiser step ``step``; counts the step in ``num_updates``."""
-        self.update_teacher()
+        self.teacher.update(self.backbone, step)
         self.num_updates += 1
 
     # ------------------------------------------------------------------ features
@@ -147,7 +153,7 @@ class MSM(Method):
         return self.embed(batch)
 
     def _eval_net(self) -> SparseResUNet:
-        return self.teacher if self.embed_with == "teacher" else self.backbone
+        return self.teacher.module if self.embed_with == "teacher" else self.backbone
 
     def embed(self, batch: ScenePoints) -> list[Tensor]:
         """Per-point features of every decoder level (nearest site), coarse to fine: ``[N, C_j]`` each."""
@@ -181,11 +187,6 @@ class MSM(Method):
         levels = self.backbone.decode(enc, hook)
         return levels, masked
 
-    def _level_loss(self, pred: Tensor, target: Tensor) -> Tensor:
-        if self.loss_kind == "cosine":
-            return (1.0 - F.cosine_similarity(pred, target, dim=-1, eps=1e-6)).mean()
-        return F.smooth_l1_loss(pred, target)
-
     def loss_terms(self, batch: ScenePoints, generator: torch.Generator) -> dict[str, Tensor]:
         """The per-level losses (:meth:`forward`); the teacher is read, never updated, here."""
         nb = batch.num_scenes
@@ -197,7 +198,7 @@ class MSM(Method):
             pts, torch.cat([fa, fb]), torch.cat([batch.batch, batch.batch + nb]), self.voxel_size, self.geometry
         )
         inv_a, inv_b = inverse[:n], inverse[n:]
-        hidden = self.masker(x.coords, generator, 2 * nb)
+        hidden = self.masker(GridLayout(x.coords, 2 * nb), generator)
         with torch.no_grad():
             t_out = self.teacher(x)
         levels, masked = self._student(x, ~hidden, t_out.encoder)
@@ -214,8 +215,7 @@ class MSM(Method):
             if len(src) == 0:
                 lv_loss = s_lv.feats.sum() * 0.0
             else:
-                target = F.layer_norm(t_lv.feats[dst], t_lv.feats.shape[1:])
-                lv_loss = self._level_loss(self.predictors[j](s_lv.feats[src]), target)
+                lv_loss = self.criterion(self.predictors[j](s_lv.feats[src]), self.target(t_lv.feats[dst]))
             losses[f"level{j}"] = lv_loss.detach()
             total = total + lv_loss
         losses["loss"] = total / len(levels)
@@ -223,6 +223,17 @@ class MSM(Method):
         return losses
 
 
+def _legacy_teacher_keys(module: nn.Module, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+    """Load hook: ``teacher.X`` → ``teacher.module.X`` (state dicts from before the teacher was an
+    :class:`~geomask.targets.EMATeacher`), in place, so old checkpoints keep loading."""
+    old, new = f"{prefix}teacher.", f"{prefix}teacher.module."
+    if any(k.startswith(new) for k in state_dict):
+        return
+    for key in [k for k in state_dict if k.startswith(old)]:
+        state_dict[new + key[len(old) :]] = state_dict.pop(key)
+
+
+@section_aliases(masker=("mask_ratio", "mask_cell"))
 def build_msm(
     *,
     backbone: str = "Res16UNet14",
@@ -232,8 +243,9 @@ def build_msm(
     voxel_size: float = 0.05,
     mask_ratio: float = 0.4,
     mask_cell: int = 8,
+    masker: Mapping | str | None = None,
     momentum: float = 0.99,
-    loss: str = "cosine",
+    loss: Mapping | str | None = "cosine",
     embed_with: str = "teacher",
     rotate: float = 3.141592653589793,
     scale: tuple[float, float] = (0.9, 1.1),
@@ -243,9 +255,15 @@ def build_msm(
     color_channels: int = 3,
     elastic: tuple[float, float] | None = None,
 ) -> MSM:
-    """MSM on a registered sparse U-Net (``geomask.nn.sparse_unet.UNET_CONFIGS``)."""
+    """MSM on a registered sparse U-Net (``geomask.nn.sparse_unet.UNET_CONFIGS``).
+
+    ``masker`` defaults to ``{name: voxel, ratio: mask_ratio, cell: mask_cell}``; ``loss`` (a name or a section)
+    to ``{name: cosine, eps: 1e-6}`` (so ``loss: cosine`` and ``loss: smooth_l1`` read as before).
+    """
     net = build_sparse_unet(backbone, in_channels + GEOMETRY_WIDTH[geometry], None, dim=3, stem_kernel=stem_kernel)
     aug = SceneAugment(
         rotate, tuple(scale), flip, jitter, color_jitter, color_channels, None if elastic is None else tuple(elastic)
     )
-    return MSM(net, voxel_size, VoxelMasker(mask_ratio, mask_cell), aug, momentum, loss, embed_with, geometry)
+    msk = masker_section(masker, {"name": "voxel", "ratio": mask_ratio, "cell": mask_cell}, layout=GridLayout)
+    crit = loss_section(loss, {"name": "cosine", "eps": 1e-6})
+    return MSM(net, voxel_size, msk, aug, momentum, crit, embed_with, geometry)

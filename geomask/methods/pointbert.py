@@ -19,43 +19,39 @@ The Gumbel temperature and KL weight follow :func:`~geomask.nn.dvae.gumbel_tempe
 :func:`~geomask.nn.dvae.kl_weight` of the buffer ``num_updates``, the number of optimiser steps taken
 (advanced by :meth:`PointBERT.on_train_step_end`, never by ``forward``; saved in checkpoints, so a resumed run
 continues the schedules).  The MPM targets are the tokenizer's ids in inference mode (its BatchNorm on running
-statistics): in stage ``"mpm"`` the frozen tokenizer stays in eval mode whatever :meth:`PointBERT.train` is
-told; in stage ``"joint"`` it trains, and only the target computation runs it in inference mode, restored
-before ``forward`` returns.  Point-BERT's auxiliary MoCo loss is not included.
+statistics, :class:`~geomask.targets.TokenIds`): in stage ``"mpm"`` the frozen tokenizer stays in eval mode
+whatever :meth:`PointBERT.train` is told; in stage ``"joint"`` it trains, and only the target computation runs it
+in inference mode, restored before ``forward`` returns.  Point-BERT's auxiliary MoCo loss is not included.
+
+The masker (default ``{name: block, low: mask_low, high: mask_high}``) is called on a
+:class:`~geomask.masking.layout.PatchLayout` of the centres; the MPM loss (default ``{name: cross_entropy}``,
+:class:`~geomask.losses.CrossEntropy` over the masked patches, with :func:`~geomask.losses.masked_accuracy`)
+is any registered ``loss(logits [P, V], ids [P]) -> scalar``.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
+from collections.abc import Mapping
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from geomask.losses import CrossEntropy, masked_accuracy
+from geomask.masking.base import Masker
 from geomask.masking.block import BlockPatchMasker
+from geomask.masking.layout import PatchLayout
 from geomask.methods.base import Method
+from geomask.methods.compose import loss_section, masker_section, section_aliases
 from geomask.nn.dvae import DiscreteVAE, gumbel_temperature, kl_weight
 from geomask.nn.point_patch import PatchEmbed
 from geomask.nn.point_transformer import CenterEmbed, PatchTransformer
 from geomask.points.patches import PointPatches, as_point_batch, group_points
+from geomask.targets import TokenIds
 
 __all__ = ["PointBERT", "build_pointbert"]
 
 STAGES = ("dvae", "mpm", "joint")
-
-
-@contextlib.contextmanager
-def _inference(module: nn.Module) -> Iterator[None]:
-    """``module`` and its submodules in eval mode inside the block, each one's mode restored after."""
-    modes = [(m, m.training) for m in module.modules()]
-    try:
-        module.eval()
-        yield
-    finally:
-        for m, mode in modes:
-            m.training = mode
 
 
 class PointBERT(Method):
@@ -69,11 +65,12 @@ class PointBERT(Method):
         depth: transformer blocks.
         heads: attention heads.
         stage: ``"dvae"``, ``"mpm"`` or ``"joint"``.
-        mask_low, mask_high: block mask ratio range.
+        masker: chooses the masked patches (default: Point-BERT's block masking of 25-45 %).
         tau_start, tau_end, tau_steps: Gumbel temperature schedule.
         kl_start, kl_end, kl_steps: KL weight schedule.
         dropout: dropout inside the transformer blocks.
         embed_hidden: first width of the patch embedding's MLPs (128 in the paper).
+        loss: the MPM loss ``loss(logits [P, V], ids [P]) -> scalar`` (default :class:`~geomask.losses.CrossEntropy`).
     """
 
     data_kinds = ("objects",)
@@ -87,8 +84,7 @@ class PointBERT(Method):
         depth: int = 12,
         heads: int = 6,
         stage: str = "joint",
-        mask_low: float = 0.25,
-        mask_high: float = 0.45,
+        masker: Masker | None = None,
         tau_start: float = 1.0,
         tau_end: float = 0.0625,
         tau_steps: int = 100_000,
@@ -97,13 +93,15 @@ class PointBERT(Method):
         kl_steps: int = 100_000,
         dropout: float = 0.0,
         embed_hidden: int = 128,
+        loss: nn.Module | None = None,
     ):
         super().__init__()
         if stage not in STAGES:
             raise ValueError(f"unknown Point-BERT stage {stage!r}; valid: {', '.join(STAGES)}")
         self.dvae = dvae
         self.num_groups, self.group_size, self.stage = num_groups, group_size, stage
-        self.masker = BlockPatchMasker(mask_low, mask_high)
+        self.masker = masker if masker is not None else BlockPatchMasker()
+        self.criterion = loss if loss is not None else CrossEntropy()
         self.tau = (tau_start, tau_end, tau_steps)
         self.beta = (kl_start, kl_end, kl_steps)
         self.patch_embed = PatchEmbed(dim, embed_hidden)
@@ -136,6 +134,12 @@ class PointBERT(Method):
         """Advance the Gumbel temperature and KL weight schedules by one step."""
         self.num_updates += 1
 
+    @property
+    def tokens(self) -> TokenIds:
+        """The MPM target: the tokenizer's token ids, computed in inference mode without gradient (a view on
+        ``dvae``, not a submodule of its own, so the state dict holds the tokenizer once)."""
+        return TokenIds(self.dvae)
+
     def group(self, batch: Any, generator: torch.Generator | None = None) -> PointPatches:
         """Patches of a batch (FPS start drawn from ``generator``)."""
         return group_points(as_point_batch(batch), self.num_groups, self.group_size, generator)
@@ -167,15 +171,15 @@ class PointBERT(Method):
             out.update({f"dvae_{k}": v for k, v in d.items() if k != "loss"})
             out["dvae"] = d["loss"]
         if self.stage != "dvae":
-            with torch.no_grad(), _inference(self.dvae):
-                target = self.dvae.tokenize(patches.neighborhood, patches.centers)
-            mask = self.masker.sample(patches.centers, generator)
+            target = self.tokens(patches.neighborhood, patches.centers)
+            b, g = patches.centers.shape[:2]
+            mask = self.masker(PatchLayout(patches.centers), generator).view(b, g)
             h = self.encode(patches, mask)[:, 1:]
             logits = self.head(h[mask])
-            ce = F.cross_entropy(logits, target[mask])
+            ce = self.criterion(logits, target[mask])
             total = total + ce
             out["mpm"] = ce
-            out["mpm_acc"] = (logits.argmax(-1) == target[mask]).float().mean().detach()
+            out["mpm_acc"] = masked_accuracy(logits, target[mask])
         out["loss"] = total
         return out
 
@@ -190,6 +194,7 @@ class PointBERT(Method):
         return self.embed(batch)
 
 
+@section_aliases(masker=("mask_low", "mask_high"))
 def build_pointbert(
     *,
     num_groups: int = 64,
@@ -205,6 +210,8 @@ def build_pointbert(
     dgcnn_k: int = 4,
     mask_low: float = 0.25,
     mask_high: float = 0.45,
+    masker: Mapping | str | None = None,
+    loss: Mapping | str | None = None,
     tau_start: float = 1.0,
     tau_end: float = 0.0625,
     tau_steps: int = 100_000,
@@ -214,9 +221,15 @@ def build_pointbert(
     dropout: float = 0.0,
     embed_hidden: int = 128,
 ) -> PointBERT:
-    """Point-BERT by keywords (the paper's ShapeNet setting is the default)."""
+    """Point-BERT by keywords (the paper's ShapeNet setting is the default).
+
+    ``masker`` defaults to ``{name: block, low: mask_low, high: mask_high}``, ``loss`` (MPM's) to
+    ``{name: cross_entropy}``.
+    """
+    msk = masker_section(masker, {"name": "block", "low": mask_low, "high": mask_high}, layout=PatchLayout)
+    crit = loss_section(loss, {"name": "cross_entropy"})
     dvae = DiscreteVAE(group_size, num_tokens, token_dim, dvae_dim, tuple(dgcnn_hidden), dgcnn_k, embed_hidden)
     return PointBERT(
-        dvae, num_groups, group_size, dim, depth, heads, stage, mask_low, mask_high,
-        tau_start, tau_end, tau_steps, kl_start, kl_end, kl_steps, dropout, embed_hidden,
+        dvae, num_groups, group_size, dim, depth, heads, stage, msk,
+        tau_start, tau_end, tau_steps, kl_start, kl_end, kl_steps, dropout, embed_hidden, crit,
     )  # fmt: skip

@@ -8,22 +8,32 @@ and a linear head predicts the ``K`` points of every masked patch, scored by Cha
 .. math::
     \\mathcal{L} = \\frac{1}{|M|} \\sum_{P \\in M} \\mathrm{CD}_{L2}(\\hat{P}, P)
 
+The parts are components: the masker (default ``{name: random_patches, ratio: mask_ratio}``) is called on a
+:class:`~geomask.masking.layout.PatchLayout` of the centres and must hide the same number of patches in every
+cloud (``uniform`` and ``random_patches`` do; ``block`` draws a ratio per cloud); the loss (default
+``{name: chamfer_l2}``, :class:`~geomask.losses.ChamferL2`) scores ``[P, K, 3]`` predicted against true patches.
+
 Batches are ``[B, N, 3]`` point tensors (or objects with ``pos``; see
 :func:`~geomask.points.patches.as_point_batch`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from geomask.masking.random_patches import random_patch_mask
+from geomask.errors import UsageError
+from geomask.losses import ChamferL2
+from geomask.masking.base import Masker
+from geomask.masking.layout import PatchLayout
+from geomask.masking.random_patches import RandomPatchMasker
 from geomask.methods.base import Method
+from geomask.methods.compose import loss_section, masker_section, section_aliases
 from geomask.nn.point_patch import PatchEmbed
 from geomask.nn.point_transformer import CenterEmbed, PatchTransformer
-from geomask.ops.chamfer import chamfer_distance
 from geomask.points.patches import PointPatches, as_point_batch, group_points
 
 __all__ = ["PointMAE", "build_pointmae"]
@@ -39,9 +49,10 @@ class PointMAE(Method):
         depth: encoder blocks.
         decoder_depth: decoder blocks.
         heads: attention heads.
-        mask_ratio: fraction of masked patches.
+        masker: chooses the masked patches (default: 60 % random patches, Point-MAE's).
         dropout: dropout inside the transformer blocks.
         embed_hidden: first width of the patch embedding's MLPs (128 in the paper).
+        loss: ``loss(pred [P, K, 3], target [P, K, 3]) -> scalar`` (default :class:`~geomask.losses.ChamferL2`).
     """
 
     data_kinds = ("objects",)
@@ -54,14 +65,15 @@ class PointMAE(Method):
         depth: int = 12,
         decoder_depth: int = 4,
         heads: int = 6,
-        mask_ratio: float = 0.6,
+        masker: Masker | None = None,
         dropout: float = 0.0,
         embed_hidden: int = 128,
+        loss: nn.Module | None = None,
     ):
         super().__init__()
-        if not 0.0 < mask_ratio < 1.0:
-            raise ValueError(f"mask_ratio must be in (0, 1), got {mask_ratio}")
-        self.num_groups, self.group_size, self.dim, self.mask_ratio = num_groups, group_size, dim, mask_ratio
+        self.num_groups, self.group_size, self.dim = num_groups, group_size, dim
+        self.masker = masker if masker is not None else RandomPatchMasker(0.6)
+        self.criterion = loss if loss is not None else ChamferL2()
         self.patch_embed = PatchEmbed(dim, embed_hidden)
         self.pos_embed = CenterEmbed(dim)
         self.encoder = PatchTransformer(dim, depth, heads, dropout=dropout)
@@ -79,8 +91,15 @@ class PointMAE(Method):
         """Losses ``loss`` (= ``chamfer``, the masked patches' Chamfer-L2)."""
         patches = self.group(batch, generator)
         b, g, k, _ = patches.neighborhood.shape
-        mask = random_patch_mask(b, g, self.mask_ratio, generator).to(patches.centers.device)
-        g_m = int(mask[0].sum())
+        mask = self.masker(PatchLayout(patches.centers), generator).view(b, g)
+        per_cloud = mask.sum(1)
+        g_m = int(per_cloud[0])
+        if not 0 < g_m < g or not bool((per_cloud == g_m).all()):
+            raise UsageError(
+                f"pointmae: the masker must hide the same number of patches in every cloud, at least one and not "
+                f"all {g}; masker {getattr(self.masker, 'name', '') or type(self.masker).__name__!r} hid "
+                f"{per_cloud.tolist()}"
+            )
         tokens = self.patch_embed(patches.neighborhood)  # [B, G, C]
         c = tokens.size(-1)
         vis_tokens = tokens[~mask].reshape(b, g - g_m, c)
@@ -92,7 +111,7 @@ class PointMAE(Method):
         out = self.decoder(x, pos)[:, g - g_m :]  # [B, G_m, C]
         pred = self.head(out).reshape(b * g_m, k, 3)
         target = patches.neighborhood[mask].reshape(b * g_m, k, 3)
-        cd = chamfer_distance(pred, target, "l2")
+        cd = self.criterion(pred, target)
         return {"loss": cd, "chamfer": cd}
 
     @torch.no_grad()
@@ -107,6 +126,7 @@ class PointMAE(Method):
         return self.embed(batch)
 
 
+@section_aliases(masker="mask_ratio")
 def build_pointmae(
     *,
     num_groups: int = 64,
@@ -116,8 +136,17 @@ def build_pointmae(
     decoder_depth: int = 4,
     heads: int = 6,
     mask_ratio: float = 0.6,
+    masker: Mapping | str | None = None,
+    loss: Mapping | str | None = None,
     dropout: float = 0.0,
     embed_hidden: int = 128,
 ) -> PointMAE:
-    """Point-MAE by keywords (the paper's ShapeNet setting is the default)."""
-    return PointMAE(num_groups, group_size, dim, depth, decoder_depth, heads, mask_ratio, dropout, embed_hidden)
+    """Point-MAE by keywords (the paper's ShapeNet setting is the default).
+
+    ``masker`` defaults to ``{name: random_patches, ratio: mask_ratio}``, ``loss`` to ``{name: chamfer_l2}``.
+    """
+    if masker is None and not 0.0 < mask_ratio < 1.0:
+        raise ValueError(f"mask_ratio must be in (0, 1), got {mask_ratio}")
+    msk = masker_section(masker, {"name": "random_patches", "ratio": mask_ratio}, layout=PatchLayout)
+    crit = loss_section(loss, {"name": "chamfer_l2"})
+    return PointMAE(num_groups, group_size, dim, depth, decoder_depth, heads, msk, dropout, embed_hidden, crit)

@@ -13,13 +13,24 @@ part of the step runs once per cone class) and ``dedup`` (see :class:`~geomask.m
 Method keywords are those of the builder functions below.  An unknown name or keyword raises
 ``ValueError`` listing the valid ones.
 
+Parts as config sections (:mod:`geomask.methods.compose`): every builder takes ``masker`` and ``loss``, a
+``{name: ..., option: value}`` mapping built through the masker / loss registries, defaulting to the method's own
+part.  The graph methods' ``masker`` hides nodes (a :class:`~geomask.masking.layout.RowLayout`; default
+``{name: uniform, ratio: mgm_ratio}`` for MGM, ``mask_ratio`` for GraphMAE); MGVGA's ``vga_masker`` the nodes VGA
+hides (``{name: uniform, ratio: vga_ratio}``); ``loss`` scores the masked gate types: MGM's and VGA's
+``{name: cross_entropy}``, GraphMAE's ``{name: sce, gamma: gamma}``.  The older keywords (``mgm_ratio``,
+``vga_ratio``, ``mask_ratio``, ``gamma``) remain as short forms of the default; giving one together with its
+section is an error.  A bad section is the registry's one-line :class:`~geomask.errors.UsageError` (a
+``ValueError``) prefixed ``method.<section>:``.
+
 Every method is a :class:`~geomask.methods.base.Method` (one interface: ``forward(batch, generator)``,
 ``on_train_step_end(step)``, ``encoder``, ``features(batch)``).  Each method class declares the data kinds it
 trains on in its ``data_kinds`` attribute (the ``data.kind`` names of the training config: ``circuits``,
 ``pairs``, ``synthetic`` graphs; ``objects`` point clouds; ``scans``), the one place they are written;
 :func:`method_data_kinds` and :data:`DATA_KINDS` read it through the class a builder's return annotation names
 (:func:`method_class`), so a run can refuse the wrong data before anything is built.  A new method is
-registered by adding its builder to :data:`METHODS` (return-annotated with its class); the method contract
+registered by adding its builder to :data:`METHODS` (return-annotated with its class), or from any module with
+``@register_method(name)`` on the builder; the method contract
 test (``tests/methods/test_contract.py``) covers it from then on (a tiny case in ``tests/methods/method_cases.py``
 keeps that fast).
 """
@@ -31,7 +42,8 @@ from collections.abc import Callable, Iterator, Mapping
 
 from torch import nn
 
-from geomask.masking.uniform import UniformMasker
+from geomask.masking.layout import RowLayout
+from geomask.methods.compose import loss_section, masker_section, section_aliases
 from geomask.methods.graphmae import GraphMAE
 from geomask.methods.mgvga import MGVGA
 from geomask.nn.cross_attention import AlignBlock
@@ -47,6 +59,8 @@ __all__ = [
     "method_class",
     "method_data_kinds",
     "method_defaults",
+    "method_keywords",
+    "register_method",
 ]
 
 ENCODERS = ("deepgcn", *GNN_KINDS)
@@ -81,6 +95,9 @@ def _mgvga(
     decoder_layers: int = 1,
     mgm_ratio: float = 0.3,
     vga_ratio: float = 0.5,
+    masker: Mapping | str | None = None,
+    vga_masker: Mapping | str | None = None,
+    loss: Mapping | str | None = None,
     verilog_dim: int = 384,
     cross_heads: int = 8,
     cross_layers: int = 2,
@@ -95,14 +112,20 @@ def _mgvga(
     align = None
     if verilog_mode is not None:
         align = nn.ModuleList(AlignBlock(hidden, verilog_dim, cross_heads, head_dropout) for _ in range(cross_layers))
+    mgm_masker = masker_section(masker, {"name": "uniform", "ratio": mgm_ratio}, layout=RowLayout)
+    vga = None
+    if align is not None:
+        vga_default = {"name": "uniform", "ratio": vga_ratio}
+        vga = masker_section(vga_masker, vga_default, section="vga_masker", layout=RowLayout)
     return MGVGA(
         enc,
         hidden,
         num_types,
         mgm_decoder=dec,
-        mgm_masker=UniformMasker(mgm_ratio),
+        mgm_masker=mgm_masker,
         align=align,
-        vga_masker=UniformMasker(vga_ratio) if align is not None else None,
+        vga_masker=vga,
+        loss=loss_section(loss, {"name": "cross_entropy"}),
         verilog_mode=verilog_mode or "chunks",
         mgm_weight=mgm_weight,
         vga_weight=vga_weight,
@@ -112,16 +135,19 @@ def _mgvga(
     )
 
 
+@section_aliases(masker="mgm_ratio", vga_masker="vga_ratio")
 def build_mgvga(**kwargs) -> MGVGA:
     """MGM + VGA, nodes attending over Verilog chunk embeddings."""
     return _mgvga("chunks", **kwargs)
 
 
+@section_aliases(masker="mgm_ratio", vga_masker="vga_ratio")
 def build_mgvga_single(**kwargs) -> MGVGA:
     """MGM + VGA attending to one pooled Verilog vector per design (the reference's behaviour)."""
     return _mgvga("single", **kwargs)
 
 
+@section_aliases(masker="mgm_ratio")
 def build_mgm(
     *,
     encoder: str = "deepgcn",
@@ -133,6 +159,8 @@ def build_mgm(
     checkpoint_nodes: int | None = 100_000,
     decoder_layers: int = 1,
     mgm_ratio: float = 0.3,
+    masker: Mapping | str | None = None,
+    loss: Mapping | str | None = None,
     degree_weight: float = 0.1,
     head_dropout: float = 0.1,
     dedup: bool = True,
@@ -149,12 +177,15 @@ def build_mgm(
         checkpoint_nodes=checkpoint_nodes,
         decoder_layers=decoder_layers,
         mgm_ratio=mgm_ratio,
+        masker=masker,
+        loss=loss,
         degree_weight=degree_weight,
         head_dropout=head_dropout,
         dedup=dedup,
     )
 
 
+@section_aliases(masker="mask_ratio", loss="gamma")
 def build_graphmae(
     *,
     encoder: str = "deepgcn",
@@ -167,11 +198,14 @@ def build_graphmae(
     decoder_layers: int = 1,
     mask_ratio: float = 0.5,
     gamma: float = 2.0,
+    masker: Mapping | str | None = None,
+    loss: Mapping | str | None = None,
 ) -> GraphMAE:
     """GraphMAE-style masked feature reconstruction."""
     enc = build_encoder(encoder, hidden, layers, dropout, gat_heads, checkpoint_nodes)
     dec = build_encoder(encoder, hidden, decoder_layers, dropout, gat_heads, checkpoint_nodes)
-    return GraphMAE(enc, dec, hidden, UniformMasker(mask_ratio), num_types, gamma)
+    msk = masker_section(masker, {"name": "uniform", "ratio": mask_ratio}, layout=RowLayout)
+    return GraphMAE(enc, dec, hidden, msk, num_types, loss=loss_section(loss, {"name": "sce", "gamma": gamma}))
 
 
 # Builders of the point and scan methods live in their own files and load on first use (they pull in the
@@ -186,6 +220,27 @@ METHODS: dict[str, Callable[..., nn.Module] | str] = {
     "msm": "geomask.methods.msm:build_msm",
     "cpcm": "geomask.methods.cpcm:build_cpcm",
 }
+
+
+def register_method(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator: register a method builder under ``name`` in :data:`METHODS` (configs and the contract test see it).
+
+    The builder takes keyword-only arguments (a config's ``method:`` keys; ``masker`` / ``loss`` sections through
+    :mod:`geomask.methods.compose`) and is return-annotated with its :class:`~geomask.methods.base.Method` class,
+    whose ``data_kinds`` say what it trains on.
+
+    Raises:
+        ValueError: ``name`` is registered already, with another builder.
+    """
+
+    def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        old = METHODS.get(name)
+        if old is not None and old is not fn:
+            raise ValueError(f"method {name!r} is already registered ({getattr(old, '__qualname__', old)})")
+        METHODS[name] = fn
+        return fn
+
+    return deco
 
 
 def method_class(name: str) -> type | None:

@@ -1,4 +1,5 @@
-"""CPCM: JS divergence by hand, the ramp-up, the masked branch, and a loss that falls on a tiny scene."""
+"""CPCM: JS divergence by hand (its loss component), the ramp-up, the masked branch, the masker and loss
+sections, and a loss that falls on a tiny scene."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import math
 import pytest
 import torch
 
-from geomask.methods.cpcm import build_cpcm, js_divergence, sigmoid_rampup
+from geomask.losses import js_divergence
+from geomask.methods.cpcm import build_cpcm, sigmoid_rampup
 from geomask.points.augment import ScenePoints
 
 # tiny sparse ops run fastest (and predictably on a busy machine) on one thread

@@ -9,8 +9,9 @@ from torch_geometric.data import Batch
 
 from geomask.circuits import aig_to_graph
 from geomask.io.aig import AIG
+from geomask.losses import scaled_cosine_error
+from geomask.masking import RowLayout
 from geomask.methods import build_method
-from geomask.methods.graphmae import scaled_cosine_error
 
 
 def random_aig(rng: np.random.Generator, ni: int = 5, na: int = 30, no: int = 4) -> AIG:
@@ -43,7 +44,7 @@ def test_remasked_rows_do_not_leak_encoder_state():
     m = build_method("graphmae", hidden=16, layers=1).eval()
     b = make_batch(2)
     base = m(b, torch.Generator().manual_seed(3))["loss"]
-    mask = m.masker.sample(b.batch, torch.Generator().manual_seed(3), b.num_graphs)
+    mask = m.masker(RowLayout(b.batch, b.num_graphs), torch.Generator().manual_seed(3))
     m.encoder.register_forward_hook(lambda mod, inp, out: out + 100.0 * mask.unsqueeze(1))
     torch.testing.assert_close(m(b, torch.Generator().manual_seed(3))["loss"], base)
 

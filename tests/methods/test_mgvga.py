@@ -9,6 +9,7 @@ from torch_geometric.data import Batch
 
 from geomask.circuits import aig_to_graph
 from geomask.io.aig import AIG
+from geomask.masking import RowLayout
 from geomask.methods import build_method
 
 D = 12
@@ -111,7 +112,7 @@ def test_short_training_beats_majority_class():
         for s in range(20):
             gen = torch.Generator().manual_seed(1000 + s)
             accs.append(model(train, gen)["mgm_acc"].item())
-            mask = model.mgm_masker.sample(train.batch, torch.Generator().manual_seed(1000 + s), train.num_graphs)
+            mask = model.mgm_masker(RowLayout(train.batch, train.num_graphs), torch.Generator().manual_seed(1000 + s))
             counts = torch.bincount(train.node_type[mask], minlength=5)
             majority.append((counts.max() / counts.sum()).item())
     assert np.mean(accs) > np.mean(majority) + 0.1, (np.mean(accs), np.mean(majority))

@@ -30,7 +30,7 @@ def test_ema_update_matches_formula():
         for p in m.backbone.parameters():
             p.add_(1.0)
     t_before = [p.clone() for p in m.teacher.parameters()]
-    m.update_teacher()
+    m.on_train_step_end(0)
     for t0, t, s in zip(t_before, m.teacher.parameters(), m.backbone.parameters()):
         assert torch.allclose(t, 0.9 * t0 + 0.1 * s, atol=1e-6)
     assert all(not p.requires_grad for p in m.teacher.parameters())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from geomask.masking import PatchLayout
 from geomask.methods.pointbert import build_pointbert
 from geomask.nn.dvae import gumbel_softmax, gumbel_temperature, kl_weight
 from geomask.points.synthetic import synthetic_objects
@@ -80,7 +81,7 @@ def test_masked_patches_are_hidden_from_the_encoder():
     pos, _ = synthetic_objects(4, 256, seed=3)
     m = build_pointbert(stage="mpm", **TINY).eval()
     patches = m.group(pos, torch.Generator().manual_seed(2))
-    mask = m.masker.sample(patches.centers, torch.Generator().manual_seed(3))
+    mask = m.masker(PatchLayout(patches.centers), torch.Generator().manual_seed(3)).view(4, -1)
     assert 0 < int(mask.sum()) < mask.numel()
     noisy = patches._replace(neighborhood=torch.where(mask[..., None, None], torch.randn_like(patches.neighborhood),
                                                       patches.neighborhood))  # fmt: skip
@@ -96,7 +97,7 @@ def test_mpm_loss_is_cross_entropy_on_masked_token_ids():
     out = m(pos, torch.Generator().manual_seed(5))
     gen = torch.Generator().manual_seed(5)  # the same draws in the same order: FPS start, then the mask
     patches = m.group(pos, gen)
-    mask = m.masker.sample(patches.centers, gen)
+    mask = m.masker(PatchLayout(patches.centers), gen).view(4, -1)
     with torch.no_grad():
         ids = m.dvae.tokenize(patches.neighborhood, patches.centers)
         logits = m.head(m.encode(patches, mask)[:, 1:][mask])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from geomask.masking.random_patches import random_patch_mask
+from geomask.masking import PatchLayout
 from geomask.methods.pointmae import build_pointmae
 from geomask.ops.chamfer import chamfer_distance
 from geomask.points.synthetic import synthetic_objects
@@ -33,7 +33,7 @@ def _mean_visible_baseline(m, pos, gen_seed):
     gen = torch.Generator().manual_seed(gen_seed)
     patches = m.group(pos, gen)
     b, g, k, _ = patches.neighborhood.shape
-    mask = random_patch_mask(b, g, m.mask_ratio, gen)
+    mask = m.masker(PatchLayout(patches.centers), gen).view(b, g)
     g_m = int(mask[0].sum())
     vis = patches.neighborhood[~mask].reshape(b, g - g_m, k, 3).mean(1)  # [B, K, 3]
     pred = vis.unsqueeze(1).expand(b, g_m, k, 3).reshape(-1, k, 3)
