@@ -132,3 +132,17 @@ def test_the_new_method_meets_the_method_contract(example, masks, check):
         fn("dgm", mode == "train]")
     else:
         fn("dgm")
+
+
+def test_the_shell_command_trains_it_in_a_fresh_process(tmp_path):
+    """`geomask pretrain dgm.yaml --import dgm.py`: a new process, where only --import registers the method."""
+    import subprocess
+
+    for name, text in BLOCKS:
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    argv = [sys.executable, "-m", "geomask.cli", "pretrain", "dgm.yaml", "--import", "dgm.py"]
+    r = subprocess.run([*argv, "--set", "trainer.max_steps=2"], cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "trained 2 steps" in r.stdout and (tmp_path / "runs" / "dgm" / "model.pt").is_file()
+    r = subprocess.run(argv[:-2], cwd=tmp_path, capture_output=True, text=True)  # without --import: one line
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "'dgm'" in r.stderr

@@ -99,6 +99,8 @@ BAD = [
     ("pretrain {cfg} --set data.kind=circuits data.roots=[{root}/no_such_folder]", 2, "no_such_folder"),
     ("pretrain {cfg} --set data.kind=auto data.roots=[{scans}]", 2, "scans"),
     ("pretrain {cfg} --set data.kind=auto data.roots=[{scans}] --resume", 2, "scans"),
+    ("pretrain {cfg} --import {root}/no_such_plugin.py", 2, "no such file"),
+    ("pretrain {cfg} --import no_such_module_xyz", 2, "no_such_module_xyz"),
     # eval (circuits)
     ("eval", 2, "required: TASK"),
     ("eval qor {aag}", 2, "--json"),

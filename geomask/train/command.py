@@ -23,6 +23,7 @@ examples:
   geomask pretrain my.yaml --out runs/exp2      a new run folder for a changed config
   geomask pretrain my.yaml --resume             continue trainer.out_dir although the config changed
   geomask pretrain mgm_cpu --set trainer.devices=2 trainer.strategy=ddp   two processes (CPU: gloo)
+  geomask pretrain dgm.yaml --import dgm.py     a method of your own, registered by dgm.py (README: Add a method)
 
 An out_dir holding a run continues it when the stored config.yaml equals this one on every key that can
 change results (out_dir, logging, checkpoint cadence, threads and loader workers may differ; trainer.max_steps
@@ -132,10 +133,55 @@ def add_pretrain_parser(subparsers: Any) -> argparse.ArgumentParser:
         "(trainer.resume=true; default: continue only an unchanged config; --set trainer.resume=false "
         "starts over there)",
     )
+    p.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="a Python file (my_method.py) or module (pkg.methods) to import first, so that the methods, maskers, "
+        "losses and targets it registers can be named in the config (repeatable)",
+    )
     p.set_defaults(func=_run)
     return p
 
 
+def import_plugins(specs: list[str]) -> None:
+    """Import each ``--import`` spec: a ``.py`` file (by path) or a dotted module name.
+
+    Raises:
+        UsageError: a file or module that does not exist.
+    """
+    import importlib
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    for spec in specs:
+        path = Path(spec)
+        if path.suffix == ".py":
+            if not path.is_file():
+                raise UsageError(f"--import {spec}: no such file")
+            name = path.stem
+            if name in sys.modules:
+                continue
+            module_spec = importlib.util.spec_from_file_location(name, path.resolve())
+            module = importlib.util.module_from_spec(module_spec)
+            sys.modules[name] = module  # registered under its stem, as `import NAME` beside it would
+            sys.path.insert(0, str(path.resolve().parent))  # its own imports of neighbouring files
+            try:
+                module_spec.loader.exec_module(module)
+            except BaseException:
+                sys.modules.pop(name, None)
+                raise
+        else:
+            try:
+                importlib.import_module(spec)
+            except ModuleNotFoundError as e:
+                raise UsageError(f"--import {spec}: no module named {e.name!r}") from None
+
+
 def _run(args: argparse.Namespace) -> int:
     args.overrides = [o for group in args.overrides for o in group]
+    import_plugins(args.imports)
     return cmd_pretrain(args)

@@ -156,7 +156,7 @@ def build_method_from_config(cfg: Config) -> nn.Module:
         keywords = getattr(registry, "method_keywords", None)
         unknown = sorted(set(kwargs) - set(keywords(name))) if keywords is not None else []
         msg = str(e).splitlines()[0] if str(e) else repr(e)
-        if not unknown:  # a bad value, in the builder's words
+        if not unknown and not msg.startswith(f"method {name!r}"):  # a bad value, in the builder's words
             msg = f"method {name!r}: {msg}"
         raise ConfigError("method", unknown[0] if unknown else name, msg, bare=True) from None
 
