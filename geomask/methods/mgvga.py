@@ -143,8 +143,14 @@ class MGVGA(Method):
     def embed(self, batch: Data | Batch) -> Tensor:
         """Encoder output without masking, ``[N, H]`` (computed per cone class where that is exact)."""
         node_type, edge_index = batch.node_type, batch.edge_index
-        nb = build_neighbors(edge_index, node_type.shape[0])
-        if self.dedup and nb.dense and isinstance(self.encoder, DeepGCN) and self.encoder.dedup_exact:
+        nb = build_neighbors(edge_index, node_type.shape[0], edge_type=getattr(batch, "edge_type", None))
+        if (
+            self.dedup
+            and nb.dense
+            and nb.etype is None
+            and isinstance(self.encoder, DeepGCN)
+            and self.encoder.dedup_exact
+        ):
             levels = cone_classes(node_type, self.num_types, nb, len(self.encoder.blocks))
             return self.encoder.forward_classes(self.type_emb.weight, levels).index_select(0, levels[-1].inverse)
         return self.encoder(self.type_emb(node_type), edge_index, nb)
@@ -187,7 +193,7 @@ class MGVGA(Method):
         b, num_graphs = graph_batch_vector(batch)
         node_type, edge_index = batch.node_type, batch.edge_index
         n = node_type.shape[0]
-        nb = build_neighbors(edge_index, n)
+        nb = build_neighbors(edge_index, n, edge_type=getattr(batch, "edge_type", None))  # typed: attr inversions
         rows = RowLayout(b, num_graphs)
         mask = self.mgm_masker(rows, generator) if self.mgm_decoder is not None else None
         vga = self.align is not None and self.has_verilog(batch)
@@ -255,7 +261,10 @@ class MGVGA(Method):
     def _dedup(self, nb: NeighborTable) -> bool:
         """Run the encoder per cone class (exact: DeepGCN without active dropout, small in-degree)."""
         mods = [self.encoder] + ([self.mgm_decoder] if self.mgm_decoder is not None else [])
-        return self.dedup and nb.dense and all(isinstance(m, DeepGCN) and m.dedup_exact for m in mods)
+        # cone classes refine on node types only: a typed table (inversions) runs per node
+        return (
+            self.dedup and nb.dense and nb.etype is None and all(isinstance(m, DeepGCN) and m.dedup_exact for m in mods)
+        )
 
     def _encode_nodes(
         self, node_type: Tensor, edge_index: Tensor, nb: NeighborTable, mask: Tensor | None, vmask: Tensor | None

@@ -42,6 +42,7 @@ from collections.abc import Callable, Iterator, Mapping
 
 from torch import nn
 
+from geomask.errors import UsageError
 from geomask.masking.layout import RowLayout
 from geomask.methods.compose import loss_section, masker_section, section_aliases
 from geomask.methods.graphmae import GraphMAE
@@ -73,10 +74,17 @@ def build_encoder(
     dropout: float = 0.0,
     gat_heads: int = 4,
     checkpoint_nodes: int | None = 100_000,
+    num_relations: int = 1,
 ) -> nn.Module:
-    """A graph encoder ``(x [N, H], edge_index, neighbors) -> [N, H]`` by name."""
+    """A graph encoder ``(x [N, H], edge_index, neighbors) -> [N, H]`` by name.
+
+    ``num_relations`` > 1 reads ``edge_type`` (AIGs with ``not_nodes: attr``: inversion is relation 1); only
+    ``deepgcn`` takes typed edges.
+    """
     if encoder == "deepgcn":
-        return DeepGCN(hidden, layers, dropout, checkpoint_nodes)
+        return DeepGCN(hidden, layers, dropout, checkpoint_nodes, num_relations=num_relations)
+    if num_relations != 1:
+        raise UsageError(f"encoder {encoder!r} reads no edge types: num_relations must be 1 (or use deepgcn)")
     if encoder in GNN_KINDS:
         return GNNEncoder(encoder, hidden, layers, dropout, gat_heads)
     raise ValueError(f"unknown encoder {encoder!r}; valid: {', '.join(ENCODERS)}")
@@ -106,9 +114,10 @@ def _mgvga(
     degree_weight: float = 0.1,
     head_dropout: float = 0.1,
     dedup: bool = True,
+    num_relations: int = 1,
 ) -> MGVGA:
-    enc = build_encoder(encoder, hidden, layers, dropout, gat_heads, checkpoint_nodes)
-    dec = build_encoder(encoder, hidden, decoder_layers, dropout, gat_heads, checkpoint_nodes)
+    enc = build_encoder(encoder, hidden, layers, dropout, gat_heads, checkpoint_nodes, num_relations)
+    dec = build_encoder(encoder, hidden, decoder_layers, dropout, gat_heads, checkpoint_nodes, num_relations)
     align = None
     if verilog_mode is not None:
         align = nn.ModuleList(AlignBlock(hidden, verilog_dim, cross_heads, head_dropout) for _ in range(cross_layers))
@@ -164,6 +173,7 @@ def build_mgm(
     degree_weight: float = 0.1,
     head_dropout: float = 0.1,
     dedup: bool = True,
+    num_relations: int = 1,
 ) -> MGVGA:
     """Masked gate modeling only."""
     return _mgvga(
@@ -182,6 +192,7 @@ def build_mgm(
         degree_weight=degree_weight,
         head_dropout=head_dropout,
         dedup=dedup,
+        num_relations=num_relations,
     )
 
 

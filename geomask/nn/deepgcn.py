@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from geomask.errors import UsageError
 from geomask.nn.aggregation import NeighborTable, build_neighbors
 from geomask.nn.classes import ClassLevel
 from geomask.nn.dropout import dropout
@@ -98,7 +99,10 @@ class GENConv(nn.Module):
         emb = None
         if neighbors.etype is not None:
             if self.edge_emb is None:
-                raise ValueError("the graph has edge types but the layer was built with num_relations=1")
+                raise UsageError(
+                    "the graphs have edge types (e.g. AIGs with not_nodes: attr, inversions as edge_type 1) but the "
+                    "encoder was built with one relation: set method.num_relations=2"
+                )
             emb = F.pad(self.edge_emb, (0, 0, 1, 0))  # relation 0 (plain edge): no offset
         agg = neighbor_aggregate(x, neighbors, "softmax", edge_emb=emb, message=self._message, t=self.t)
         own = x if self_index is None else x.index_select(0, self_index)

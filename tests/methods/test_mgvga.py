@@ -145,3 +145,28 @@ def test_class_wise_embed_equals_per_node_embed():
         fast = m.embed(b)
         m.dedup = False
         torch.testing.assert_close(fast, m.embed(b))
+
+
+def test_attr_mode_learns_from_inversions_alone():
+    """Two AIGs that differ only in one inverted fan-in: under ``not_nodes: attr`` (no NOT nodes, edge_type 1 on
+    inverted edges) an MGM with two relations tells them apart, in its features and its loss; with one relation the
+    typed graphs are refused (once they were read as equal: every inversion dropped)."""
+    from geomask.errors import UsageError
+
+    plain = AIG(num_inputs=2, ands=[[2, 4]], outputs=[6])
+    inverted = AIG(num_inputs=2, ands=[[2, 5]], outputs=[6])  # b inverted into the AND
+    graphs = [aig_to_graph(a, "attr") for a in (plain, inverted)]
+    assert torch.equal(graphs[0].node_type, graphs[1].node_type)
+    assert torch.equal(graphs[0].edge_index, graphs[1].edge_index)
+    assert not torch.equal(graphs[0].edge_type, graphs[1].edge_type)
+
+    method = build_method("mgm", hidden=16, layers=2, num_relations=2, head_dropout=0.0).eval()
+    with torch.no_grad():
+        feats = [method.features(Batch.from_data_list([g])) for g in graphs]
+        losses = [method(Batch.from_data_list([g]), torch.Generator().manual_seed(0))["loss"] for g in graphs]
+    assert feats[0].shape == feats[1].shape and not torch.allclose(feats[0], feats[1])
+    assert not torch.allclose(losses[0], losses[1])
+
+    one = build_method("mgm", hidden=16, layers=2).eval()
+    with pytest.raises(UsageError, match="num_relations=2"):
+        one.features(Batch.from_data_list([graphs[1]]))
