@@ -69,7 +69,7 @@ def test_registration_adds_the_masker_loss_and_method(example):
     from geomask.methods.registry import method_data_kinds
 
     assert "high_fanout" in available_maskers() and "focal" in available_losses() and "dgm" in METHODS
-    assert method_data_kinds("dgm") == ("circuits", "pairs", "synthetic")
+    assert method_data_kinds("dgm") == ("circuits", "pairs", "synthetic", "corpus", "corpus_pairs")
 
 
 def test_pretrain_and_evaluation_run_as_written(example, monkeypatch, capsys):

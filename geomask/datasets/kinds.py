@@ -33,7 +33,17 @@ scans       ``(points [N, 3], feats [N, C], labels [N] |   :class:`geomask.point
             kind ``scan``); feats: colours, else ones      ``batch [sum N]``, ``labels [sum N]`` or ``None``)
 objects     a cloud ``[N, 3]`` float tensor from           dense ``[B, N, 3]`` float tensor
             ``data.objects`` (synthetic primitive shapes)
+corpus      as circuits: AIGs of ``data.corpus.designs``   as circuits
+            designs of the embedded Verilog corpus
+corpus_     as pairs: the same designs with their          as pairs
+pairs       Verilog's embeddings (``data.corpus``)
 ==========  =============================================  =======================================================
+
+``corpus`` and ``corpus_pairs`` are built from the repository's ``data/corpus`` on first use (one progress line)
+into a cache folder, ``data.corpus.cache``, else ``$GEOMASK_CACHE``, else ``<repo>/out/cache``, as
+``<kind>-<designs>-<options hash>``, and read from there afterwards.  They are **default data**
+(``default_data``): a config that sets ``data.roots`` reads those folders instead (as ``auto``), so
+``--set data.roots=[my/prep]`` points a shipped config at one's own data.
 
 Kinds with the same collate may share a run (``auto`` over a circuits and a pairs folder); others may not.
 A new kind::
@@ -89,6 +99,8 @@ class DataKind:
         groups: ``groups(dataset) -> int array``, or ``"module:attribute"``; ``None``: every item in group 0.
         group_names: the groups it makes, those with a non-empty name counted in the data summary.
         items: what one item is called in the data summary (``graphs``, ``scans``, ``clouds``).
+        default_data: data that stands in while ``data.roots`` is empty; with roots set, the config reads those
+            folders (``data.kind`` becomes ``auto``).
     """
 
     name: str
@@ -100,6 +112,7 @@ class DataKind:
     groups: Callable[..., Any] | str | None = None
     group_names: Mapping[int, str] = field(default_factory=dict)
     items: str = "items"
+    default_data: bool = False
 
     @property
     def reads_folders(self) -> bool:
@@ -136,6 +149,7 @@ def register_data_kind(
     groups: Callable[..., Any] | str | None = None,
     group_names: Mapping[int, str] | None = None,
     items: str = "items",
+    default_data: bool = False,
     replace: bool = False,
 ) -> DataKind:
     """Register a data kind under ``name`` (the ``data.kind`` of a training config) and return it.
@@ -154,7 +168,9 @@ def register_data_kind(
             raise UsageError(f"cannot register data kind {name!r}: data kind {other!r} reads {m!r} datasets already")
     if "\n" in description:
         raise UsageError(f"data kind {name!r}: the description must be one line")
-    kind = DataKind(name, description, batch, open, collate, tuple(manifests), groups, dict(group_names or {}), items)
+    kind = DataKind(
+        name, description, batch, open, collate, tuple(manifests), groups, dict(group_names or {}), items, default_data
+    )
     _KINDS[name] = kind
     return kind
 
@@ -245,4 +261,26 @@ register_data_kind(
     open=f"{_R}:open_objects",
     collate=f"{_R}:collate_dense",
     items="clouds",
+)
+register_data_kind(
+    "corpus",
+    description="AIG graphs of the embedded Verilog corpus (data.corpus), built once into a cache on first use",
+    batch=_GRAPH_BATCH,
+    open=f"{_R}:open_corpus",
+    collate=f"{_R}:collate_graphs",
+    groups=f"{_R}:without_verilog",
+    group_names=_VERILOG_GROUPS,
+    items="graphs",
+    default_data=True,
+)
+register_data_kind(
+    "corpus_pairs",
+    description="Verilog-AIG pairs of the embedded Verilog corpus (data.corpus), built once into a cache (MGVGA)",
+    batch=f"{_GRAPH_BATCH} with verilog_emb [sum C, D], verilog_emb_batch [sum C], verilog_vec [B, D]",
+    open=f"{_R}:open_corpus_pairs",
+    collate=f"{_R}:collate_graphs",
+    groups=f"{_R}:with_verilog",
+    group_names=_VERILOG_GROUPS,
+    items="graphs",
+    default_data=True,
 )

@@ -198,3 +198,135 @@ def collate_scans(items: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor
     if all(lab is not None for _, _, lab in items):
         labels = torch.cat([lab.long().reshape(-1) for _, _, lab in items])
     return ScenePoints(torch.cat([p for p, _, _ in items]), torch.cat([f for _, f, _ in items]), batch, labels)
+
+
+# ---------------------------------------------------------------------------------------------------
+# the embedded Verilog corpus: corpus (AIG graphs), corpus_pairs (Verilog-AIG pairs), built once into a cache
+
+CACHE_ENV = "GEOMASK_CACHE"
+"""The environment variable naming the cache folder of built datasets (default ``<repo>/out/cache``)."""
+
+
+def corpus_dir() -> Path:
+    """The embedded corpus, ``<repo>/data/corpus`` (found from the package's path).
+
+    Raises:
+        UsageError: it is absent (an installed package ships no corpus).
+    """
+    import geomask
+    from geomask.errors import UsageError
+
+    path = Path(geomask.__file__).resolve().parents[1] / "data" / "corpus"
+    if not (path / "verilog").is_dir():
+        raise UsageError(
+            f"the embedded corpus is not here ({path / 'verilog'}; it ships with a clone of the repository, not "
+            "with an installed package): set data.kind=auto and data.roots to a geomask prep folder"
+        )
+    return path
+
+
+def corpus_designs(n: int) -> list[Path]:
+    """``n`` Verilog files of the embedded corpus, evenly spaced over the sorted names (all when ``n`` >= 400)."""
+    files = sorted((corpus_dir() / "verilog").glob("*.v"))
+    if n >= len(files):
+        return files
+    return [files[i * len(files) // n] for i in range(n)]
+
+
+def cache_root(configured: str = "") -> Path:
+    """Where built datasets live: ``configured`` (``data.corpus.cache``), else ``$GEOMASK_CACHE``, else
+    ``<repo>/out/cache``."""
+    import os
+
+    if configured:
+        return Path(configured)
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    import geomask
+
+    return Path(geomask.__file__).resolve().parents[1] / "out" / "cache"
+
+
+def corpus_text_encoder(spec: str) -> str:
+    """The text encoder of ``corpus_pairs``: ``spec``, or the model-free ``hashing:384`` when empty."""
+    return spec or "hashing:384"
+
+
+def _build_once(kind: str, cfg: Any, build: Any) -> Path:
+    """The cache folder of ``kind`` for the options in ``cfg`` (``data``), built by ``build(designs, out)`` on first
+    use under a file lock (one builder among processes); a ``.done`` file beside it marks a complete build."""
+    import hashlib
+    import json
+    import sys
+
+    from geomask.errors import FormatError
+
+    c = cfg.corpus
+    designs = corpus_designs(c.designs)
+    options: dict[str, Any] = {"kind": kind, "not_nodes": cfg.not_nodes}
+    if kind == "corpus_pairs":
+        options |= {"recipes": c.recipes, "text_encoder": corpus_text_encoder(c.text_encoder)}
+    digest = hashlib.sha256(json.dumps(options, sort_keys=True).encode())
+    for f in designs:
+        digest.update(f.name.encode() + b"\0" + hashlib.sha256(f.read_bytes()).digest())
+    base = cache_root(c.cache)
+    out = base / f"{kind}-{len(designs)}-{digest.hexdigest()[:12]}"
+    done = out.with_name(out.name + ".done")
+    if done.is_file():
+        return out
+    base.mkdir(parents=True, exist_ok=True)
+    with open(out.with_name(out.name + ".lock"), "a") as lock:
+        try:
+            import fcntl
+
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        except ImportError:  # not POSIX: one process builds at a time by convention
+            pass
+        if done.is_file():  # another process built it while this one waited
+            return out
+        print(f"building the embedded corpus dataset into {out} (first use) ...", file=sys.stderr, flush=True)
+        failures = build(designs, out)
+        if failures:
+            print(f"  {len(failures)} design(s) failed, e.g. {failures[0][0]}: {failures[0][1]}", file=sys.stderr)
+        if not (out / "manifest.json").is_file():
+            raise FormatError(out, "building the embedded corpus dataset made no dataset")
+        if not failures:
+            from geomask.io.atomic import atomic_write_text
+
+            atomic_write_text(done, json.dumps(options, sort_keys=True) + "\n")
+    return out
+
+
+def open_corpus(root: None, cfg: Any, seed: int) -> torch.utils.data.Dataset:
+    """AIG graphs of ``data.corpus.designs`` embedded designs (built once into the cache: :func:`_build_once`)."""
+    from geomask.datasets.prep_circuits import prep_circuits
+
+    def build(designs: list[Path], out: Path) -> list[tuple[str, str]]:
+        report = prep_circuits(
+            designs, out, recipes=0, latches="cut", not_nodes=cfg.not_nodes, jobs=cfg.corpus.jobs, progress=False
+        )
+        return report.failures
+
+    return open_circuits(_build_once("corpus", cfg, build), cfg, seed)
+
+
+def open_corpus_pairs(root: None, cfg: Any, seed: int) -> torch.utils.data.Dataset:
+    """Verilog-AIG pairs of ``data.corpus.designs`` embedded designs, ``data.corpus.recipes`` ABC variants each,
+    embedded by ``data.corpus.text_encoder`` (built once into the cache: :func:`_build_once`)."""
+    from geomask.datasets.pairs import build_pairs
+
+    c = cfg.corpus
+
+    def build(designs: list[Path], out: Path) -> list[tuple[str, str]]:
+        report = build_pairs(
+            designs,
+            out,
+            recipes_per_design=c.recipes,
+            encoder=corpus_text_encoder(c.text_encoder),
+            not_nodes=cfg.not_nodes,
+            jobs=c.jobs,
+            progress=False,
+        )
+        return report.failures
+
+    return open_pairs(_build_once("corpus_pairs", cfg, build), cfg, seed)

@@ -35,8 +35,9 @@ from geomask.masking.base import resolve_generator
 
 __all__ = ["GRAPH_DATA", "Method", "peek_seed", "seeded_rng"]
 
-# the data kinds of the circuit-graph methods: AIG graphs with or without Verilog, or random ones
-GRAPH_DATA = ("circuits", "pairs", "synthetic")
+# the data kinds of the circuit-graph methods: AIG graphs with or without Verilog (prep folders or the embedded
+# corpus), or random ones
+GRAPH_DATA = ("circuits", "pairs", "synthetic", "corpus", "corpus_pairs")
 
 # xor'd into the peeked word, so the global-RNG stream is seeded apart from the generator's own next draw
 _GLOBAL_STREAM = 0x2545F4914F6CDD1D

@@ -4,7 +4,8 @@ A config has five top-level sections::
 
     seed: 0
     method:  {name: mgvga, ...keyword arguments of the method's builder}
-    data:    {kind, roots, batch_size, not_nodes, num_workers, val_fraction, synthetic: {...}, objects: {...}}
+    data:    {kind, roots, batch_size, not_nodes, num_workers, val_fraction, synthetic: {...}, objects: {...},
+             corpus: {...}}
     optim:   {name, lr, weight_decay, betas, scheduler, warmup_steps, min_lr, schedule_steps, grad_clip}
     trainer: {max_steps, out_dir, accelerator, devices, num_nodes, strategy, find_unused, precision, log_every,
               checkpoint_every, keep_checkpoints, val_every, resume, progress_bar, loggers, summary, threads}
@@ -134,12 +135,29 @@ class ObjectsConfig:
 
 
 @dataclass
+class CorpusConfig:
+    """The embedded Verilog corpus as training data (``data.kind: corpus`` or ``corpus_pairs``): ``designs`` of its
+    400 designs (evenly spaced over their names), built once into ``cache`` (empty: ``$GEOMASK_CACHE``, else
+    ``<repo>/out/cache``) with ``jobs`` parallel conversions; ``corpus_pairs`` adds ``recipes`` ABC variants per
+    design and embeds the Verilog with ``text_encoder`` (empty: the model-free ``hashing`` encoder at the method's
+    ``verilog_dim``)."""
+
+    designs: int = 60
+    cache: str = ""
+    jobs: int = 2
+    recipes: int = 1
+    text_encoder: str = ""
+
+
+@dataclass
 class DataConfig:
     """Where the training data comes from and how it is batched.
 
     ``kind``: a registered data kind (:mod:`geomask.datasets.kinds`: ``circuits``, ``pairs``, ``scans`` read
     ``roots``, folders of ``geomask prep``; ``synthetic`` random AIGs and ``objects`` point clouds are made from
-    the sections of the same names), or ``auto`` (each root by the kind in its ``manifest.json``).  Items of
+    the sections of the same names; ``corpus``, ``corpus_pairs`` are built from the embedded corpus, ``corpus``
+    below), or ``auto`` (each root by the kind in its ``manifest.json``).  A default-data kind (``corpus``,
+    ``corpus_pairs``) with ``roots`` set reads those folders instead (as ``auto``).  Items of
     different groups (graphs with and without Verilog fields) never share a batch.  ``val_fraction`` of the
     items (by a seeded permutation) is held out for validation.  ``not_nodes`` is the NOT mode of graph kinds.
     """
@@ -152,6 +170,7 @@ class DataConfig:
     val_fraction: float = 0.0
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     objects: ObjectsConfig = field(default_factory=ObjectsConfig)
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
 
 
 @dataclass
@@ -384,6 +403,9 @@ def _check(cfg: Config, source: str | None) -> None:
     positive("data.objects", "num_objects", d.objects.num_objects)
     positive("data.objects", "num_points", d.objects.num_points)
     positive("data.objects", "noise", d.objects.noise, allow_zero=True)
+    positive("data.corpus", "designs", d.corpus.designs)
+    positive("data.corpus", "jobs", d.corpus.jobs)
+    positive("data.corpus", "recipes", d.corpus.recipes, allow_zero=True)
     choice("optim", "name", o.name, OPTIMIZERS)
     choice("optim", "scheduler", o.scheduler, SCHEDULERS)
     positive("optim", "lr", o.lr)
@@ -530,7 +552,19 @@ def load_config(config: Config | Mapping[str, Any] | str | Path, overrides: Iter
         apply_override(raw, o)
     cfg = _build(Config, raw, "", source)
     _check(cfg, source)
+    _settle_data(cfg)
     return cfg
+
+
+def _settle_data(cfg: Config) -> None:
+    """Fill in what the data section leaves to other sections: a default-data kind with ``roots`` set reads those
+    folders (``auto``); ``corpus_pairs`` embeds with ``hashing`` at the method's ``verilog_dim`` unless told."""
+    d = cfg.data
+    if d.roots and d.kind != AUTO and get_data_kind(d.kind).default_data:
+        d.kind = AUTO
+    if d.kind == "corpus_pairs" and not d.corpus.text_encoder:
+        dim = cfg.method.kwargs.get("verilog_dim", 384)  # MGVGA's default; the method checks the value itself
+        d.corpus.text_encoder = f"hashing:{dim if isinstance(dim, int) and dim > 0 else 384}"
 
 
 def _plain(obj: Any) -> Any:

@@ -139,7 +139,7 @@ def test_every_method_declares_the_data_kinds_it_trains_on():
     for name in METHODS:
         kinds = method_data_kinds(name)
         assert kinds and set(kinds) <= set(CONFIG_KINDS) - {"auto"}, name
-    assert method_data_kinds("mgm") == ("circuits", "pairs", "synthetic")
+    assert method_data_kinds("mgm") == ("circuits", "pairs", "synthetic", "corpus", "corpus_pairs")
     assert method_data_kinds("msm") == ("scans",) and method_data_kinds("pointmae") == ("objects",)
     assert method_data_kinds("not_registered") is None
 

@@ -79,7 +79,11 @@ def test_overrides_are_coerced_to_field_types():
         ("trainer.max_steps=2.5", "max_steps", "trainer.max_steps: expected an integer, got 2.5"),
         ("trainer.resume=maybe", "resume", "trainer.resume: must be auto, true or false, got 'maybe'"),
         ("trainer.nope=1", "nope", "unknown key 'nope' in section 'trainer'; valid keys: max_steps, out_dir,"),
-        ("data.kind=images", "kind", "data.kind: must be one of auto, circuits, pairs, scans, synthetic, objects, got"),
+        (
+            "data.kind=images",
+            "kind",
+            "data.kind: must be one of auto, circuits, pairs, scans, synthetic, objects, corpus, corpus_pairs, got",
+        ),
         ("trainer.devices=0", "devices", "trainer.devices: must be >= 1, got 0"),
         ("data.val_fraction=1.5", "val_fraction", "data.val_fraction: must be in [0, 1), got 1.5"),
         ("trainer.loggers=[csv, wandb]", "loggers", "trainer.loggers: must be one of csv, tensorboard, got 'wandb'"),

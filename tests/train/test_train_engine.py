@@ -297,8 +297,8 @@ def test_data_kind_is_checked_before_anything_is_built(tmp_path, tiny_config):
     with pytest.raises(ConfigError) as e:
         train(cfg)
     assert str(e.value) == (
-        f"data.kind: method 'mgvga' trains on circuits, pairs or synthetic data, but {tmp_path / 'scans'} is a "
-        "scans dataset"
+        "data.kind: method 'mgvga' trains on circuits, pairs, synthetic, corpus or corpus_pairs data, "
+        f"but {tmp_path / 'scans'} is a scans dataset"
     )
     with pytest.raises(ConfigError, match=r"^data\.kind: method 'pointmae' trains on objects data, but data\.kind"):
         train(tiny_config("run", method={"name": "pointmae"}))
