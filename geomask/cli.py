@@ -7,12 +7,14 @@ Subcommands::
     geomask prep circuits SRC... --out DIR ...    circuits → AIG dataset + ABC QoR labels (qor.csv)
     geomask prep pairs SRC... --out DIR ...       Verilog → Verilog-AIG pairs with text embeddings (MGVGA)
     geomask prep scans SRC... --out DIR ...       point clouds → voxelized scan dataset
+    geomask list configs|methods|data|maskers|targets|losses|label-maps
     geomask pretrain CONFIG [--set KEY=VALUE ...] pretrain a method (Lightning) from a YAML config
     geomask eval qor|equivalence|probability SRC... --json OUT   circuit evaluations
     geomask eval probe|weak --train SCAN... --test SCAN... --json OUT   scan evaluations
 
-Errors in the input print one line (``error: FILE: problem``) and exit with status 1; ``--debug`` shows
-the traceback instead.
+Every error is one ``error: ...`` line on stderr: exit status 1 for bad data or a failed tool
+(:class:`~geomask.errors.GeomaskError`), 2 for a bad command line (argparse, or
+:class:`~geomask.errors.UsageError`); ``--debug``, anywhere, shows the traceback.
 """
 
 from __future__ import annotations
