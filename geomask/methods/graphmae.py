@@ -73,8 +73,9 @@ class GraphMAE(Method):
         nn.init.normal_(self.mask_token, 0.0, 0.02)
 
     def embed(self, batch: Data | Batch) -> Tensor:
-        """Encoder output without masking, ``[N, H]``."""
-        return self.encoder(self.type_emb(batch.node_type), batch.edge_index)
+        """Encoder output without masking, ``[N, H]`` (typed edges read where the graphs carry ``edge_type``)."""
+        nb = build_neighbors(batch.edge_index, batch.node_type.shape[0], edge_type=getattr(batch, "edge_type", None))
+        return self.encoder(self.type_emb(batch.node_type), batch.edge_index, nb)
 
     def graph_embed(self, batch: Data | Batch) -> Tensor:
         """Mean and max of :meth:`embed` per graph, ``[B, 2H]``."""
@@ -89,7 +90,7 @@ class GraphMAE(Method):
         """``{"sce": ..., "acc": ..., "loss": ...}`` (``acc``: detached masked-type accuracy)."""
         b, num_graphs = graph_batch_vector(batch)
         node_type, edge_index = batch.node_type, batch.edge_index
-        nb = build_neighbors(edge_index, node_type.shape[0])
+        nb = build_neighbors(edge_index, node_type.shape[0], edge_type=getattr(batch, "edge_type", None))
         mask = self.masker(RowLayout(b, num_graphs), generator).unsqueeze(1)
         x = torch.where(mask, self.mask_token, self.type_emb(node_type))
         h = self.enc2dec(self.encoder(x, edge_index, nb))

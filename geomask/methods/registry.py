@@ -211,10 +211,11 @@ def build_graphmae(
     gamma: float = 2.0,
     masker: Mapping | str | None = None,
     loss: Mapping | str | None = None,
+    num_relations: int = 1,
 ) -> GraphMAE:
-    """GraphMAE-style masked feature reconstruction."""
-    enc = build_encoder(encoder, hidden, layers, dropout, gat_heads, checkpoint_nodes)
-    dec = build_encoder(encoder, hidden, decoder_layers, dropout, gat_heads, checkpoint_nodes)
+    """GraphMAE-style masked feature reconstruction (``num_relations=2`` reads inversions under ``not_nodes: attr``)."""
+    enc = build_encoder(encoder, hidden, layers, dropout, gat_heads, checkpoint_nodes, num_relations)
+    dec = build_encoder(encoder, hidden, decoder_layers, dropout, gat_heads, checkpoint_nodes, num_relations)
     msk = masker_section(masker, {"name": "uniform", "ratio": mask_ratio}, layout=RowLayout)
     return GraphMAE(enc, dec, hidden, msk, num_types, loss=loss_section(loss, {"name": "sce", "gamma": gamma}))
 

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn import GATConv, GCNConv, GINConv
 
+from geomask.errors import UsageError
 from geomask.nn.aggregation import NeighborTable
 
 __all__ = ["GNN_KINDS", "GNNEncoder"]
@@ -60,7 +61,17 @@ class GNNEncoder(nn.Module):
         self.norms = nn.ModuleList(nn.LayerNorm(hidden) for _ in range(layers))
 
     def forward(self, x: Tensor, edge_index: Tensor, neighbors: NeighborTable | None = None) -> Tensor:
-        """Encode node features (``neighbors`` is accepted for interface parity and unused)."""
+        """Encode node features (``neighbors`` is accepted for interface parity and unused).
+
+        Raises:
+            UsageError: ``neighbors`` carries edge types (inversions under ``not_nodes: attr``), which these layers
+                cannot read: refused rather than dropped.
+        """
+        if neighbors is not None and neighbors.etype is not None:
+            raise UsageError(
+                f"encoder {self.kind!r} reads no edge types (the graphs carry inversions as edge_type): use "
+                "encoder deepgcn with num_relations=2, or not_nodes per_edge / shared"
+            )
         for conv, norm in zip(self.convs, self.norms):
             h = F.dropout(F.relu(norm(x)), self.dropout, self.training)
             x = x + conv(h, edge_index)

@@ -147,7 +147,8 @@ def test_class_wise_embed_equals_per_node_embed():
         torch.testing.assert_close(fast, m.embed(b))
 
 
-def test_attr_mode_learns_from_inversions_alone():
+@pytest.mark.parametrize("name", ["mgm", "graphmae"])
+def test_attr_mode_learns_from_inversions_alone(name):
     """Two AIGs that differ only in one inverted fan-in: under ``not_nodes: attr`` (no NOT nodes, edge_type 1 on
     inverted edges) an MGM with two relations tells them apart, in its features and its loss; with one relation the
     typed graphs are refused (once they were read as equal: every inversion dropped)."""
@@ -160,13 +161,19 @@ def test_attr_mode_learns_from_inversions_alone():
     assert torch.equal(graphs[0].edge_index, graphs[1].edge_index)
     assert not torch.equal(graphs[0].edge_type, graphs[1].edge_type)
 
-    method = build_method("mgm", hidden=16, layers=2, num_relations=2, head_dropout=0.0).eval()
+    extra = {"head_dropout": 0.0} if name == "mgm" else {}
+    method = build_method(name, hidden=16, layers=2, num_relations=2, **extra).eval()
     with torch.no_grad():
         feats = [method.features(Batch.from_data_list([g])) for g in graphs]
         losses = [method(Batch.from_data_list([g]), torch.Generator().manual_seed(0))["loss"] for g in graphs]
     assert feats[0].shape == feats[1].shape and not torch.allclose(feats[0], feats[1])
     assert not torch.allclose(losses[0], losses[1])
 
-    one = build_method("mgm", hidden=16, layers=2).eval()
+    one = build_method(name, hidden=16, layers=2).eval()
     with pytest.raises(UsageError, match="num_relations=2"):
         one.features(Batch.from_data_list([graphs[1]]))
+    gcn = build_method(name, hidden=16, layers=2, encoder="gcn").eval()  # PyG layers: no edge types at all
+    with pytest.raises(UsageError, match="reads no edge types"):
+        gcn.features(Batch.from_data_list([graphs[1]]))
+    with pytest.raises(UsageError, match="num_relations must be 1"):
+        build_method(name, hidden=16, layers=2, encoder="gcn", num_relations=2)
