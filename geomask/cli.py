@@ -115,20 +115,15 @@ def _short(v: Any) -> str:
 def cmd_info(args: argparse.Namespace) -> int:
     status = 0
     for f in args.files:
-        rows = _info_rows(f, args)
-        while True:
-            try:
-                row = next(rows)
-            except StopIteration:
-                break
-            except GeomaskError as e:  # this argument (or the rest of its folder) fails; the others go on
-                _error(e, args.debug)
-                status = 1
-                break
-            if args.json:
-                print(json.dumps(row), flush=True)
-            else:
-                print("  ".join(f"{k}={_short(v)}" if k != "file" else str(v) for k, v in row.items()), flush=True)
+        try:
+            for row in _info_rows(f, args):  # rows print as they come, before a later design of a folder fails
+                if args.json:
+                    print(json.dumps(row), flush=True)
+                else:
+                    print("  ".join(f"{k}={_short(v)}" if k != "file" else str(v) for k, v in row.items()), flush=True)
+        except GeomaskError as e:  # this argument (or the rest of its folder) fails; the others go on
+            _error(e, args.debug)
+            status = 1
     return status
 
 
