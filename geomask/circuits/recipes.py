@@ -35,6 +35,20 @@ DEFAULT_RECIPE_LENGTH = 20
 _OP_ID = {op: i for i, op in enumerate(OPS)}
 
 
+def check_recipe_options(recipes: int, length: int, jobs: int = 1, *, what: str = "recipes", zero: str = "") -> None:
+    """The one check of recipe counts, lengths and job counts (prep circuits, prep pairs, :func:`random_recipes`).
+
+    Raises:
+        UsageError: ``recipes < 0`` (``what`` names them, ``zero`` says what 0 means), ``length < 1``, ``jobs < 1``.
+    """
+    if recipes < 0:
+        raise UsageError(f"{what} must be >= 0{f' ({zero})' if zero else ''}, got {recipes}")
+    if length < 1:
+        raise UsageError(f"recipe length must be >= 1, got {length}")
+    if jobs < 1:
+        raise UsageError(f"jobs must be >= 1, got {jobs}")
+
+
 def random_recipes(n: int, length: int = DEFAULT_RECIPE_LENGTH, seed: int | np.random.Generator = 0) -> np.ndarray:
     """Draw ``n`` random recipes, uniformly over the alphabet, distinct where possible.
 
@@ -53,10 +67,7 @@ def random_recipes(n: int, length: int = DEFAULT_RECIPE_LENGTH, seed: int | np.r
     Raises:
         UsageError: ``n < 0`` or ``length < 1``.
     """
-    if n < 0:
-        raise UsageError(f"number of recipes must be >= 0, got {n}")
-    if length < 1:
-        raise UsageError(f"recipe length must be >= 1, got {length}")
+    check_recipe_options(n, length, what="number of recipes")
     rng = np.random.default_rng(seed)
     k = len(OPS)
     if n == 0:

@@ -41,7 +41,7 @@ from torch_geometric.data import Data
 
 from geomask.circuits import circuit_stats
 from geomask.circuits.abc import run_abc
-from geomask.circuits.recipes import DEFAULT_RECIPE_LENGTH, random_recipes, recipe_to_abc
+from geomask.circuits.recipes import DEFAULT_RECIPE_LENGTH, check_recipe_options, random_recipes, recipe_to_abc
 from geomask.datasets.circuits import graph_record, item_to_graph
 from geomask.datasets.embedding_cache import VECTOR_MODES, EmbeddingCache
 from geomask.datasets.store import DatasetReader, DatasetWriter, file_sha256
@@ -187,12 +187,9 @@ def build_pairs(
     """
     if level not in LEVELS or vector not in VECTOR_MODES:
         raise UsageError(f"level must be one of {LEVELS} and vector one of {VECTOR_MODES}; got {level!r}, {vector!r}")
-    if recipes_per_design < 0:
-        raise UsageError(f"recipes per design must be >= 0 (0: the original AIG only), got {recipes_per_design}")
-    if recipe_length < 1:
-        raise UsageError(f"recipe length must be >= 1, got {recipe_length}")
-    if jobs < 1:
-        raise UsageError(f"jobs must be >= 1, got {jobs}")
+    check_recipe_options(
+        recipes_per_design, recipe_length, jobs, what="recipes per design", zero="0: the original AIG only"
+    )
     from geomask.nn.text_encoder import resolve_text_encoder  # the peer layer, needed only here
 
     enc = resolve_text_encoder(encoder)

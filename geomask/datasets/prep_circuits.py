@@ -29,7 +29,13 @@ from typing import Any
 
 from geomask.circuits import circuit_stats
 from geomask.circuits.abc import label_recipes
-from geomask.circuits.recipes import DEFAULT_RECIPE_LENGTH, DEFAULT_RECIPES, random_recipes, recipe_to_abc
+from geomask.circuits.recipes import (
+    DEFAULT_RECIPE_LENGTH,
+    DEFAULT_RECIPES,
+    check_recipe_options,
+    random_recipes,
+    recipe_to_abc,
+)
 from geomask.datasets.circuits import SCHEMA_VERSION, graph_record
 from geomask.datasets.store import DatasetWriter, file_sha256
 from geomask.errors import FormatError, GeomaskError, UsageError
@@ -175,12 +181,7 @@ def prep_circuits(
     Raises:
         UsageError: a bad option value, or ``out`` made with other options (nothing is written then).
     """
-    if recipes < 0:
-        raise UsageError(f"recipes must be >= 0 (0: no QoR labels), got {recipes}")
-    if recipe_length < 1:
-        raise UsageError(f"recipe length must be >= 1, got {recipe_length}")
-    if jobs < 1:
-        raise UsageError(f"jobs must be >= 1, got {jobs}")
+    check_recipe_options(recipes, recipe_length, jobs, zero="0: no QoR labels")
     if latches not in LATCH_MODES:
         raise UsageError(f"latches must be one of {', '.join(LATCH_MODES)}, got {latches!r}")
     if not_nodes not in _NOT_MODES:
