@@ -448,9 +448,24 @@ def _prior_run(cfg: Config, out: Path, last: Path) -> _Prior:
     return _Prior(status, step, shapes, diffs or None)
 
 
+def _upgraded_shapes(shapes: Mapping[str, tuple[int, ...]], method: nn.Module) -> dict[str, tuple[int, ...]]:
+    """The checkpoint's ``method.*`` shapes after ``method``'s load-state-dict pre-hooks (key renames of old
+    checkpoints, such as MSM's ``teacher.*`` → ``teacher.module.*``), as :meth:`nn.Module.load_state_dict` will
+    see them; other keys are kept as they are.  The hooks run on ``meta`` tensors (no memory, no copy)."""
+    state: dict[str, Any] = {k[7:]: torch.empty(s, device="meta") for k, s in shapes.items() if k.startswith("method.")}
+    for name, module in method.named_modules():
+        prefix = f"{name}." if name else ""
+        for hook in module._load_state_dict_pre_hooks.values():  # as Module._load_from_state_dict calls them
+            hook(state, prefix, {}, True, [], [], [])
+    rest = {k: s for k, s in shapes.items() if not k.startswith("method.")}
+    return {**rest, **{f"method.{k}": tuple(v.shape) for k, v in state.items()}}
+
+
 def _check_weights(last: Path, shapes: Mapping[str, tuple[int, ...]], method: nn.Module) -> None:
-    """One line naming the first parameter of the checkpoint that does not fit ``method`` (prefix ``method.``)."""
+    """One line naming the first parameter of the checkpoint that does not fit ``method`` (prefix ``method.``),
+    compared after the method's load hooks, so that a checkpoint they upgrade is not refused."""
     own = {f"method.{k}": tuple(v.shape) for k, v in method.state_dict().items()}
+    shapes = _upgraded_shapes(shapes, method)
 
     def refuse(detail: str) -> RunConflictError:
         out = last.parent.parent

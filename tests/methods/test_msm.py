@@ -132,3 +132,24 @@ def test_encoder_is_the_backbone_and_checkpoint_keys_keep_their_names():
     assert m.encoder is m.backbone  # the student U-Net, exported as encoder.pt
     keys = list(m.state_dict())
     assert any(k.startswith("backbone.") for k in keys) and not any(k.startswith("encoder.") for k in keys)
+
+
+def test_resume_check_accepts_checkpoints_from_before_the_teacher_rename(tmp_path):
+    """A checkpoint whose EMA teacher is stored as ``teacher.X`` (before it was an EMATeacher) loads through
+    MSM's load hook, so the engine's shape check before resuming must not refuse it; a real mismatch still is."""
+    from geomask.train.engine import RunConflictError, _check_weights
+
+    m = tiny_msm()
+    old = {}
+    for k, v in m.state_dict().items():
+        old["method." + k.replace("teacher.module.", "teacher.", 1)] = tuple(v.shape)
+    assert any(k.startswith("method.teacher.") and ".module." not in k for k in old)
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    _check_weights(last, old, m)  # no error
+    state = {k.replace("teacher.module.", "teacher.", 1): v for k, v in m.state_dict().items()}
+    m.load_state_dict(state)  # and the weights themselves load
+    bad = dict(old)
+    key = next(k for k in bad if k.startswith("method.teacher.") and len(bad[k]) >= 2)
+    bad[key] = (bad[key][0] + 1, *bad[key][1:])
+    with pytest.raises(RunConflictError, match="in the checkpoint"):
+        _check_weights(last, bad, m)
