@@ -21,6 +21,8 @@ module keeps the GENConv-facing names.
 
 from __future__ import annotations
 
+import dataclasses
+
 from torch import Tensor
 
 from geomask.ops.relational import NeighborTable, build_neighbors, dense_table, neighbor_aggregate
@@ -48,4 +50,4 @@ def softmax_aggregate(m: Tensor, neighbors: NeighborTable, t: Tensor) -> Tensor:
 
 
 def _untyped(nb: NeighborTable) -> NeighborTable:
-    return NeighborTable(nb.num_nodes, nb.table, nb.valid, nb.full, nb.src, nb.dst)
+    return dataclasses.replace(nb, etype=None)

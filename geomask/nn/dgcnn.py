@@ -6,6 +6,11 @@ EdgeConv on the k-nearest-neighbour graph of the patch centres, as message passi
 .. math::
     \\mathbf{h}'_i = \\max_{j \\in \\mathcal{N}_k(i)} \\mathrm{MLP}([\\mathbf{h}_j - \\mathbf{h}_i, \\mathbf{h}_i])
 
+It runs on the shared kernel (:func:`geomask.ops.relational.neighbor_aggregate`, the kNN graph a dense
+``[B*G, k]`` table): the MLP's linear map ``W [h_j - h_i, h_i] + b`` splits into a source part ``W_a h_j`` and a
+target part ``(W_b - W_a) h_i + b``, so both products run once per token instead of once per edge, and only
+the norm and activation run per edge.
+
 The outputs of all layers are concatenated and mapped to the output width by a linear layer.
 """
 
@@ -15,27 +20,49 @@ import torch
 from torch import Tensor, nn
 
 from geomask.ops.knn import knn
+from geomask.ops.relational import NeighborTable, dense_table, neighbor_aggregate
 
-__all__ = ["DGCNN", "EdgeConv"]
+__all__ = ["DGCNN", "EdgeConv", "knn_table"]
+
+
+def knn_table(nbr: Tensor) -> NeighborTable:
+    """The kNN graph of a batch as the kernel's dense table: row ``b * G + i`` reads rows ``b * G + nbr[b, i]``.
+
+    Shapes:
+        nbr ``[B, G, k]`` (indices within each sample) → a table of ``B * G`` targets over ``B * G`` sources.
+    """
+    b, g, k = nbr.shape
+    offset = torch.arange(b, device=nbr.device).view(b, 1, 1) * g
+    return dense_table((nbr + offset).reshape(b * g, k), b * g)
 
 
 class EdgeConv(nn.Module):
     """One EdgeConv layer (``Linear → LayerNorm → LeakyReLU(0.2)`` on edges, max over neighbours).
 
+    The parameters are ``mlp.0`` (the ``Linear(2 * in_dim, out_dim)`` on ``[h_j - h_i, h_i]``) and ``mlp.1``
+    (the LayerNorm), as in the per-edge formulation, so checkpoints of either load in the other.
+
     Shapes:
-        h ``[B, G, C_in]``, nbr ``[B, G, k]`` (neighbour indices) → ``[B, G, C_out]``.
+        h ``[B, G, C_in]``, nbr ``[B, G, k]`` (neighbour indices) or a :func:`knn_table` → ``[B, G, C_out]``.
     """
 
     def __init__(self, in_dim: int, out_dim: int):
         super().__init__()
         self.mlp = nn.Sequential(nn.Linear(2 * in_dim, out_dim), nn.LayerNorm(out_dim), nn.LeakyReLU(0.2))
 
-    def forward(self, h: Tensor, nbr: Tensor) -> Tensor:
-        b, g, k = nbr.shape
-        c = h.size(-1)
-        hj = torch.gather(h, 1, nbr.reshape(b, g * k, 1).expand(-1, -1, c)).reshape(b, g, k, c)  # gather
-        hi = h.unsqueeze(2).expand(-1, -1, k, -1)
-        return self.mlp(torch.cat([hj - hi, hi], dim=-1)).amax(dim=2)  # transform, max over in-edges
+    def forward(self, h: Tensor, nbr: Tensor | NeighborTable) -> Tensor:
+        b, g, c = h.shape
+        table = nbr if isinstance(nbr, NeighborTable) else knn_table(nbr)
+        lin, norm, act = self.mlp
+        w_src, w_dst = lin.weight[:, :c], lin.weight[:, c:]
+        x = h.reshape(b * g, c)
+        dst = torch.addmm(lin.bias, x, (w_dst - w_src).t())  # (W_b - W_a) h_i + b, once per target
+
+        def message(m: Tensor) -> Tensor:
+            return act(norm(m))
+
+        out = neighbor_aggregate(x, table, "max", weight=w_src.t().unsqueeze(0), message=message, dst_term=dst)
+        return out.view(b, g, -1)
 
 
 class DGCNN(nn.Module):
@@ -64,9 +91,10 @@ class DGCNN(nn.Module):
     def forward(self, tokens: Tensor, centers: Tensor) -> Tensor:
         k = min(self.k, centers.size(1))
         nbr, _ = knn(centers, centers, k, backend="torch")
+        table = knn_table(nbr)  # built once, shared by every layer
         h = self.input(tokens)
         outs = []
         for layer in self.layers:
-            h = layer(h, nbr)
+            h = layer(h, table)
             outs.append(h)
         return self.output(torch.cat(outs, dim=-1))

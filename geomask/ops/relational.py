@@ -46,6 +46,7 @@ __all__ = [
     "relational_message_passing",
     "relational_messages",
     "scatter_aggregate",
+    "segment_table",
 ]
 
 
@@ -383,10 +384,17 @@ def relational_message_passing(
 # ------------------------------------------------------------------------------------------------------------
 # Aggregation over typed edges: per-relation messages reduced at the destination by sum, mean, max or softmax.
 #
-# Two forms of the same edges: the edge-wise form (``src``/``dst``/``etype`` per edge, reduced with
-# ``index_add_`` / ``scatter_reduce``) and a dense fan-in table ``[T, K]`` for graphs of small in-degree (an AIG
-# has in-degree <= 2): one gather, the reduction over a short dense axis (for K = 2 the softmax is a sigmoid of
-# the difference), and the backward one ``index_add_``.  The kernel picks the path from the table it is given.
+# Three forms of the same edges: the edge-wise form (``src``/``dst``/``etype`` per edge, reduced with
+# ``index_add_`` / ``scatter_reduce``); a dense fan-in table ``[T, K]`` for graphs of small in-degree (an AIG
+# has in-degree <= 2; a kNN graph has exactly k): one gather, the reduction over a short dense axis (for K = 2 the
+# softmax is a sigmoid of the difference), and the backward one ``index_add_``; and contiguous segments (target
+# ``t`` reads source rows ``t*K .. t*K+K-1``: the points of a point patch), a view with no gather at all.  The
+# kernel picks the path from the table it is given.
+#
+# A message may read both ends of its edge: ``message(x[u] @ W_r + e_r + d[v])`` with a per-target term ``d``
+# (``dst_term``).  A layer whose edge function is ``f(Linear([x_u - x_v, x_v]))`` (EdgeConv) or
+# ``f(Linear([g_v, x_u]))`` (the patch embedding's second stage) splits its linear map into a source part
+# (``weight``) and a target part (``dst_term``), so the matrix products run once per row, not once per edge.
 
 REDUCTIONS = ("sum", "mean", "max", "softmax")
 
@@ -406,6 +414,9 @@ class NeighborTable:
         src, dst: ``[E]`` edge endpoints (edge-wise form only).
         etype: relation per slot (``[T, K]``, 0 in unused slots) or per edge (``[E]``); ``None`` when every edge
             is relation 0 (untyped: messages are then computed once per source row, not per edge).
+        segment: K of the segment form (target ``t`` reads source rows ``t*K`` to ``t*K + K - 1``, all used;
+            untyped), ``0`` otherwise; build it with :func:`segment_table`.
+        complete: every slot of the dense table is used (a kNN graph): no slot needs masking.
     """
 
     num_nodes: int
@@ -415,10 +426,20 @@ class NeighborTable:
     src: Tensor | None = None
     dst: Tensor | None = None
     etype: Tensor | None = None
+    segment: int = 0
+    complete: bool = False
 
     @property
     def dense(self) -> bool:
-        return self.table is not None
+        return self.table is not None or self.segment > 0
+
+
+def segment_table(num_segments: int, size: int) -> NeighborTable:
+    """Contiguous segments: target ``t`` aggregates source rows ``[t * size, (t + 1) * size)`` (patches of equal
+    size stored one after another); the kernel reduces a ``[T, size, C]`` view, no index is built or gathered."""
+    if size < 1:
+        raise ValueError(f"segment size must be at least 1, got {size}")
+    return NeighborTable(num_segments, segment=size)
 
 
 def build_neighbors(
@@ -483,7 +504,8 @@ def dense_table(table: Tensor, num_src: int, etype: Tensor | None = None) -> Nei
     full = None
     if table.shape[1] == 2:
         full = torch.where(used.all(1), 0.0, float("inf")).unsqueeze(1)
-    return NeighborTable(table.shape[0], table, valid, full, etype=etype)
+    complete = bool(used.all())
+    return NeighborTable(table.shape[0], table, valid, full, etype=etype, complete=complete)
 
 
 def relational_messages(
@@ -565,6 +587,8 @@ def _table_reduce(g: Tensor, neighbors: NeighborTable, num_src: int, reduce: str
         return g[:, 0]
     if reduce == "sum":
         return g.sum(1)
+    if neighbors.complete and reduce != "softmax":
+        return g.mean(1) if reduce == "mean" else g.amax(1)
     if reduce in ("mean", "max"):
         used = neighbors.table < num_src
     if reduce == "mean":
@@ -590,12 +614,14 @@ def neighbor_aggregate(
     edge_emb: Tensor | None = None,
     message=None,
     t: Tensor | float | None = None,
+    dst_term: Tensor | None = None,
 ) -> Tensor:
-    """Aggregate typed messages over a :class:`NeighborTable` (dense table or edge-wise, chosen by the table).
+    """Aggregate typed messages over a :class:`NeighborTable` (segments, dense table or edge-wise: the table's form
+    picks the path).
 
-    The message of edge ``u → v`` of relation ``r`` is ``message(x[u] @ weight[r] + edge_emb[r])`` (each part
-    optional).  An untyped table (``etype`` ``None``: every edge relation 0) computes messages once per source
-    row and gathers them; a typed one computes them per edge (per slot of the dense table).
+    The message of edge ``u → v`` of relation ``r`` is ``message(x[u] @ weight[r] + edge_emb[r] + dst_term[v])``
+    (each part optional).  Without ``dst_term``, an untyped table (``etype`` ``None``: every edge relation 0)
+    computes messages once per source row and gathers them; otherwise they are computed per edge (per slot).
 
     Args:
         x: ``[S, C]`` source rows.
@@ -603,28 +629,44 @@ def neighbor_aggregate(
         reduce: ``"sum"``, ``"mean"``, ``"max"`` or ``"softmax"`` (per channel, inverse temperature ``t``).
         weight: ``[R, C, C']`` per-relation transform.
         edge_emb: ``[R, C']`` per-relation embedding added to the message (GENConv with edge features).
-        message: a row-wise function applied to every message (GENConv: ``relu(m) + eps``).
+        message: a function applied to every message, elementwise along the last axis (it is given ``[E, C']``
+            or ``[T, K, C']``; GENConv: ``relu(m) + eps``).
         t: softmax inverse temperature (scalar or ``[1]``, differentiable; default 1).
+        dst_term: ``[T, C']`` added to the message of every edge into target ``v`` (row ``v``).
 
     Returns:
         ``[T, C']``; a target with no in-neighbour gets zero.
     """
     _check_reduce(reduce)
     t = 1.0 if t is None else t
+    if dst_term is not None and dst_term.shape[0] != neighbors.num_nodes:
+        raise ValueError(f"dst_term must have one row per target ({neighbors.num_nodes}), got {dst_term.shape[0]}")
+    if neighbors.segment:
+        return _segment_aggregate(x, neighbors, reduce, weight, edge_emb, message, t, dst_term)
     if not neighbors.dense:
         m = relational_messages(x, neighbors.src, neighbors.etype, weight, edge_emb)
+        if dst_term is not None:
+            m = m + dst_term.index_select(0, neighbors.dst)
         if message is not None:
             m = message(m)
         return scatter_aggregate(m, neighbors.dst, neighbors.num_nodes, reduce, t)
     table = neighbors.table
     n, k = table.shape
     s = x.shape[0]
-    if neighbors.etype is None:
+    if neighbors.etype is None and dst_term is None:
         m = _node_messages(x, weight, edge_emb)
         if message is not None:
             m = message(m)
         m_pad = torch.cat([m, m.new_zeros(1, m.shape[1])], 0)
         g = m_pad.index_select(0, table.reshape(-1)).view(n, k, -1)
+    elif neighbors.etype is None:  # untyped with a target term: transform per row, combine per slot
+        m = _node_messages(x, weight, edge_emb)
+        g = torch.cat([m, m.new_zeros(1, m.shape[1])], 0).index_select(0, table.reshape(-1)).view(n, k, -1)
+        g = g + dst_term.unsqueeze(1)
+        if message is not None:
+            g = message(g)
+        if not neighbors.complete:
+            g = torch.where((table < s).unsqueeze(-1), g, 0.0)  # unused slots carry no message
     else:
         etype = neighbors.etype
         used = table < s
@@ -637,10 +679,40 @@ def neighbor_aggregate(
             g = torch.cat([x, x.new_zeros(1, x.shape[1])], 0).index_select(0, table.reshape(-1)).view(n, k, -1)
         if edge_emb is not None:
             g = g + edge_emb.index_select(0, etype.reshape(-1)).view(n, k, -1)
+        if dst_term is not None:
+            g = g + dst_term.unsqueeze(1)
         if message is not None:
             g = message(g)
         g = torch.where(used.unsqueeze(-1), g, 0.0)  # unused slots carry no message
     return _table_reduce(g, neighbors, s, reduce, t)
+
+
+def _segment_aggregate(
+    x: Tensor,
+    neighbors: NeighborTable,
+    reduce: str,
+    weight: Tensor | None,
+    edge_emb: Tensor | None,
+    message,
+    t: Tensor | float,
+    dst_term: Tensor | None,
+) -> Tensor:
+    """The segment form: every slot used, so the reduction runs on a ``[T, K, C']`` view of the messages."""
+    n, k = neighbors.num_nodes, neighbors.segment
+    if x.shape[0] != n * k:
+        raise ValueError(f"{x.shape[0]} rows do not split into {n} segments of {k}")
+    g = _node_messages(x, weight, edge_emb).view(n, k, -1)
+    if dst_term is not None:
+        g = g + dst_term.unsqueeze(1)
+    if message is not None:
+        g = message(g)
+    if reduce == "sum":
+        return g.sum(1)
+    if reduce == "mean":
+        return g.mean(1)
+    if reduce == "max":
+        return g.amax(1)
+    return (torch.softmax(g * t, dim=1) * g).sum(1)
 
 
 def relational_aggregate(
@@ -653,10 +725,12 @@ def relational_aggregate(
     edge_emb: Tensor | None = None,
     message=None,
     t: Tensor | float | None = None,
+    dst_term: Tensor | None = None,
     num_dst: int | None = None,
     max_dense: int = 8,
 ) -> Tensor:
-    """Aggregate typed-edge messages at the destinations: ``out[v] = reduce_{(u → v, r)} message(x[u] @ W_r + e_r)``.
+    """Aggregate typed-edge messages at the destinations:
+    ``out[v] = reduce_{(u → v, r)} message(x[u] @ W_r + e_r + d[v])``.
 
     Sum (and mean) of a plain per-relation transform is :func:`relational_matmul` (the sparse-convolution fast
     path); everything else goes through :func:`build_neighbors` and :func:`neighbor_aggregate` (a dense fan-in
@@ -665,11 +739,12 @@ def relational_aggregate(
 
     Shapes:
         x: ``[N, C]``; edge_index: ``[2, E]``; edge_type: ``[E]`` (``None``: relation 0); weight:
-        ``[R, C, C']``; edge_emb: ``[R, C']``; returns ``[num_dst (default N), C']``.
+        ``[R, C, C']``; edge_emb: ``[R, C']``; dst_term (d): ``[num_dst, C']``; returns ``[num_dst (default N), C']``.
     """
     _check_reduce(reduce)
     n_dst = x.shape[0] if num_dst is None else num_dst
-    if reduce in ("sum", "mean") and weight is not None and edge_emb is None and message is None:
+    plain = edge_emb is None and message is None and dst_term is None
+    if reduce in ("sum", "mean") and weight is not None and plain:
         et = edge_type if edge_type is not None else torch.zeros_like(edge_index[0])
         out = relational_message_passing(x, weight, edge_index, et, n_dst)
         if reduce == "mean":
@@ -677,4 +752,4 @@ def relational_aggregate(
             out = out / deg.unsqueeze(1)
         return out
     nb = build_neighbors(edge_index, n_dst, max_dense, edge_type, num_src=x.shape[0])
-    return neighbor_aggregate(x, nb, reduce, weight=weight, edge_emb=edge_emb, message=message, t=t)
+    return neighbor_aggregate(x, nb, reduce, weight=weight, edge_emb=edge_emb, message=message, t=t, dst_term=dst_term)

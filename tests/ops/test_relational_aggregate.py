@@ -14,12 +14,15 @@ from geomask.ops.relational import (
     relational_message_passing,
     relational_messages,
     scatter_aggregate,
+    segment_table,
 )
 
 R, C, C_OUT = 3, 4, 5
 
 
-def _reference(x, edge_index, edge_type, reduce, num_dst, weight=None, edge_emb=None, message=None, t=1.0):
+def _reference(
+    x, edge_index, edge_type, reduce, num_dst, weight=None, edge_emb=None, message=None, t=1.0, dst_term=None
+):
     """Per destination: collect its incoming messages one edge at a time and reduce them."""
     width = weight.shape[-1] if weight is not None else x.shape[1]
     rows = []
@@ -34,6 +37,8 @@ def _reference(x, edge_index, edge_type, reduce, num_dst, weight=None, edge_emb=
                 m = m @ weight[r]
             if edge_emb is not None:
                 m = m + edge_emb[r]
+            if dst_term is not None:
+                m = m + dst_term[v]
             if message is not None:
                 m = message(m)
             msgs.append(m)
@@ -75,15 +80,18 @@ PARTS = {
     "weight": dict(weight=True),
     "emb": dict(edge_emb=True),
     "weight_emb_message": dict(weight=True, edge_emb=True, message=True),
+    "weight_dst_message": dict(weight=True, dst_term=True, message=True),  # EdgeConv's two-ended message
 }
 
 
-def _parts(g, spec, dtype=torch.float64):
+def _parts(g, spec, dtype=torch.float64, num_dst=9):
     kw = {}
     if spec.get("weight"):
         kw["weight"] = torch.randn(R, C, C_OUT, generator=g, dtype=dtype)
     if spec.get("edge_emb"):
         kw["edge_emb"] = torch.randn(R, C_OUT if spec.get("weight") else C, generator=g, dtype=dtype)
+    if spec.get("dst_term"):
+        kw["dst_term"] = torch.randn(num_dst, C_OUT if spec.get("weight") else C, generator=g, dtype=dtype)
     if spec.get("message"):
         kw["message"] = _message
     return kw
@@ -183,3 +191,33 @@ def test_bad_reduce():
     edge_index, etype, _ = _graph(0)
     with pytest.raises(ValueError, match="reduce"):
         relational_aggregate(torch.zeros(9, C), edge_index, etype, "median")
+
+
+@pytest.mark.parametrize("reduce", REDUCTIONS)
+def test_segments_are_the_table_of_contiguous_groups(reduce):
+    """The segment form (patches of K contiguous points) equals the same edges as an explicit graph."""
+    g = torch.Generator().manual_seed(11)
+    n, k = 4, 3
+    x = torch.randn(n * k, C, generator=g, dtype=torch.float64)
+    edge_index = torch.stack([torch.arange(n * k), torch.arange(n).repeat_interleave(k)])
+    kw = _parts(g, PARTS["weight_dst_message"], num_dst=n)
+    got = neighbor_aggregate(x, segment_table(n, k), reduce, t=0.7, **kw)
+    torch.testing.assert_close(got, _reference(x, edge_index, None, reduce, n, t=0.7, **kw))
+    with pytest.raises(ValueError, match="segments of 3"):
+        neighbor_aggregate(x[:-1], segment_table(n, k), reduce)
+    with pytest.raises(ValueError, match="one row per target"):
+        neighbor_aggregate(x, segment_table(n, k), reduce, dst_term=torch.zeros(n + 1, C, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("max_dense", [32, 0], ids=["dense", "edgewise"])
+def test_two_ended_message_gradcheck(max_dense):
+    edge_index, _, g = _graph(3, n=5, e=8, unique=True)
+    x = torch.randn(5, C, generator=g, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(1, C, C_OUT, generator=g, dtype=torch.float64, requires_grad=True)
+    d = torch.randn(5, C_OUT, generator=g, dtype=torch.float64, requires_grad=True)
+    nb = build_neighbors(edge_index, 5, max_dense)
+
+    def f(x, w, d):
+        return neighbor_aggregate(x, nb, "softmax", weight=w, message=torch.tanh, dst_term=d)
+
+    assert torch.autograd.gradcheck(f, (x, w, d))
