@@ -1,7 +1,7 @@
 """Every shipped CPU config runs as shipped from a fresh clone (issue #10): ``geomask pretrain configs/X_cpu.yaml``
-with nothing prepared by hand, its data embedded or built from the embedded corpus on first use.  The configs
-that still need a prepared folder are listed, with the reason, and must keep failing that way (so that one that
-starts working is moved to the list of working ones)."""
+with nothing prepared by hand, its data embedded, built from the embedded corpus on first use, or generated on first
+use (the scene configs' ``scenes``: generated rooms, not real scans).  A new ``*_cpu.yaml`` must be added to
+``RUNS``: a config that needs data prepared by hand does not ship."""
 
 from __future__ import annotations
 
@@ -11,14 +11,11 @@ from pathlib import Path
 import pytest
 
 from geomask.cli import main
+from geomask.train.config import load_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-RUNS = {"mgm_cpu", "graphmae_cpu", "mgvga_cpu", "pointmae_cpu", "pointbert_cpu"}
-# config -> (the data it still needs, a piece of the one-line error it stops with)
-NEEDS_DATA = {
-    "msm_cpu": ("a geomask prep scans folder: no scans ship with the repository", "data.roots: no such folder"),
-    "cpcm_cpu": ("a geomask prep scans folder: no scans ship with the repository", "data.roots: no such folder"),
-}
+RUNS = {"mgm_cpu", "graphmae_cpu", "mgvga_cpu", "pointmae_cpu", "pointbert_cpu", "msm_cpu", "cpcm_cpu"}
+SCENES = {"msm_cpu", "cpcm_cpu"}  # trained on generated scenes by default, on real scans with data.roots set
 SMALL = ["data.corpus.designs=6"]  # a few corpus designs, so that the first build takes seconds
 
 
@@ -36,7 +33,7 @@ def _pretrain(name: str, out: Path, monkeypatch, cache: Path) -> int:
 
 def test_every_cpu_config_is_classified():
     shipped = {p.stem for p in CONFIGS.glob("*_cpu.yaml")}
-    assert shipped == RUNS | set(NEEDS_DATA) and not RUNS & set(NEEDS_DATA)
+    assert shipped == RUNS
 
 
 @pytest.mark.parametrize("name", sorted(RUNS))
@@ -49,8 +46,9 @@ def test_cpu_config_runs_with_no_prepared_data(name, tmp_path, monkeypatch, caps
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
 
 
-@pytest.mark.parametrize("name", sorted(NEEDS_DATA))
-def test_cpu_config_still_needs_prepared_data(name, tmp_path, monkeypatch, capsys, cache):
-    reason, error = NEEDS_DATA[name]
-    assert _pretrain(name, tmp_path / "run", monkeypatch, cache) == 2, f"{name} runs now: move it to RUNS"
-    assert error in capsys.readouterr().err, reason
+@pytest.mark.parametrize("name", sorted(SCENES))
+def test_scene_configs_read_generated_scenes_or_the_scans_named(name):
+    assert load_config(CONFIGS / f"{name}.yaml").data.kind == "scenes"
+    real = load_config(CONFIGS / f"{name}.yaml", ["data.roots=[out/scans]"]).data
+    assert (real.kind, real.roots) == ("auto", ["out/scans"])  # a prep scans folder instead, by its manifest
+    assert "not real scans" in (CONFIGS / f"{name}.yaml").read_text()

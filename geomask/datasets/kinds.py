@@ -37,11 +37,15 @@ corpus      as circuits: AIGs of ``data.corpus.designs``   as circuits
             designs of the embedded Verilog corpus
 corpus_     as pairs: the same designs with their          as pairs
 pairs       Verilog's embeddings (``data.corpus``)
+scenes      as scans: GENERATED indoor rooms (not real     as scans (feats: colours, ``C = 3``)
+            scans), made on first use into the cache
 ==========  =============================================  =======================================================
 
 ``corpus`` and ``corpus_pairs`` are built from the repository's ``data/corpus`` on first use (one progress line)
 into a cache folder, ``data.corpus.cache``, else ``$GEOMASK_CACHE``, else ``<repo>/out/cache``, as
-``<kind>-<designs>-<options hash>``, and read from there afterwards.  They are **default data**
+``<kind>-<designs>-<options hash>``, and read from there afterwards; ``scenes`` are generated rooms
+(:mod:`geomask.datasets.generated_scenes`), prepared by ``geomask prep scans``' code into that cache folder on first
+use (one progress line).  The three are **default data**
 (``default_data``): a config that sets ``data.roots`` reads those folders instead (as ``auto``), so
 ``--set data.roots=[my/prep]`` points a shipped config at one's own data.
 
@@ -282,5 +286,15 @@ register_data_kind(
     groups=f"{_R}:with_verilog",
     group_names=_VERILOG_GROUPS,
     items="graphs",
+    default_data=True,
+)
+register_data_kind(
+    "scenes",
+    description="GENERATED indoor scenes (synthetic rooms, not real scans), built once into a cache on first use "
+    "(MSM, CPCM)",
+    batch="geomask.points.augment.ScenePoints (points [sum N, 3], feats [sum N, 3] colours, batch [sum N], labels)",
+    open=f"{_R}:open_scenes",
+    collate=f"{_R}:collate_scans",
+    items="scenes",
     default_data=True,
 )

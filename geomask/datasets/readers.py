@@ -188,6 +188,15 @@ def open_scans(root: Path, cfg: Any, seed: int) -> ScanTrainDataset:
     return ScanTrainDataset(root)
 
 
+def open_scenes(root: None, cfg: Any, seed: int) -> ScanTrainDataset:
+    """Generated indoor scenes (not real scans: :mod:`geomask.datasets.generated_scenes`), built once into the cache
+    on first use by ``geomask prep scans``' code and read as ``scans``.  The set is fixed by its own seed
+    (:class:`~geomask.datasets.generated_scenes.SceneSpec`), not the run's, so that runs share one cache folder."""
+    from geomask.datasets.generated_scenes import SceneSpec, build_scenes
+
+    return ScanTrainDataset(build_scenes(SceneSpec()))
+
+
 def collate_scans(items: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]) -> Any:
     """:class:`~geomask.points.augment.ScenePoints` of the scans, concatenated, with a ``batch`` vector; labels
     only when every scan has them."""

@@ -33,11 +33,13 @@ from torch import Tensor, nn
 
 from geomask.masking.base import resolve_generator
 
-__all__ = ["GRAPH_DATA", "Method", "peek_seed", "seeded_rng"]
+__all__ = ["GRAPH_DATA", "SCENE_DATA", "Method", "peek_seed", "seeded_rng"]
 
 # the data kinds of the circuit-graph methods: AIG graphs with or without Verilog (prep folders or the embedded
 # corpus), or random ones
 GRAPH_DATA = ("circuits", "pairs", "synthetic", "corpus", "corpus_pairs")
+# the data kinds of the scene methods: prepared scans, or the generated rooms (the CPU configs' default data)
+SCENE_DATA = ("scans", "scenes")
 
 # xor'd into the peeked word, so the global-RNG stream is seeded apart from the generator's own next draw
 _GLOBAL_STREAM = 0x2545F4914F6CDD1D

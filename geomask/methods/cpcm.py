@@ -35,7 +35,7 @@ from geomask.losses import JSDivergence, cross_entropy
 from geomask.masking.base import Masker
 from geomask.masking.layout import GridLayout
 from geomask.masking.region import zero_masked
-from geomask.methods.base import Method
+from geomask.methods.base import SCENE_DATA, Method
 from geomask.methods.compose import loss_section, masker_section, section_aliases
 from geomask.nn.sparse_unet import SparseResUNet, SparseUNetOutput, build_sparse_unet
 from geomask.points.augment import GEOMETRY_WIDTH, SceneAugment, ScenePoints, to_sparse, voxel_pairs
@@ -74,7 +74,7 @@ class CPCM(Method):
         → ``{"loss", "ce", "js_within", "js_across", "weight"}``.
     """
 
-    data_kinds = ("scans",)
+    data_kinds = SCENE_DATA
 
     def __init__(
         self,

@@ -53,7 +53,7 @@ from torch import Tensor, nn
 from geomask.losses import CosineError
 from geomask.masking.base import Masker
 from geomask.masking.layout import GridLayout
-from geomask.methods.base import Method
+from geomask.methods.base import SCENE_DATA, Method
 from geomask.methods.compose import loss_section, masker_section, section_aliases
 from geomask.nn.sparse_unet import SparseResUNet, SparseUNetOutput, build_sparse_unet
 from geomask.points.augment import GEOMETRY_WIDTH, SceneAugment, ScenePoints, to_sparse
@@ -89,7 +89,7 @@ class MSM(Method):
         batch: :class:`ScenePoints` with ``N`` points → ``{"loss", "level0".."level3", "masked_ratio"}``.
     """
 
-    data_kinds = ("scans",)
+    data_kinds = SCENE_DATA
 
     def __init__(
         self,

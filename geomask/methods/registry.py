@@ -292,7 +292,7 @@ class _DataKinds(Mapping[str, tuple[str, ...]]):
 
 # The data kinds (``data.kind`` of the training config) each method trains on, as its class declares them:
 # circuit-graph methods take AIG graphs with or without Verilog, point methods object clouds [B, N, 3], scene
-# methods prepared scans.
+# methods prepared scans or generated scenes.
 DATA_KINDS: Mapping[str, tuple[str, ...]] = _DataKinds()
 
 

@@ -21,7 +21,7 @@ from geomask.errors import UsageError
 from geomask.train.config import ConfigError, DataConfig, ObjectsConfig, SyntheticConfig, load_config
 from geomask.train.data import DataModule, data_kinds
 
-BUILTIN = ["circuits", "pairs", "scans", "synthetic", "objects", "corpus", "corpus_pairs"]
+BUILTIN = ["circuits", "pairs", "scans", "synthetic", "objects", "corpus", "corpus_pairs", "scenes"]
 
 
 @pytest.fixture
@@ -47,13 +47,14 @@ def test_unknown_kind_is_one_line_naming_the_valid_ones():
         get_data_kind("meshes")
     assert (
         str(e.value)
-        == "unknown data kind 'meshes'; valid: auto, circuits, pairs, scans, synthetic, objects, corpus, corpus_pairs"
+        == "unknown data kind 'meshes'; valid: auto, circuits, pairs, scans, synthetic, objects, corpus, corpus_pairs, "
+        "scenes"
     )
     with pytest.raises(ConfigError) as e:
         load_config({"method": {"name": "mgm"}, "data": {"kind": "meshes"}})
     assert (
         str(e.value)
-        == "data.kind: must be one of auto, circuits, pairs, scans, synthetic, objects, corpus, corpus_pairs, "
+        == "data.kind: must be one of auto, circuits, pairs, scans, synthetic, objects, corpus, corpus_pairs, scenes, "
         "got 'meshes'"
     )
     with pytest.raises(ConfigError, match=r"^data\.kind: must be one of auto, circuits"):
@@ -216,7 +217,7 @@ def test_the_registry_and_the_config_load_without_torch():
         "from geomask.datasets.kinds import available_data_kinds\n"
         "from geomask.train.config import DATA_KINDS, load_config\n"
         "load_config({'method': {'name': 'mgm'}, 'data': {'kind': 'synthetic'}})\n"
-        "assert len(available_data_kinds()) == 7 and DATA_KINDS[0] == 'auto'\n"
+        "assert len(available_data_kinds()) == 8 and DATA_KINDS[0] == 'auto'\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torch_geometric', 'lightning')))\n"
     )
     env = dict(os.environ)
