@@ -19,6 +19,15 @@ Overrides are ``SECTION.KEY=VALUE`` (nested: ``data.synthetic.graphs=32``); ``VA
 (``true``, ``3``, ``1e-3``, ``[a, b]``) and coerced to the field's type (``"3"`` for an ``int`` field is 3,
 ``2`` for a ``float`` field is 2.0, a single string for a list field is a one-element list).
 
+The sections are an OmegaConf structured config (:class:`_Schema`: these dataclasses, the method section open):
+OmegaConf merges the file and the overrides onto the defaults, refuses unknown keys, converts values to the field
+types and resolves interpolations: ``${optim.lr}`` is another key's value (of any section, the method's keywords
+included; ``${.hidden}`` is a key of the same section), ``runs/${method.name}`` a string built from one,
+``${oc.env:VAR,default}`` an environment variable; ``\\${`` writes a literal ``${``.  Interpolations are resolved
+once, at load: a stored ``config.yaml`` holds the values.  Before OmegaConf sees a value written out, it applies
+the rules above that OmegaConf lacks or differs on (:func:`_written`); an interpolated value gets OmegaConf's
+conversions.  OmegaConf is imported by the first load, not with this module (listing configs stays quick).
+
 A config is a YAML file, or the name of a config shipped with the package (``mgm_cpu``, also written
 ``configs/mgm_cpu.yaml`` from any folder where that path does not exist): :func:`available_configs` lists them,
 :func:`config_descriptions` gives each one's leading comment, :func:`resolve_config` finds one.
@@ -37,6 +46,8 @@ resumes a run folder only when this comparison finds nothing (see :mod:`geomask.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import re
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -261,80 +272,137 @@ class Config:
 
 
 # ---------------------------------------------------------------------------------------------------
-# coercion
+# the OmegaConf schema, today's coercion rules where OmegaConf's differ, OmegaConf's errors in our words
 
 
-def _coerce(value: Any, tp: Any, section: str, key: str, source: str | None) -> Any:
-    """``value`` as type ``tp`` (int, float, bool, str, list[T], unions, nested dataclasses)."""
+@dataclass
+class _Schema:
+    """The tree OmegaConf checks: :class:`Config` with the method's name beside its keywords (an open section)."""
 
-    def bad() -> ConfigError:
-        return ConfigError(section, key, f"expected {_type_name(tp)}, got {value!r}", source)
+    seed: int = Config.seed
+    method: dict[str, Any] = field(default_factory=dict)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    scan_eval: ScanEvalConfig = field(default_factory=ScanEvalConfig)
 
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        errors = []
-        for arg in typing.get_args(tp):
-            if arg is type(None):
-                if value is None:
-                    return None
-                continue
-            try:
-                return _coerce(value, arg, section, key, source)
-            except ConfigError as e:
-                errors.append(e)
-        raise errors[0] if errors else bad()
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, Mapping):
-            raise bad()
-        sub = f"{section}.{key}" if section else key
-        return _build(tp, value, sub, source)
-    if origin is list:
-        (arg,) = typing.get_args(tp) or (Any,)
-        items = list(value) if isinstance(value, (list, tuple)) else [value]
-        return [_coerce(v, arg, section, key, source) for v in items]
-    if origin is dict or tp is dict:
-        if not isinstance(value, Mapping):
-            raise bad()
-        return dict(value)
-    if tp is Any:
+
+_SCALARS = (int, float, bool, str, str | None)
+_REFERENCE = re.compile(r"\$\{[^${}]*\}")  # one whole interpolation, ``${optim.lr}``: may stand for a list
+
+
+def _written(value: Any, tp: Any, section: str, key: str, source: str | None) -> Any:
+    """A value written out, made ready for OmegaConf under the module's rules where OmegaConf's differ: a single
+    value for a list field is a one-element list (OmegaConf refuses it), an integral float for an ``int`` field is
+    that integer (refused too); a YAML boolean is no string (``off`` is not ``"False"``), a boolean only true,
+    false, 0 or 1, a list item no section (OmegaConf accepts these three).  A value with an interpolation is left
+    to OmegaConf, which converts it once resolved; OmegaConf's "no value", ``???``, would keep the default."""
+    if isinstance(value, str) and value == "???":
+        raise ConfigError(section, key, "no value given ('???')", source)
+    if isinstance(value, str) and "${" in value and (typing.get_origin(tp) is not list or _REFERENCE.fullmatch(value)):
         return value
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
-            return value.lower() in ("true", "yes", "1")
-        if isinstance(value, int) and value in (0, 1):
-            return bool(value)
-        raise bad()
-    if tp is int:
-        if isinstance(value, bool):
-            raise bad()
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                return int(value)
-            except ValueError:
-                raise bad() from None
-        raise bad()
-    if tp is float:
-        if isinstance(value, bool):
-            raise bad()
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                raise bad() from None
-        raise bad()
-    if tp is str:
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            return str(value)
-        raise bad()
-    raise bad()
+    if typing.get_origin(tp) is list:
+        items = value if isinstance(value, (list, tuple)) else [value]
+        return [_written(v, typing.get_args(tp)[0], section, key, source) for v in items]
+    if tp is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if tp in _SCALARS and (
+        isinstance(value, (Mapping, list, tuple))
+        or (isinstance(value, bool) and tp in (str, str | None))
+        or (tp is bool and type(value) is int and value not in (0, 1))
+    ):
+        raise ConfigError(section, key, f"expected {_type_name(tp)}, got {value!r}", source)
+    return value
+
+
+def _normalise(values: Mapping[str, Any], cls: type, section: str, source: str | None) -> dict[str, Any]:
+    """The raw tree of dataclass ``cls`` with :func:`_written` applied to every known leaf (OmegaConf reports
+    unknown keys)."""
+    hints = typing.get_type_hints(cls)
+    out = {}
+    for k, v in values.items():
+        tp = hints.get(k, Any)
+        if not dataclasses.is_dataclass(tp):
+            out[k] = _written(v, tp, section, k, source)
+        elif isinstance(v, Mapping):
+            out[k] = _normalise(v, tp, f"{section}.{k}" if section else k, source)
+        else:
+            raise ConfigError(section, k, f"expected a mapping of keys, got {v!r}", source)
+    return out
+
+
+def _field_type(path: str) -> Any:
+    """The declared type at a dotted ``path`` of :class:`_Schema` (``trainer.loggers[1]``: a list's item type)."""
+    tp: Any = _Schema
+    for part in path.split("."):
+        name, _, index = part.partition("[")
+        tp = typing.get_type_hints(tp).get(name, Any) if dataclasses.is_dataclass(tp) else Any
+        if index and typing.get_origin(tp) is list:
+            tp = typing.get_args(tp)[0]
+    return tp
+
+
+def _config_error(e: Exception, source: str | None) -> ConfigError:
+    """An OmegaConf error as a one-line :class:`ConfigError` in this module's words, naming the key."""
+    from omegaconf.errors import (
+        ConfigKeyError,
+        GrammarParseError,
+        InterpolationResolutionError,
+        InterpolationValidationError,
+        MissingMandatoryValue,
+        ValidationError,
+    )
+
+    full = getattr(e, "full_key", None) or ""
+    section, _, key = re.sub(r"\[\d+\]", "", full).rpartition(".")  # a list's item is reported as the list
+    first = str(getattr(e, "msg", e)).splitlines()[0]
+    tp = _field_type(full)
+    if isinstance(e, ConfigKeyError) and dataclasses.is_dataclass(e.object_type):
+        where = f"in section '{section}'" if section else "at the top level"
+        names = ", ".join(f.name for f in dataclasses.fields(e.object_type))
+        return ConfigError(section, key, f"unknown key {key!r} {where}; valid keys: {names}", source, bare=True)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):  # named as its first type, as before OmegaConf
+        tp = typing.get_args(tp)[0]
+    if isinstance(e, ValidationError) and tp is not Any:
+        ref = re.search(r"interpolation '(.*?)'", first) if isinstance(e, InterpolationValidationError) else None
+        how = f" (from {ref[1]})" if ref else ""
+        return ConfigError(section, key, f"expected {_type_name(tp)}, got {_plain(e.value)!r}{how}", source)
+    if isinstance(e, MissingMandatoryValue):
+        return ConfigError(section, key, "no value given ('???')", source)
+    what = f"{first[:1].lower()}{first[1:]}"
+    if isinstance(e, (InterpolationResolutionError, GrammarParseError)):
+        what = f"cannot resolve: {what}"
+    return ConfigError(section, key, what, source)
+
+
+@functools.cache
+def _schema() -> Any:
+    """The defaults as a read-only OmegaConf node, built once (half the time of a load): a merge copies it."""
+    from omegaconf import OmegaConf
+
+    node = OmegaConf.structured(_Schema)
+    OmegaConf.set_readonly(node, True)
+    return node
+
+
+def _structured(raw: dict[str, Any], source: str | None) -> Config:
+    """``raw`` merged onto the defaults by OmegaConf, interpolations resolved, as a :class:`Config`."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    method = raw.get("method")
+    if isinstance(method, Mapping) and "name" not in method:
+        raise ConfigError("method", "name", "the method needs a name", source)
+    try:
+        tree = OmegaConf.to_object(OmegaConf.merge(_schema(), _normalise(raw, _Schema, "", source)))
+    except OmegaConfBaseException as e:
+        raise _config_error(e, source) from None
+    kwargs = dict(tree.method)
+    name = kwargs.pop("name", MethodConfig.name)
+    if isinstance(name, bool) or not isinstance(name, (str, int, float)):
+        raise ConfigError("method", "name", f"expected a string, got {name!r}", source)
+    sections = {f.name: getattr(tree, f.name) for f in dataclasses.fields(Config) if f.name != "method"}
+    return Config(method=MethodConfig(name=str(name), kwargs=kwargs), **sections)
 
 
 def _type_name(tp: Any) -> str:
@@ -348,28 +416,6 @@ def _type_name(tp: Any) -> str:
         return "a list"
     names = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
     return names.get(tp, getattr(tp, "__name__", str(tp)))
-
-
-def _build(cls: type, values: Mapping[str, Any], section: str, source: str | None) -> Any:
-    """A dataclass ``cls`` from a mapping, refusing unknown keys."""
-    if not isinstance(values, Mapping):
-        what = f"section '{section}'" if section else "the config"
-        raise ConfigError(section, "", f"{what} must be a mapping of keys, got {values!r}", source)
-    if cls is MethodConfig:
-        if "name" not in values:
-            raise ConfigError(section, "name", "the method needs a name", source)
-        kwargs = {str(k): v for k, v in values.items() if k != "name"}
-        return MethodConfig(name=_coerce(values["name"], str, section, "name", source), kwargs=kwargs)
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    kw = {}
-    for k, v in values.items():
-        if k not in hints:
-            where = f"in section '{section}'" if section else "at the top level"
-            msg = f"unknown key {str(k)!r} {where}; valid keys: {', '.join(names)}"
-            raise ConfigError(section, str(k), msg, source, bare=True)
-        kw[k] = _coerce(v, hints[k], section, str(k), source)
-    return cls(**kw)
 
 
 def _check(cfg: Config, source: str | None) -> None:
@@ -550,7 +596,7 @@ def load_config(config: Config | Mapping[str, Any] | str | Path, overrides: Iter
         raw = _read(path)
     for o in overrides:
         apply_override(raw, o)
-    cfg = _build(Config, raw, "", source)
+    cfg = _structured(raw, source)
     _check(cfg, source)
     _settle_data(cfg)
     return cfg

@@ -139,7 +139,10 @@ def test_short_forms_are_aliases_and_never_given_with_their_section():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"masker": {"name": "blok"}}, r"^method\.masker: unknown masker 'blok' \(valid: block, .*uniform, voxel\)$"),
+        (
+            {"masker": {"name": "blok"}},
+            r"^method\.masker: unknown masker 'blok' \(valid: beit_block, block, .*uniform, voxel\)$",
+        ),
         ({"masker": {"name": "uniform", "rate": 0.3}}, r"^method\.masker: masker 'uniform': unknown option 'rate'"),
         ({"masker": {"ratio": 1.5}}, r"^method\.masker: uniform: mask ratio must be a number in \[0, 1\], got 1\.5$"),
         ({"masker": "block"}, r"^method\.masker: masker 'block' takes a PatchLayout, but .* masks .*RowLayout$"),

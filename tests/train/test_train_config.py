@@ -80,9 +80,9 @@ def test_overrides_are_coerced_to_field_types():
         ("trainer.resume=maybe", "resume", "trainer.resume: must be auto, true or false, got 'maybe'"),
         ("trainer.nope=1", "nope", "unknown key 'nope' in section 'trainer'; valid keys: max_steps, out_dir,"),
         (
-            "data.kind=images",
+            "data.kind=meshes",
             "kind",
-            "data.kind: must be one of auto, circuits, pairs, scans, synthetic, objects, corpus, corpus_pairs, got",
+            "data.kind: must be one of auto, circuits, pairs, scans, synthetic, objects, corpus, corpus_pairs, ",
         ),
         ("trainer.devices=0", "devices", "trainer.devices: must be >= 1, got 0"),
         ("data.val_fraction=1.5", "val_fraction", "data.val_fraction: must be in [0, 1), got 1.5"),
@@ -121,7 +121,7 @@ def test_unknown_method_keyword_is_a_config_error():
     with pytest.raises(ConfigError, match=r"^unknown keyword\(s\) hiden for method 'mgm'; valid: encoder,") as e:
         build_method_from_config(cfg)
     assert (e.value.section, e.value.key) == ("method", "hiden")
-    with pytest.raises(ConfigError, match=r"^unknown method 'nosuch'; valid: cpcm, graphmae, mgm,"):
+    with pytest.raises(ConfigError, match=r"^unknown method 'nosuch'; valid: cpcm, graphmae, "):
         build_method_from_config(load_config(_cfg(method={"name": "nosuch"})))
 
 
