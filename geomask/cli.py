@@ -7,6 +7,7 @@ Subcommands::
     geomask prep circuits SRC... --out DIR ...    circuits → AIG dataset + ABC QoR labels (qor.csv)
     geomask prep pairs SRC... --out DIR ...       Verilog → Verilog-AIG pairs with text embeddings (MGVGA)
     geomask prep scans SRC... --out DIR ...       point clouds → voxelized scan dataset
+    geomask prep images SRC... --out DIR ...      image folders, npz, npy → uint8 image dataset
     geomask list configs|methods|data|maskers|targets|losses|label-maps
     geomask pretrain CONFIG [--set KEY=VALUE ...] pretrain a method (Lightning) from a YAML config
     geomask eval qor|equivalence|probability SRC... --json OUT   circuit evaluations
@@ -228,6 +229,14 @@ def cmd_prep_scans(args: argparse.Namespace) -> int:
     return _report(shown, failures, f"scans in {args.out}")
 
 
+def cmd_prep_images(args: argparse.Namespace) -> int:
+    from geomask.datasets.prep_images import prep_images
+
+    rows, failures = prep_images(args.src, Path(args.out), size=args.size, jobs=args.jobs, progress=not args.quiet)
+    total = sum(r["images"] for r in rows)
+    return _report(rows, failures, f"sources ({total:,} images) in {args.out}")
+
+
 # ---------------------------------------------------------------------------------------------------
 # list
 
@@ -333,12 +342,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     prep = sub.add_parser(
         "prep",
-        help="preprocess circuits or scans into a dataset",
+        help="preprocess circuits, scans or images into a dataset",
         description="Turn raw files into a dataset folder (manifest.json + plain-tensor shards). Every run is "
         "resumable and writes each file atomically.",
         epilog=_examples(
             "geomask prep circuits epfl/*.aig --out data/epfl",
             "geomask prep scans scene.ply:labels.npy --out data/scans --voxel-size 0.05",
+            "geomask prep images cifar10_train_10k.npz --out data/cifar",
         ),
     )
     psub = prep.add_subparsers(dest="what", metavar="WHAT", required=True)
@@ -457,6 +467,38 @@ def build_parser() -> argparse.ArgumentParser:
     _add_jobs(p, "worker processes")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_prep_scans)
+
+    p = psub.add_parser(
+        "images",
+        help="image folders, npz and npy arrays → image dataset",
+        description="Read images into a dataset (manifest.json + shards of uint8 [n, C, H, W] images and int64 "
+        "labels): a folder of PNG/JPEG files with one subfolder per class (sorted names → ids; images directly in "
+        "the folder are unlabelled, -1), an image file, an .npz with 'images' (N×H×W×C or N×C×H×W uint8, or floats "
+        "in 0..1 or 0..255), 'labels' and optional 'classes', or an .npy of images (unlabelled). Folder images are "
+        "read as RGB. Every image of a dataset has one size: without --size a source or file of another size fails "
+        "(one error line each; the others are kept); with --size every image is resized. Resumable: a source "
+        "already written is skipped.",
+        epilog=_examples(
+            "geomask prep images ../shared/data/images/cifar10/cifar10_train_10k.npz --out data/cifar_train",
+            "geomask prep images photos/ --out data/photos --size 64 64 --jobs 2   # photos/cat/*.jpg, photos/dog/...",
+        ),
+    )
+    p.add_argument(
+        "src", nargs="+", metavar="SRC", help="image folders (subfolders = classes), image files, .npz or .npy files"
+    )
+    p.add_argument("--out", required=True, metavar="DIR", help="the dataset folder (created or added to)")
+    p.add_argument(
+        "--size",
+        type=positive_int,
+        nargs=2,
+        default=None,
+        metavar=("H", "W"),
+        help="resize every image to H×W pixels (bilinear, aspect not kept; default: keep the size, which must be "
+        "the same for every image)",
+    )
+    _add_jobs(p, "worker processes (one source each)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_prep_images)
 
     p = sub.add_parser(
         "list",

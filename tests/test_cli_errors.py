@@ -85,6 +85,16 @@ BAD = [
     ("prep scans {pts} --out {out} --voxel-size 0.1 --label-map bogus", 2, "nyu40_to_scannet20"),
     ("prep scans {pts} --out {out} --voxel-size 0.1 --labels {lab} --labels {lab}", 2, "one per scan"),
     ("prep scans {pts} --out {out} --voxel-size 0.1 --jobs 0", 2, "--jobs"),
+    # prep images ({pts} is a point cloud [64, 3], not images; {root}/img a folder of its own)
+    ("prep images {pts}", 2, "--out"),
+    ("prep images {pts} --out {root}/img --size 0 32", 2, "--size"),
+    ("prep images {pts} --out {root}/img --size 32", 2, "--size"),
+    ("prep images {pts} --out {root}/img --size 32 wide", 2, "--size"),
+    ("prep images {pts} --out {root}/img --jobs 0", 2, "--jobs"),
+    ("prep images {missing_npy} --out {root}/img --quiet", 1, "missing.npy: no such file"),
+    ("prep images {aag} --out {root}/img --quiet", 1, "small.aag: not an image source"),
+    ("prep images {pts} --out {root}/img --quiet", 1, "cloud.npy: images must be N×H×W×C"),
+    ("prep images {pts} --out {scans} --quiet", 1, "already holds a dataset made with other settings"),
     # list
     ("list", 2, "required"),
     ("list everything", 2, "invalid choice"),

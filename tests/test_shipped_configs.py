@@ -16,7 +16,7 @@ from geomask.train.config import load_config
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 RUNS = {"mgm_cpu", "graphmae_cpu", "mgvga_cpu", "pointmae_cpu", "pointbert_cpu", "msm_cpu", "cpcm_cpu"}
 SCENES = {"msm_cpu", "cpcm_cpu"}  # trained on generated scenes by default, on real scans with data.roots set
-SMALL = ["data.corpus.designs=6"]  # a few corpus designs, so that the first build takes seconds
+SMALL = ["data.corpus.designs=6", "data.scenes.scenes=2", "data.shapes.images=200"]  # first builds take seconds
 
 
 @pytest.fixture(scope="module")

@@ -39,13 +39,21 @@ corpus_     as pairs: the same designs with their          as pairs
 pairs       Verilog's embeddings (``data.corpus``)
 scenes      as scans: GENERATED indoor rooms (not real     as scans (feats: colours, ``C = 3``)
             scans), made on first use into the cache
+images      ``ImageItem(image [C, H, W] uint8, label,      :class:`geomask.datasets.images.ImageBatch`, a
+            spec)`` (``prep images`` folders, manifest     ``GridBatch``: ``values [B, C, H, W]`` float32
+            kind ``images``); options ``data.images``      normalised per channel, ``labels [B]`` (-1: none), and
+                                                           the crop/flip to apply with the step's generator
+shapes      as images: GENERATED pictures of drawn         as images (``C = 3``)
+            shapes (10 classes, not real images), made
+            on first use into the cache (``data.shapes``)
 ==========  =============================================  =======================================================
 
 ``corpus`` and ``corpus_pairs`` are built from the repository's ``data/corpus`` on first use (one progress line)
 into a cache folder, ``data.corpus.cache``, else ``$GEOMASK_CACHE``, else ``<repo>/out/cache``, as
 ``<kind>-<designs>-<options hash>``, and read from there afterwards; ``scenes`` are generated rooms
 (:mod:`geomask.datasets.generated_scenes`), prepared by ``geomask prep scans``' code into that cache folder on first
-use (one progress line).  The three are **default data**
+use (one progress line), ``shapes`` generated pictures (:mod:`geomask.datasets.generated_images`) prepared by
+``geomask prep images``' code the same way.  The four are **default data**
 (``default_data``): a config that sets ``data.roots`` reads those folders instead (as ``auto``), so
 ``--set data.roots=[my/prep]`` points a shipped config at one's own data.
 
@@ -296,5 +304,24 @@ register_data_kind(
     open=f"{_R}:open_scenes",
     collate=f"{_R}:collate_scans",
     items="scenes",
+    default_data=True,
+)
+register_data_kind(
+    "images",
+    description="images: folders written by geomask prep images (MAE, SimMIM, ...)",
+    batch="geomask.datasets.images.ImageBatch, a geomask.grids.GridBatch (values [B, C, H, W] float32 normalised per "
+    "channel, labels [B], -1 unlabelled) carrying the crop/flip its .augmented(generator) applies",
+    open=f"{_R}:open_images",
+    collate=f"{_R}:collate_images",
+    manifests=("images",),
+    items="images",
+)
+register_data_kind(
+    "shapes",
+    description="GENERATED images of drawn shapes (10 classes, not real images), built once into a cache on first use",
+    batch="as images (C = 3)",
+    open=f"{_R}:open_shapes",
+    collate=f"{_R}:collate_images",
+    items="images",
     default_data=True,
 )

@@ -191,10 +191,11 @@ def open_scans(root: Path, cfg: Any, seed: int) -> ScanTrainDataset:
 def open_scenes(root: None, cfg: Any, seed: int) -> ScanTrainDataset:
     """Generated indoor scenes (not real scans: :mod:`geomask.datasets.generated_scenes`), built once into the cache
     on first use by ``geomask prep scans``' code and read as ``scans``.  The set is fixed by its own seed
-    (:class:`~geomask.datasets.generated_scenes.SceneSpec`), not the run's, so that runs share one cache folder."""
+    (``data.scenes``, else :class:`~geomask.datasets.generated_scenes.SceneSpec`), not the run's, so that runs
+    share one cache folder."""
     from geomask.datasets.generated_scenes import SceneSpec, build_scenes
 
-    return ScanTrainDataset(build_scenes(SceneSpec()))
+    return ScanTrainDataset(build_scenes(getattr(cfg, "scenes", None) or SceneSpec()))
 
 
 def collate_scans(items: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]) -> Any:
@@ -339,3 +340,34 @@ def open_corpus_pairs(root: None, cfg: Any, seed: int) -> torch.utils.data.Datas
         return report.failures
 
     return open_pairs(_build_once("corpus_pairs", cfg, build), cfg, seed)
+
+
+# ---------------------------------------------------------------------------------------------------
+# images: prep images folders (images), generated shapes (shapes); batches are geomask.grids.GridBatch
+
+
+def open_images(root: Path, cfg: Any, seed: int) -> torch.utils.data.Dataset:
+    """A ``geomask prep images`` folder (:class:`~geomask.datasets.images.ImageFolderDataset`), normalised and
+    augmented as ``data.images`` says (the defaults of :class:`~geomask.datasets.images.ImagesOptions` without it)."""
+    from geomask.datasets.images import ImageFolderDataset, images_options
+
+    return ImageFolderDataset(root, images_options(cfg))
+
+
+def open_shapes(root: None, cfg: Any, seed: int) -> torch.utils.data.Dataset:
+    """Generated shape images (not real images: :mod:`geomask.datasets.generated_images`), built once into the cache
+    on first use by ``geomask prep images``' code and read as ``images``.  The set is fixed by its own seed
+    (``data.shapes``, else :class:`~geomask.datasets.generated_images.ShapesSpec`), not the run's, so that runs
+    share one cache folder."""
+    from geomask.datasets.generated_images import ShapesSpec, build_shapes
+
+    spec = getattr(cfg, "shapes", None) or ShapesSpec()
+    return open_images(build_shapes(spec), cfg, seed)
+
+
+def collate_images(items: Sequence[Any]) -> Any:
+    """:class:`~geomask.datasets.images.ImageBatch` (a ``GridBatch``: ``values [B, C, H, W]`` float32 normalised,
+    ``labels [B]``, the augmentation to apply with the step's generator)."""
+    from geomask.datasets.images import collate_images as collate
+
+    return collate(items)

@@ -5,7 +5,7 @@ A config has five top-level sections::
     seed: 0
     method:  {name: mgvga, ...keyword arguments of the method's builder}
     data:    {kind, roots, batch_size, not_nodes, num_workers, val_fraction, synthetic: {...}, objects: {...},
-             corpus: {...}}
+             corpus: {...}, scenes: {...}, shapes: {...}, images: {...}}
     optim:   {name, lr, weight_decay, betas, scheduler, warmup_steps, min_lr, schedule_steps, grad_clip}
     trainer: {max_steps, out_dir, accelerator, devices, num_nodes, strategy, find_unused, precision, log_every,
               checkpoint_every, keep_checkpoints, val_every, resume, progress_bar, loggers, summary, threads}
@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import re
 import types
 import typing
@@ -65,8 +66,11 @@ __all__ = [
     "Config",
     "ConfigError",
     "DataConfig",
+    "ImagesConfig",
     "MethodConfig",
     "OptimConfig",
+    "ScenesConfig",
+    "ShapesConfig",
     "SyntheticConfig",
     "TrainerConfig",
     "apply_override",
@@ -83,6 +87,7 @@ OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULERS = ("none", "cosine", "linear")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 LOGGERS = ("csv", "tensorboard")
+IMAGE_NORMALIZE = ("dataset", "imagenet", "none")  # geomask.datasets.images.NORMALIZE (not imported: no torch here)
 
 
 def __getattr__(name: str) -> Any:
@@ -161,16 +166,58 @@ class CorpusConfig:
 
 
 @dataclass
+class ScenesConfig:
+    """GENERATED indoor scenes (``data.kind: scenes``; synthetic rooms, not real scans) for the scene methods:
+    ``scenes`` rooms of ``points`` points from seed ``seed`` (the set's own, not the run's: runs share one set),
+    built once into ``cache`` (empty: ``$GEOMASK_CACHE``, else ``<repo>/out/cache``);
+    :mod:`geomask.datasets.generated_scenes`."""
+
+    scenes: int = 8
+    points: int = 20000
+    seed: int = 0
+    cache: str = ""
+
+
+@dataclass
+class ShapesConfig:
+    """GENERATED pictures of drawn shapes (``data.kind: shapes``; 10 classes, not real images): ``images`` of
+    ``size × size`` pixels from seed ``seed``, built once into ``cache`` (as :class:`ScenesConfig`);
+    :mod:`geomask.datasets.generated_images`."""
+
+    images: int = 2000
+    size: int = 32
+    seed: int = 0
+    cache: str = ""
+
+
+@dataclass
+class ImagesConfig:
+    """Image batches (``data.kind: images`` or ``shapes``): the random resized crop (area ``crop_scale``, aspect
+    ``crop_ratio``) and horizontal flip drawn by the method from each training step's generator (``augment``),
+    the normalisation (``dataset``: the folder's per-channel mean/std, ``imagenet``, ``none``) and the batch's
+    patch size; :class:`geomask.datasets.images.ImagesOptions`."""
+
+    augment: bool = True
+    crop_scale: list[float] = field(default_factory=lambda: [0.2, 1.0])
+    crop_ratio: list[float] = field(default_factory=lambda: [0.75, 1.3333333333333333])
+    flip: bool = True
+    normalize: str = "dataset"
+    patch_size: int = 16
+
+
+@dataclass
 class DataConfig:
     """Where the training data comes from and how it is batched.
 
-    ``kind``: a registered data kind (:mod:`geomask.datasets.kinds`: ``circuits``, ``pairs``, ``scans`` read
-    ``roots``, folders of ``geomask prep``; ``synthetic`` random AIGs and ``objects`` point clouds are made from
-    the sections of the same names; ``corpus``, ``corpus_pairs`` are built from the embedded corpus, ``corpus``
-    below), or ``auto`` (each root by the kind in its ``manifest.json``).  A default-data kind (``corpus``,
-    ``corpus_pairs``) with ``roots`` set reads those folders instead (as ``auto``).  Items of
+    ``kind``: a registered data kind (:mod:`geomask.datasets.kinds`: ``circuits``, ``pairs``, ``scans``,
+    ``images`` read ``roots``, folders of ``geomask prep``; ``synthetic`` random AIGs and ``objects`` point clouds
+    are made from the sections of the same names; ``corpus``, ``corpus_pairs`` are built from the embedded corpus,
+    ``scenes`` (generated rooms) and ``shapes`` (generated pictures) are generated, each from its section below),
+    or ``auto`` (each root by the kind in its ``manifest.json``).  A default-data kind (``corpus``,
+    ``corpus_pairs``, ``scenes``, ``shapes``) with ``roots`` set reads those folders instead (as ``auto``).  Items of
     different groups (graphs with and without Verilog fields) never share a batch.  ``val_fraction`` of the
-    items (by a seeded permutation) is held out for validation.  ``not_nodes`` is the NOT mode of graph kinds.
+    items (by a seeded permutation) is held out for validation.  ``not_nodes`` is the NOT mode of graph kinds;
+    ``images`` the crop, flip and normalisation of image batches.
     """
 
     kind: str = "auto"
@@ -182,6 +229,9 @@ class DataConfig:
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     objects: ObjectsConfig = field(default_factory=ObjectsConfig)
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    scenes: ScenesConfig = field(default_factory=ScenesConfig)
+    shapes: ShapesConfig = field(default_factory=ShapesConfig)
+    images: ImagesConfig = field(default_factory=ImagesConfig)
 
 
 @dataclass
@@ -452,6 +502,18 @@ def _check(cfg: Config, source: str | None) -> None:
     positive("data.corpus", "designs", d.corpus.designs)
     positive("data.corpus", "jobs", d.corpus.jobs)
     positive("data.corpus", "recipes", d.corpus.recipes, allow_zero=True)
+    positive("data.scenes", "scenes", d.scenes.scenes)
+    positive("data.scenes", "points", d.scenes.points)
+    positive("data.shapes", "images", d.shapes.images)
+    if d.shapes.size < 8:
+        raise ConfigError("data.shapes", "size", f"must be >= 8, got {d.shapes.size}", source)
+    choice("data.images", "normalize", d.images.normalize, IMAGE_NORMALIZE)
+    positive("data.images", "patch_size", d.images.patch_size)
+    for key, top in (("crop_scale", 1.0), ("crop_ratio", math.inf)):
+        r = getattr(d.images, key)
+        if len(r) != 2 or not 0 < r[0] <= r[1] <= top:
+            bound = "low <= high <= 1" if top == 1.0 else "low <= high"
+            raise ConfigError("data.images", key, f"must be two numbers [low, high] with 0 < {bound}, got {r}", source)
     choice("optim", "name", o.name, OPTIMIZERS)
     choice("optim", "scheduler", o.scheduler, SCHEDULERS)
     positive("optim", "lr", o.lr)

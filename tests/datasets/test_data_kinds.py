@@ -21,7 +21,7 @@ from geomask.errors import UsageError
 from geomask.train.config import ConfigError, DataConfig, ObjectsConfig, SyntheticConfig, load_config
 from geomask.train.data import DataModule, data_kinds
 
-BUILTIN = ["circuits", "pairs", "scans", "synthetic", "objects", "corpus", "corpus_pairs", "scenes"]
+BUILTIN = ["circuits", "pairs", "scans", "synthetic", "objects", "corpus", "corpus_pairs", "scenes", "images", "shapes"]
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def test_builtin_kinds_are_listed_with_one_line_descriptions():
     assert list(listed) == BUILTIN
     assert all(text and "\n" not in text for text in listed.values())
     assert data_kind_choices() == ("auto", *BUILTIN)
-    assert [k for k in BUILTIN if get_data_kind(k).reads_folders] == ["circuits", "pairs", "scans"]
+    assert [k for k in BUILTIN if get_data_kind(k).reads_folders] == ["circuits", "pairs", "scans", "images"]
     from geomask.methods.registry import DATA_KINDS as METHOD_KINDS  # every kind a method names is registered
 
     assert {k for taken in METHOD_KINDS.values() for k in taken} <= set(listed)
@@ -48,14 +48,14 @@ def test_unknown_kind_is_one_line_naming_the_valid_ones():
     assert (
         str(e.value)
         == "unknown data kind 'meshes'; valid: auto, circuits, pairs, scans, synthetic, objects, corpus, corpus_pairs, "
-        "scenes"
+        "scenes, images, shapes"
     )
     with pytest.raises(ConfigError) as e:
         load_config({"method": {"name": "mgm"}, "data": {"kind": "meshes"}})
     assert (
         str(e.value)
         == "data.kind: must be one of auto, circuits, pairs, scans, synthetic, objects, corpus, corpus_pairs, scenes, "
-        "got 'meshes'"
+        "images, shapes, got 'meshes'"
     )
     with pytest.raises(ConfigError, match=r"^data\.kind: must be one of auto, circuits"):
         data_kinds(DataConfig(kind="meshes"))
@@ -217,7 +217,7 @@ def test_the_registry_and_the_config_load_without_torch():
         "from geomask.datasets.kinds import available_data_kinds\n"
         "from geomask.train.config import DATA_KINDS, load_config\n"
         "load_config({'method': {'name': 'mgm'}, 'data': {'kind': 'synthetic'}})\n"
-        "assert len(available_data_kinds()) == 8 and DATA_KINDS[0] == 'auto'\n"
+        "assert len(available_data_kinds()) == 10 and DATA_KINDS[0] == 'auto'\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torch_geometric', 'lightning')))\n"
     )
     env = dict(os.environ)

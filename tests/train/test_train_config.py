@@ -218,3 +218,27 @@ def test_config_differences_ignore_keys_that_cannot_change_results():
     flat = load_config(config_to_dict(longer), ["optim.scheduler=none"])
     flatter = load_config(config_to_dict(flat), ["trainer.max_steps=90"])
     assert config_differences(flat, flatter) == {}
+
+
+@pytest.mark.parametrize(
+    ("override", "text"),
+    [
+        ("data.images.normalize=per_image", "data.images.normalize: must be one of dataset, imagenet, none"),
+        ("data.images.crop_scale=[0.5, 1.5]", "data.images.crop_scale: must be two numbers [low, high] with 0 <"),
+        ("data.images.crop_ratio=[2, 1]", "data.images.crop_ratio: must be two numbers [low, high] with 0 <"),
+        ("data.images.patch_size=0", "data.images.patch_size: must be"),
+        ("data.shapes.size=4", "data.shapes.size: must be >= 8, got 4"),
+        ("data.scenes.points=0", "data.scenes.points: must be"),
+    ],
+)
+def test_generated_and_image_sections_are_checked(override, text):
+    with pytest.raises(ConfigError) as e:
+        load_config(_cfg(), [override])
+    assert str(e.value).startswith(text)
+
+
+def test_image_normalisations_match_the_reader():
+    from geomask.datasets.images import NORMALIZE
+    from geomask.train.config import IMAGE_NORMALIZE
+
+    assert tuple(NORMALIZE) == IMAGE_NORMALIZE
