@@ -46,10 +46,15 @@ def step_seed(seed: int, step: int, rank: int, stream: int = 0) -> int:
 
 
 def _num_graphs(batch: Any) -> int:
-    n = getattr(batch, "num_graphs", None)
-    if n is None and isinstance(batch, torch.Tensor):  # point-cloud batches [B, N, 3]
+    """Samples in a batch, for the logged means: PyG's ``num_graphs``, a grid's ``batch_size``, a scene batch's
+    ``num_scenes``, the first axis of a dense tensor (point clouds ``[B, N, 3]``), else 1."""
+    if isinstance(batch, torch.Tensor):
         return int(batch.shape[0])
-    return int(n) if n is not None else 1
+    for name in ("num_graphs", "batch_size", "num_scenes"):
+        n = getattr(batch, name, None)
+        if n is not None:
+            return int(n)
+    return 1
 
 
 class MethodModule(pl.LightningModule):

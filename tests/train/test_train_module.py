@@ -76,3 +76,16 @@ def test_global_rng_is_seeded_per_step_and_restored(tiny_config):
     r = train(cfg, method=rest)
     assert r.resumed_from == 2
     assert first.draws + rest.draws == full.draws  # the resumed run draws what the uninterrupted one drew
+
+
+def test_logged_batch_size_counts_samples_of_every_batch_type():
+    from torch_geometric.data import Batch, Data
+
+    from geomask.grids import GridBatch
+    from geomask.points.augment import ScenePoints
+    from geomask.train.module import _num_graphs
+
+    graphs = Batch.from_data_list([Data(x=torch.zeros(2, 1)), Data(x=torch.zeros(3, 1))])
+    scenes = ScenePoints(torch.zeros(5, 3), torch.zeros(5, 3), torch.tensor([0, 0, 1, 2, 2]))
+    grid = GridBatch(torch.zeros(4, 3, 8, 8), patch_size=4)
+    assert [_num_graphs(b) for b in (graphs, scenes, grid, torch.zeros(6, 10, 3))] == [2, 3, 4, 6]
