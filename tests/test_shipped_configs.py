@@ -14,7 +14,17 @@ from geomask.cli import main
 from geomask.train.config import load_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-RUNS = {"mgm_cpu", "graphmae_cpu", "mgvga_cpu", "pointmae_cpu", "pointbert_cpu", "msm_cpu", "cpcm_cpu"}
+RUNS = {
+    "mgm_cpu",
+    "graphmae_cpu",
+    "mgvga_cpu",
+    "pointmae_cpu",
+    "pointbert_cpu",
+    "msm_cpu",
+    "cpcm_cpu",
+    "mae_cpu",
+    "simmim_cpu",
+}
 SCENES = {"msm_cpu", "cpcm_cpu"}  # trained on generated scenes by default, on real scans with data.roots set
 SMALL = ["data.corpus.designs=6", "data.scenes.scenes=2", "data.shapes.images=200"]  # first builds take seconds
 

@@ -10,6 +10,10 @@ from geomask.methods.base import GRAPH_DATA, Method
 from geomask.methods.compose import loss_section, masker_section, section_aliases
 from geomask.methods.registry import METHODS, build_encoder, build_method, register_method
 
+# the image methods load on first use, like the point and scan methods ("module:function" builders)
+register_method("mae")("geomask.methods.mae:build_mae")
+register_method("simmim")("geomask.methods.simmim:build_simmim")
+
 __all__ = [
     "GRAPH_DATA",
     "METHODS",

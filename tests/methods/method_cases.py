@@ -62,6 +62,14 @@ def scene_batch(n: int = 400):
     return ScenePoints(pts, cols, torch.arange(2).repeat_interleave(n), labels)
 
 
+def image_batch():
+    """Two 16 x 16 RGB images in [0, 1) with labels, as the ``images`` kind collates them."""
+    from geomask.grids import GridBatch
+
+    g = torch.Generator().manual_seed(0)
+    return GridBatch(torch.rand(2, 3, 16, 16, generator=g), 4, labels=torch.tensor([0, 1]))
+
+
 # a tiny batch of every data kind (``data.kind`` of the training config)
 BATCHES: dict[str, Callable[[], Any]] = {
     "circuits": graph_batch,
@@ -69,6 +77,7 @@ BATCHES: dict[str, Callable[[], Any]] = {
     "synthetic": graph_batch,
     "objects": object_batch,
     "scans": scene_batch,
+    "images": image_batch,
 }
 
 _GRAPH = {"hidden": 16, "layers": 2}
@@ -76,6 +85,7 @@ _VGA = {**_GRAPH, "verilog_dim": D, "cross_heads": 4}
 _POINT = {"num_groups": 16, "group_size": 16, "dim": 32, "depth": 2, "heads": 2, "embed_hidden": 16}
 _TOKENIZER = {"num_tokens": 32, "token_dim": 16, "dvae_dim": 32, "dgcnn_hidden": [16, 32]}
 _SCENE = {"backbone": "Res16UNetTiny", "voxel_size": 0.1}
+_VIT = {"image_size": 16, "patch_size": 2, "dim": 24, "depth": 1, "heads": 2}
 
 # builder keywords that make each method tiny
 CASES: dict[str, dict[str, Any]] = {
@@ -87,6 +97,8 @@ CASES: dict[str, dict[str, Any]] = {
     "pointbert": {**_POINT, **_TOKENIZER, "tau_steps": 10, "kl_steps": 10},
     "msm": {**_SCENE, "mask_cell": 2},
     "cpcm": {**_SCENE, "num_classes": 2, "grid": 2, "rampup_steps": 5},
+    "mae": {**_VIT, "decoder_dim": 16, "decoder_depth": 1, "decoder_heads": 2},
+    "simmim": {**_VIT, "mask_patch_size": 4},
 }
 
 # keywords of the regression fixture's training steps: every dropout off (dropout's random stream is not part of

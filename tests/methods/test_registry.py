@@ -118,7 +118,7 @@ def test_other_encoders(encoder):
 
 def test_unknown_name_and_keyword():
     with pytest.raises(ValueError, match="graphmae"):
-        build_method("mae")
+        build_method("not_a_method")
     with pytest.raises(ValueError, match="mgm_ratio"):
         build_method("mgm", vga_ratio=0.5)
     with pytest.raises(ValueError, match="deepgcn"):
@@ -126,7 +126,7 @@ def test_unknown_name_and_keyword():
 
 
 def test_registry_lists_every_method_and_builds_lazily():
-    assert set(GRAPH_METHODS) | {"pointmae", "pointbert", "msm", "cpcm"} == set(METHODS)
+    assert set(GRAPH_METHODS) | {"pointmae", "pointbert", "msm", "cpcm", "mae", "simmim"} == set(METHODS)
     with pytest.raises(ValueError, match="unknown keyword"):
         build_method("msm", no_such_option=1)
 
@@ -140,7 +140,8 @@ def test_every_method_declares_the_data_kinds_it_trains_on():
         kinds = method_data_kinds(name)
         assert kinds and set(kinds) <= set(CONFIG_KINDS) - {"auto"}, name
     assert method_data_kinds("mgm") == ("circuits", "pairs", "synthetic", "corpus", "corpus_pairs")
-    assert method_data_kinds("msm") == ("scans",) and method_data_kinds("pointmae") == ("objects",)
+    assert method_data_kinds("msm") == ("scans", "scenes") and method_data_kinds("pointmae") == ("objects",)
+    assert method_data_kinds("mae") == ("images", "shapes")
     assert method_data_kinds("not_registered") is None
 
 

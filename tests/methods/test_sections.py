@@ -22,8 +22,16 @@ import yaml
 from torch import nn
 
 from geomask.errors import UsageError
-from geomask.losses import ChamferL2, CosineError, CrossEntropy, JSDivergence, ScaledCosineError, SmoothL1
-from geomask.masking import BlockPatchMasker, RandomPatchMasker, RegionMasker, UniformMasker, VoxelMasker
+from geomask.losses import L1, L2, ChamferL2, CosineError, CrossEntropy, JSDivergence, ScaledCosineError, SmoothL1
+from geomask.masking import (
+    BlockPatchMasker,
+    RandomPatchMasker,
+    RandomTokenMasker,
+    RegionMasker,
+    SimMIMMasker,
+    UniformMasker,
+    VoxelMasker,
+)
 from geomask.methods import METHODS, build_method
 from geomask.methods.compose import resolve_section
 from geomask.methods.registry import _builder, register_method
@@ -54,6 +62,11 @@ DEFAULTS: dict[str, dict] = {
     "pointbert": {"masker": {"name": "block", "low": 0.25, "high": 0.45}, "loss": {"name": "cross_entropy"}},
     "msm": {"masker": {"name": "voxel", "ratio": 0.4, "cell": 2}, "loss": {"name": "cosine", "eps": 1e-6}},
     "cpcm": {"masker": {"name": "region", "grid": 2, "ratio": 0.75}, "loss": {"name": "js"}},
+    "mae": {"masker": {"name": "random_tokens", "ratio": 0.75}, "loss": {"name": "l2"}},
+    "simmim": {
+        "masker": {"name": "simmim", "ratio": 0.6, "mask_patch_size": 4, "model_patch_size": 2},
+        "loss": {"name": "l1"},
+    },
 }
 OTHER: dict[str, dict] = {
     "mgvga": {"masker": {"ratio": 0.5}},
@@ -64,6 +77,8 @@ OTHER: dict[str, dict] = {
     "pointbert": {"masker": {"name": "random_patches", "ratio": 0.4}},
     "msm": {"loss": "smooth_l1"},
     "cpcm": {"masker": {"ratio": 0.25}},
+    "mae": {"masker": {"ratio": 0.5}},
+    "simmim": {"loss": "l2"},
 }
 BUILT = {  # the classes the default sections build: (masker attribute, masker class, loss attribute, loss class)
     "mgm": ("mgm_masker", UniformMasker, "criterion", CrossEntropy),
@@ -72,6 +87,8 @@ BUILT = {  # the classes the default sections build: (masker attribute, masker c
     "pointbert": ("masker", BlockPatchMasker, "criterion", CrossEntropy),
     "msm": ("masker", VoxelMasker, "criterion", CosineError),
     "cpcm": ("masker", RegionMasker, "consistency", JSDivergence),
+    "mae": ("masker", RandomTokenMasker, "criterion", L2),
+    "simmim": ("masker", SimMIMMasker, "criterion", L1),
 }
 
 
