@@ -41,7 +41,7 @@ _EXAMPLES = {
 }
 
 _TABLE_METRICS = {
-    "qor": ("z_mse", "z_mae", "mape", "legacy_mape", "top1", "top5", "top10"),
+    "qor": ("z_mse", "z_mae", "mape", "legacy_mape", "top1", "top5", "top10", "regret"),
     "equivalence": ("auc", "precision", "recall", "f1"),
     "probability": ("mae", "mae_and"),
 }
@@ -61,6 +61,7 @@ def results_table(result: dict[str, Any], task: str) -> str:
     rows = [("method", "split", *metrics)]
     entries = [(n, s, m) for n, splits in result["methods"].items() for s, m in splits.items()]
     entries += [("baseline", s, m) for s, m in result.get("baseline", {}).items()]
+    entries += [("good recipe", s, m) for s, m in result.get("good_recipe", {}).items()]
 
     def cell(m: dict[str, float], k: str) -> str:
         if k not in m:
@@ -78,6 +79,13 @@ def results_table(result: dict[str, Any], task: str) -> str:
     hidden = [k for k in json_only if any(k in m for _, _, m in entries)]
     if hidden:
         notes.append(f"{', '.join(hidden)}: in the JSON only")
+    labels = result.get("labels")
+    if labels:
+        notes.append(
+            f"labels: {labels['designs']:.0f} designs x {labels['recipes']:.0f} recipes, "
+            f"{labels['constant_designs']:.0f} constant, median spread {labels['spread_median']:.2g} %, "
+            f"cross-design rank correlation {labels['rank_correlation']:.2g}"
+        )
     if notes:
         lines.append(f"({'; '.join(notes)})")
     return "\n".join(lines)

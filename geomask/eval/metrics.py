@@ -12,6 +12,10 @@ Conventions:
 * :func:`topk_commonality` is the overlap, in percent, between the predicted best ``k`` % of recipes and
   the true best ``k`` % (best = smallest value: fewer ANDs), with ties counted so that recipe order never
   decides it.
+* :func:`regret` is what a designer pays for trusting the model: the percent more ANDs of the recipe predicted
+  best than of the truly best recipe (0 = the model picked a best recipe); a tie among the predicted best is
+  a uniformly random pick among them, counted in expectation, so a constant predictor's regret is that of a
+  random recipe.  :func:`label_stats` says how much recipes matter in a label set at all.
 * Seeds are summarised by :func:`mean_std`: ``{"m": mean, "m_std": std}`` (population std, 0 for one seed).
 """
 
@@ -30,7 +34,9 @@ __all__ = [
     "mape",
     "mean_std",
     "precision_recall_f1",
+    "label_stats",
     "qor_metrics",
+    "regret",
     "topk_commonality",
     "z_mae",
     "z_mse",
@@ -126,6 +132,64 @@ def topk_commonality(pred: np.ndarray | Sequence[float], true: np.ndarray | Sequ
     return float(100.0 * hits / n)
 
 
+def regret(pred: np.ndarray | Sequence[float], true: np.ndarray | Sequence[float]) -> float:
+    """Percent more of ``true`` (AND count) at the recipe predicted best than at the truly best recipe.
+
+    ``100 * (E[true[r]] / min(true) - 1)`` over the recipes ``r`` of smallest ``pred`` (ties: a uniform pick,
+    in expectation).  A design whose best value is 0 gives 0 when the pick is also 0, else ``inf``.
+
+    Args:
+        pred: ``[R]`` predicted values (only their order matters: smaller is better).
+        true: ``[R]`` true values.
+    """
+    p, t = _pair(pred, true)
+    chosen = float(t[p == p.min()].mean())
+    best = float(t.min())
+    if best <= 0:
+        return 0.0 if chosen <= best else math.inf
+    return 100.0 * (chosen / best - 1.0)
+
+
+def _ranks(row: np.ndarray) -> np.ndarray:
+    """Ranks ``0 .. R-1`` of a row, ties sharing their mean rank (Spearman's convention)."""
+    _, inv, counts = np.unique(row, return_inverse=True, return_counts=True)
+    first = np.cumsum(counts) - counts
+    return (first + (counts - 1) / 2.0)[inv]
+
+
+def label_stats(values: np.ndarray) -> dict[str, float]:
+    """How much recipes matter in a label set ``values [D, R]`` (AND counts of D designs under R recipes).
+
+    Returns:
+        ``designs``, ``recipes``; ``constant_designs`` (the same value under every recipe: nothing to rank);
+        ``spread_median`` / ``spread_max``: the percent spread ``100 (max - min) / min`` per design; and
+        ``rank_correlation``: the mean Spearman correlation of the recipes' values between every two
+        non-constant designs (near 0: what is good for one design says nothing about another, so a model
+        that sees only the recipe cannot beat the per-design mean).
+    """
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 2:
+        raise ValueError(f"values must be [designs, recipes], got shape {v.shape}")
+    lo, hi = v.min(1), v.max(1)
+    spread = 100.0 * (hi - lo) / np.maximum(lo, 1.0)
+    varying = hi > lo
+    corr = math.nan
+    if varying.sum() >= 2:
+        r = np.stack([_ranks(row) for row in v[varying]])  # one row per design
+        r = (r - r.mean(1, keepdims=True)) / r.std(1, keepdims=True)
+        c = r @ r.T / r.shape[1]
+        iu = np.triu_indices(len(c), 1)
+        corr = float(c[iu].mean())
+    return {
+        "designs": float(v.shape[0]),
+        "recipes": float(v.shape[1]),
+        "constant_designs": float((~varying).sum()),
+        "spread_median": float(np.median(spread)) if len(spread) else math.nan,
+        "spread_max": float(spread.max()) if len(spread) else math.nan,
+        "rank_correlation": corr,
+    }
+
+
 def qor_metrics(
     pred_z: np.ndarray, true_z: np.ndarray, true_raw: np.ndarray, mean: float, std: float
 ) -> dict[str, float]:
@@ -138,7 +202,8 @@ def qor_metrics(
         mean, std: the statistics that de-normalise ``pred_z`` into raw predictions.
 
     Returns:
-        ``z_mse``, ``z_mae``, ``mape`` (percent), ``legacy_mape``, ``top1``, ``top5``, ``top10``.
+        ``z_mse``, ``z_mae``, ``mape`` (percent), ``legacy_mape``, ``top1``, ``top5``, ``top10``, ``regret``
+        (percent, :func:`regret` on the raw values).
     """
     pred_raw = np.asarray(pred_z, dtype=np.float64) * std + mean
     return {
@@ -149,6 +214,7 @@ def qor_metrics(
         "top1": topk_commonality(pred_z, true_z, 1),
         "top5": topk_commonality(pred_z, true_z, 5),
         "top10": topk_commonality(pred_z, true_z, 10),
+        "regret": regret(pred_z, true_raw),
     }
 
 

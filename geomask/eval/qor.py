@@ -22,7 +22,11 @@ one run whose head trains on the training-only designs alone.
 
 Metrics (:func:`geomask.eval.metrics.qor_metrics` on AND counts, per design, then averaged over designs):
 ``z_mse``, ``z_mae``, ``mape``, ``legacy_mape``, ``top1``, ``top5``, ``top10``, plus ``levels_z_mse``,
-``levels_z_mae``, ``levels_mape`` for the level count.  The per-design-mean baseline predicts z = 0.
+``levels_z_mae``, ``levels_mape`` for the level count, and ``regret`` (percent more ANDs at the recipe predicted
+best than at the truly best one).  The per-design-mean baseline predicts z = 0 (its regret is a random
+recipe's); in ``unseen_designs`` the *good recipe* baseline applies to every test design the one recipe of least
+mean z-score over the training designs (what a designer without a model would run).  ``labels`` in the result
+says how much recipes matter in the label set (:func:`~geomask.eval.metrics.label_stats`).
 """
 
 from __future__ import annotations
@@ -41,7 +45,17 @@ from torch import Tensor, nn
 from geomask.circuits.abc import label_recipes
 from geomask.circuits.recipes import DEFAULT_RECIPE_LENGTH, OPS, parse_recipe
 from geomask.errors import FormatError, UsageError
-from geomask.eval.metrics import design_stats, mape, mean_std, qor_metrics, z_mae, z_mse, zscore
+from geomask.eval.metrics import (
+    design_stats,
+    label_stats,
+    mape,
+    mean_std,
+    qor_metrics,
+    regret,
+    z_mae,
+    z_mse,
+    zscore,
+)
 from geomask.eval.protocol import Budget, EvalDesign, compare, embed_graphs, single_thread
 
 __all__ = [
@@ -382,6 +396,24 @@ def _design_metrics(
     return out
 
 
+def _good_recipe_regret(z: np.ndarray, raw: np.ndarray, train: np.ndarray, test: np.ndarray) -> dict[int, float]:
+    """Regret per test design of the fixed *good recipe*: the recipe of least mean AND z-score over the train
+    pairs (recipes no train pair has are never picked).
+
+    Shapes:
+        z, raw ``[D, R, 2]``; train, test ``[Q, 2]`` (design, recipe) pairs.
+    """
+    r_n = z.shape[1]
+    total = np.bincount(train[:, 1], weights=z[train[:, 0], train[:, 1], 0], minlength=r_n)
+    count = np.bincount(train[:, 1], minlength=r_n)
+    mean = np.where(count > 0, total / np.maximum(count, 1), np.inf)
+    out = {}
+    for d in np.unique(test[:, 0]):
+        r = test[test[:, 0] == d, 1]
+        out[int(d)] = regret(mean[r], raw[d, r, 0])  # the good recipe, where the design was labelled under it
+    return out
+
+
 def _average(per_design: dict[int, dict[str, float]]) -> dict[str, float]:
     keys = next(iter(per_design.values())).keys()
     return {k: float(np.mean([m[k] for m in per_design.values()])) for k in keys}
@@ -453,8 +485,9 @@ def run_qor(
         train_labels: their labels.
 
     Returns:
-        ``{"methods": {name: {split: metrics}}, "baseline": {split: metrics}, "details": {name: {split:
-        {design: {"true": [...], "pred": [...]}}}}}``; ``details`` holds the first seed's test z-scores of
+        ``{"methods": {name: {split: metrics}}, "baseline": {split: metrics}, "good_recipe": {"unseen_designs":
+        {"regret": ..}}, "labels": label_stats, "details": {name: {split: {design: {"true": [...], "pred":
+        [...]}}}}}`` (``labels_train`` too with ``train_designs``); ``details`` holds the first seed's test z-scores of
         the AND count (for plots; drop it before writing JSON if not wanted).
     """
     if [d.name for d in designs] != list(labels.designs):
@@ -471,13 +504,14 @@ def run_qor(
     pre = [d.graph for d in (pretrain_designs if pretrain_designs is not None else designs)]
     details: dict[str, dict[str, dict[str, dict[str, list[float]]]]] = {}
     baseline_runs: dict[str, list[dict[str, float]]] = {}
+    good_runs: dict[str, list[dict[str, float]]] = {}
     first_seed = int(budget.seeds[0])
 
     def task(method, name: str, seed: int) -> dict[str, dict[str, float]]:
         feats = embed_graphs(method, graphs, budget.max_nodes).double()
         result = {}
         for split, runs in _split_setups(labels, folds, seed, num_tested).items():
-            per_design, base = {}, {}
+            per_design, base, good = {}, {}, {}
             for z, raw, mean, std, train, test in runs:
                 pred = fit_predict(
                     feats,
@@ -493,6 +527,8 @@ def run_qor(
                 per_design.update(_design_metrics(pred, z, raw, mean, std, test))
                 if name == budget.methods[0]:
                     base.update(_design_metrics(np.zeros_like(pred), z, raw, mean, std, test))
+                    if split == "unseen_designs":
+                        good.update(_good_recipe_regret(z, raw, train, test))
                 if seed == first_seed:
                     det = details.setdefault(name, {}).setdefault(split, {})
                     for d in np.unique(test[:, 0]):
@@ -504,10 +540,16 @@ def run_qor(
             result[split] = _average(per_design)
             if base:
                 baseline_runs.setdefault(split, []).append(_average(base))
+            if good:
+                good_runs.setdefault(split, []).append({"regret": float(np.mean(list(good.values())))})
         return result
 
     out = compare(task, pre, budget, progress)
     out["baseline"] = {split: mean_std(v) for split, v in baseline_runs.items()}
+    out["good_recipe"] = {split: mean_std(v) for split, v in good_runs.items()}
+    out["labels"] = label_stats(labels.ands[:num_tested])
+    if train_designs:
+        out["labels_train"] = label_stats(labels.ands[num_tested:])
     out["details"] = details
     return out
 

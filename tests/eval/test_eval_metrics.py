@@ -92,3 +92,44 @@ def test_mean_std_and_design_stats():
         mean_std([{"a": 1.0}, {"b": 1.0}])
     assert design_stats([1.0, 2.0, 3.0]) == pytest.approx((2.0, np.sqrt(2 / 3)))
     assert design_stats([4.0, 4.0]) == (4.0, 1.0)
+
+
+def test_regret_is_the_excess_of_the_recipe_predicted_best():
+    from geomask.eval.metrics import regret
+
+    true = [120.0, 100.0, 110.0, 100.0]
+    assert regret([0.3, -1.0, 0.0, 2.0], true) == 0.0  # picked a best recipe
+    assert regret([-2.0, 0.0, 1.0, 1.0], true) == pytest.approx(20.0)  # 120 / 100
+    # a constant prediction: a random recipe, in expectation (mean 107.5 over best 100)
+    assert regret([0.0, 0.0, 0.0, 0.0], true) == pytest.approx(7.5)
+    assert regret([1.0, 0.0, 0.0, 5.0], true) == pytest.approx(5.0)  # tie between 100 and 110
+
+
+def test_label_stats_on_hand_made_labels():
+    from geomask.eval.metrics import label_stats
+
+    ands = np.array(
+        [
+            [100, 110, 120, 130],  # spread 30 %
+            [200, 210, 220, 230],  # same order: correlation 1 with the first
+            [50, 50, 50, 50],  # constant: left out of the correlation
+            [130, 120, 110, 100],  # reversed: correlation -1 with both
+        ]
+    )
+    s = label_stats(ands)
+    assert (s["designs"], s["recipes"], s["constant_designs"]) == (4, 4, 1)
+    assert s["spread_max"] == pytest.approx(30.0)
+    assert s["spread_median"] == pytest.approx(np.median([30.0, 15.0, 0.0, 30.0]))
+    assert s["rank_correlation"] == pytest.approx((1.0 - 1.0 - 1.0) / 3)
+
+
+def test_good_recipe_is_chosen_on_the_training_designs_only():
+    from geomask.eval.qor import _good_recipe_regret
+
+    raw = np.zeros((3, 3, 2))
+    raw[..., 0] = [[10, 12, 14], [10, 12, 14], [20, 15, 10]]  # design 2 (tested) prefers recipe 2
+    z = (raw - raw.mean(1, keepdims=True)) / raw.std(1, keepdims=True)
+    train = np.array([[d, r] for d in (0, 1) for r in range(3)])
+    test = np.array([[2, r] for r in range(3)])
+    # the training designs' best recipe is 0: 20 ANDs on design 2 against its best 10
+    assert _good_recipe_regret(z, raw, train, test) == {2: pytest.approx(100.0)}

@@ -12,7 +12,7 @@ from geomask.eval.protocol import Budget, EvalDesign
 from geomask.eval.qor import design_folds, label_qor, read_qor_csv, run_qor, split_targets, unseen_recipes_train
 from geomask.io.aig import AIG
 
-METRICS = ("z_mse", "z_mae", "mape", "legacy_mape", "top1", "top5", "top10")
+METRICS = ("z_mse", "z_mae", "mape", "legacy_mape", "top1", "top5", "top10", "regret")
 
 
 def designs_from(aigs: list[AIG]) -> list[EvalDesign]:
@@ -88,6 +88,10 @@ def test_end_to_end_qor_beats_per_design_mean(mixed_aig):
     assert got["unseen_designs"]["z_mse"] < 0.9 * base["unseen_designs"]["z_mse"]
     assert got["unseen_designs"]["z_mae"] < base["unseen_designs"]["z_mae"]
     assert set(out["details"]["scratch"]["unseen_recipes"]) == set(labels.designs)
+    # regret: a constant model picks a random recipe; the good recipe and the label statistics are reported
+    assert got["unseen_designs"]["regret"] >= 0 and base["unseen_designs"]["regret"] >= 0
+    assert set(out["good_recipe"]) == {"unseen_designs"} and out["good_recipe"]["unseen_designs"]["regret"] >= 0
+    assert out["labels"]["designs"] == len(labels.designs) and out["labels"]["recipes"] == 30
 
 
 def test_training_only_designs_train_and_are_never_tested():
