@@ -123,10 +123,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     budget = _budget(args)
     progress = not args.quiet
+    unread: list[str] = []
+
+    def skip(key: str, path: Path, error: GeomaskError) -> None:  # one line per unreadable design; the rest go on
+        text = str(error)
+        print(f"error: {text if str(path) in text else f'{path}: {text}'} (left out)", file=sys.stderr)
+        unread.append(key)
+
     load = dict(
-        text_encoder=args.text_encoder, verilog=budget.needs_verilog, cache=args.embedding_cache, jobs=args.jobs
+        text_encoder=args.text_encoder,
+        verilog=budget.needs_verilog,
+        cache=args.embedding_cache,
+        jobs=args.jobs,
+        on_error=skip,
     )
     designs = load_designs(args.src, **load)
+    if not designs:
+        raise GeomaskError("no design could be read (see the error lines above)")
     pre = load_designs(args.pretrain_src, **load) if args.pretrain_src else None
     result: dict[str, Any]
     if args.task == "qor":
@@ -143,7 +156,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if args.qor_csv:
             every = read_qor_csv(args.qor_csv)
             order = {d.name: d for d in designs + train}
-            missing = sorted(set(every.designs) - set(order))
+            missing = sorted(set(every.designs) - set(order) - set(unread))
             if missing:
                 raise GeomaskError(
                     f"{args.qor_csv}: designs without a source among SRC or --train-src: {', '.join(missing)}"

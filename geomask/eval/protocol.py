@@ -144,6 +144,7 @@ def load_designs(
     not_nodes: str = "per_edge",
     jobs: int = 1,
     timeout: float = 600.0,
+    on_error: Callable[[str, Path, GeomaskError], None] | None = None,
 ) -> list[EvalDesign]:
     """Read designs (AIGER / .bench files, Verilog files or folders; folders of them are expanded).
 
@@ -155,9 +156,11 @@ def load_designs(
         not_nodes: NOT-node mode of the graphs.
         jobs: parallel reads (yosys runs).
         timeout: seconds per yosys run.
+        on_error: called with the key, the path and the error of each design that cannot be read (yosys rejects it, a
+            bad AIGER file), which is then left out while the others are read; ``None``: the error is raised.
 
     Raises:
-        GeomaskError: a design that cannot be read (the message names it).
+        GeomaskError: a design that cannot be read (the message names it), without ``on_error``.
 
     Warns:
         UserWarning: per thing a conversion changed or left out (undriven outputs, dropped simulation
@@ -166,12 +169,20 @@ def load_designs(
     found = expand_sources(sources)
 
     def read(d):
-        return read_aig(d.path, top=d.top, timeout=timeout)
+        try:
+            return read_aig(d.path, top=d.top, timeout=timeout)
+        except GeomaskError as e:
+            if on_error is None:
+                raise
+            return e
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         aigs = list(pool.map(read, found))
     designs = []
     for d, aig in zip(found, aigs):
+        if isinstance(aig, GeomaskError):
+            on_error(d.key, d.path, aig)  # reported in order, after every read has run
+            continue
         for note in getattr(aig, "warnings", []):
             warnings.warn(f"{d.path}: {note}", stacklevel=2)
         g = aig_to_graph(aig, not_nodes)

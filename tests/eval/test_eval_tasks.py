@@ -177,3 +177,22 @@ def test_eval_qor_command_with_training_only_designs(tmp_path, capsys, mixed_aig
     capsys.readouterr()
     assert main(["qor", str(srcs[0]), "--train-src", str(srcs[0]), *common]) == 2  # a usage error
     assert "also evaluated: q0" in capsys.readouterr().err
+
+
+def test_eval_goes_on_past_a_design_that_cannot_be_read(tmp_path, capsys, mixed_aig):
+    good = []
+    for i in range(2):
+        good.append(tmp_path / f"m{i}.aag")
+        write_aiger(mixed_aig(300 + i, 8, 20), good[-1])
+    bad = tmp_path / "broken.v"
+    bad.write_text("module broken(input a, output y);\n  assign y = a &;\nendmodule\n")  # yosys rejects it
+    out = tmp_path / "res.json"
+    args = [str(good[0]), str(bad), str(good[1]), "--json", str(out), "--quiet", "--methods", "scratch"]
+    args += ["--seeds", "0", "--pretrain-steps", "0", "--finetune-steps", "5", "--hidden", "8", "--layers", "1"]
+    assert main(["probability", *args]) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(err) == 1 and "broken.v" in err[0] and "Traceback" not in err[0]
+    assert json.loads(out.read_text())["data"]["designs"] == 2
+    # nothing readable at all: one error per design, then one line saying so, exit 1
+    assert main(["probability", str(bad), "--json", str(out), "--quiet", "--methods", "scratch"]) == 1
+    assert "no design could be read" in capsys.readouterr().err
