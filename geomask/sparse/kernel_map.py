@@ -29,6 +29,7 @@ from geomask.ops.threads import single_thread
 __all__ = ["CoordinateCache", "KernelMap", "kernel_offsets", "as_tuple"]
 
 _MAX_KEY = 2**62
+_DENSE_LOOKUP = 8  # lookup() reads a dense table when the key range is at most this many times the sites
 
 
 def as_tuple(value: int | tuple[int, ...] | list[int], dim: int, name: str) -> tuple[int, ...]:
@@ -93,6 +94,7 @@ class _Level:
         self._perm: Tensor | None = torch.arange(len(coords), device=coords.device) if sorted_unique else None
         self.identity_perm = sorted_unique  # rows already in key order: the permutation is the identity
         self._keys: dict[tuple[int, ...], tuple[Tensor, Tensor]] = {}
+        self._table: Tensor | None = None  # dense key → row table of lookup(), where the key range is small
 
     def packing(self, margin: tuple[int, ...]) -> tuple[Tensor, Tensor]:
         """Origin ``[D]`` and multipliers ``[D]`` of the key ``batch * M_b + Σ (grid - origin) * mult``."""
@@ -133,17 +135,27 @@ class _Level:
         span_total = int(mults[0]) * int(self.hi[0] - self.lo[0] + 1)
         inside = ((grid >= self.lo) & (grid <= self.hi)).all(1) & (batch >= 0) & (batch < self.num_batches)
         q = batch * span_total + ((grid - origin) * mults).sum(1)
+        key_range = span_total * self.num_batches
+        if len(keys) and key_range <= _DENSE_LOOKUP * len(keys):
+            # a small key range (dense scenes, images, coarse levels): one table read per query, no binary search
+            if self._table is None:
+                self._table = torch.full((key_range,), -1, dtype=torch.long, device=keys.device)
+                self._table[keys] = perm
+            return torch.where(inside, self._table[q.clamp(0, key_range - 1)], -1)
         pos = torch.searchsorted(keys, q).clamp_(max=max(len(keys) - 1, 0))
         found = inside & (keys[pos] == q) if len(keys) else torch.zeros_like(inside)
         return torch.where(found, perm[pos], torch.full_like(pos, -1))
 
 
 def _group(rel: Tensor, src: Tensor, dst: Tensor, num_rel: int) -> tuple[Tensor, Tensor, tuple[int, ...]]:
-    order = torch.argsort(rel, stable=True)
+    """Edges grouped by relation (a stable sort, skipped when ``rel`` is already non-decreasing)."""
     counts = torch.bincount(rel, minlength=num_rel).tolist()
     ptr = [0]
     for c in counts:
         ptr.append(ptr[-1] + int(c))
+    if len(rel) < 2 or bool((rel[1:] >= rel[:-1]).all()):
+        return src, dst, tuple(ptr)
+    order = torch.argsort(rel, stable=True)
     return src[order], dst[order], tuple(ptr)
 
 
