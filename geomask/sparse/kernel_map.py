@@ -94,7 +94,7 @@ class _Level:
         self._perm: Tensor | None = torch.arange(len(coords), device=coords.device) if sorted_unique else None
         self.identity_perm = sorted_unique  # rows already in key order: the permutation is the identity
         self._keys: dict[tuple[int, ...], tuple[Tensor, Tensor]] = {}
-        self._table: Tensor | None = None  # dense key → row table of lookup(), where the key range is small
+        self._tables: dict[tuple[int, ...], Tensor | None] = {}  # dense key → row tables (small key ranges)
 
     def packing(self, margin: tuple[int, ...]) -> tuple[Tensor, Tensor]:
         """Origin ``[D]`` and multipliers ``[D]`` of the key ``batch * M_b + Σ (grid - origin) * mult``."""
@@ -127,21 +127,35 @@ class _Level:
             self._keys[margin] = (key, self._perm)
         return self._keys[margin]
 
+    def span_total(self, margin: tuple[int, ...]) -> int:
+        """Keys per batch entry with this margin (the batch multiplier of the packed key)."""
+        _, mults = self.packing(margin)
+        return int(mults[0]) * int(self.hi[0] - self.lo[0] + 1 + 2 * margin[0])
+
+    def table(self, margin: tuple[int, ...]) -> Tensor | None:
+        """Dense ``key → row`` table (-1 where no site) of the keys with this margin, when their range is at most
+        ``_DENSE_LOOKUP`` times the number of sites (images, dense scenes, coarse levels); else ``None``."""
+        if margin not in self._tables:
+            keys, perm = self.keys(margin)
+            key_range = self.span_total(margin) * self.num_batches
+            table = None
+            if len(keys) and key_range <= _DENSE_LOOKUP * len(keys):
+                table = torch.full((key_range,), -1, dtype=torch.long, device=keys.device)
+                table[keys] = perm
+            self._tables[margin] = table
+        return self._tables[margin]
+
     def lookup(self, batch: Tensor, grid: Tensor) -> Tensor:
         """Row of each query site ``(batch [Q], grid [Q, D])`` in this level, or -1 where absent."""
         zero = (0,) * grid.size(1)
         keys, perm = self.keys(zero)
         origin, mults = self.packing(zero)
-        span_total = int(mults[0]) * int(self.hi[0] - self.lo[0] + 1)
+        span_total = self.span_total(zero)
         inside = ((grid >= self.lo) & (grid <= self.hi)).all(1) & (batch >= 0) & (batch < self.num_batches)
         q = batch * span_total + ((grid - origin) * mults).sum(1)
-        key_range = span_total * self.num_batches
-        if len(keys) and key_range <= _DENSE_LOOKUP * len(keys):
-            # a small key range (dense scenes, images, coarse levels): one table read per query, no binary search
-            if self._table is None:
-                self._table = torch.full((key_range,), -1, dtype=torch.long, device=keys.device)
-                self._table[keys] = perm
-            return torch.where(inside, self._table[q.clamp(0, key_range - 1)], -1)
+        table = self.table(zero)
+        if table is not None:  # one table read per query, no binary search
+            return torch.where(inside, table[q.clamp(0, len(table) - 1)], -1)
         pos = torch.searchsorted(keys, q).clamp_(max=max(len(keys) - 1, 0))
         found = inside & (keys[pos] == q) if len(keys) else torch.zeros_like(inside)
         return torch.where(found, perm[pos], torch.full_like(pos, -1))
@@ -488,6 +502,13 @@ def _parent_level(fine: _Level, factor: tuple[int, ...], out_stride: tuple[int, 
     return level
 
 
+def _window_margin(offsets: Tensor, factor: tuple[int, ...]) -> tuple[int, ...]:
+    """Per-axis margin that holds every window of a down-sampling (a parent ``p`` reads ``p * f + offset``, and
+    ``p * f`` lies up to ``f - 1`` below the finest site of its children)."""
+    reach = offsets.abs().amax(0).tolist() if len(offsets) else [0] * len(factor)
+    return tuple(int(r) + int(fa) for r, fa in zip(reach, factor))
+
+
 def _build_down(
     fine: _Level, coarse: _Level, kernel_size: tuple[int, ...], factor: tuple[int, ...], dilation: tuple[int, ...]
 ) -> KernelMap:
@@ -503,6 +524,13 @@ def _build_down(
         mult = torch.tensor([int(torch.tensor(kernel_size[d + 1 :]).prod()) for d in range(len(factor))], device=device)
         rel = (rem * mult).sum(1)
         src = torch.arange(len(fine.grid), device=device)
+    elif (table := fine.table(margin := _window_margin(offsets, factor))) is not None:
+        # keys with a margin that holds every window: a site's key plus the offset's key delta, no range checks
+        origin, mults = fine.packing(margin)
+        base = coarse.batch * fine.span_total(margin) + ((coarse.grid * f - origin) * mults).sum(1)  # [M]
+        src = table[(offsets * mults).sum(1).unsqueeze(1) + base.unsqueeze(0)]  # [K, M]
+        k_idx, o_idx = (src >= 0).nonzero(as_tuple=True)
+        src, dst, rel = src[k_idx, o_idx], o_idx, k_idx
     else:
         base = coarse.grid * f  # parent sites in fine grid units
         q_grid = base.unsqueeze(0) + offsets.unsqueeze(1)  # [K, M, D]

@@ -24,4 +24,20 @@ def test_lookup_finds_every_site_and_nothing_else(monkeypatch, dense):
     q = torch.stack([absent // 216, (absent // 36) % 6, (absent // 6) % 6, absent % 6], 1)
     q = torch.cat([q, torch.tensor([[0, 7, 0, 0], [0, -1, 2, 2], [5, 1, 1, 1], [-1, 1, 1, 1]])])
     assert (level.lookup(q[:, 0], q[:, 1:]) == -1).all()
-    assert (level._table is not None) == dense
+    assert (level.table((0, 0, 0)) is not None) == dense
+
+
+@pytest.mark.parametrize(("kernel", "factor"), [((3, 3, 3), (2, 2, 2)), ((2, 2, 2), (2, 2, 2)), ((5, 3, 3), (2, 1, 2))])
+def test_down_maps_by_table_and_by_search_are_the_same(monkeypatch, kernel, factor):
+    g = torch.Generator().manual_seed(1)
+    flat = torch.randperm(2 * 9**3, generator=g)[:300]
+    coords = torch.stack([flat // 729, (flat // 81) % 9, (flat // 9) % 9, flat % 9], 1)
+    maps = []
+    for dense in (True, False):
+        monkeypatch.setattr(kernel_map, "_DENSE_LOOKUP", 10**9 if dense else 0)
+        cache = kernel_map.CoordinateCache()
+        m = cache.downsample(coords, (1, 1, 1), kernel, factor, (1, 1, 1))
+        maps.append(m)
+    (ei_a, et_a), (ei_b, et_b) = maps[0].index.edges(), maps[1].index.edges()
+    assert maps[0].index.ptr == maps[1].index.ptr
+    assert torch.equal(ei_a, ei_b) and torch.equal(et_a, et_b)
