@@ -8,6 +8,8 @@ Subcommands::
     geomask prep pairs SRC... --out DIR ...       Verilog → Verilog-AIG pairs with text embeddings (MGVGA)
     geomask prep scans SRC... --out DIR ...       point clouds → voxelized scan dataset
     geomask prep images SRC... --out DIR ...      image folders, npz, npy → uint8 image dataset
+    geomask prep text SRC... --out DIR ...        plain text → tokenizer + token-id dataset (MLM)
+    geomask prep sequences SRC... --out DIR ...   FASTA, CSV, text → protein sequence dataset (MLM)
     geomask list configs|methods|data|maskers|targets|losses|label-maps
     geomask pretrain CONFIG [--set KEY=VALUE ...] pretrain a method (Lightning) from a YAML config
     geomask eval qor|equivalence|probability SRC... --json OUT   circuit evaluations
@@ -235,6 +237,34 @@ def cmd_prep_images(args: argparse.Namespace) -> int:
     rows, failures = prep_images(args.src, Path(args.out), size=args.size, jobs=args.jobs, progress=not args.quiet)
     total = sum(r["images"] for r in rows)
     return _report(rows, failures, f"sources ({total:,} images) in {args.out}")
+
+
+def cmd_prep_graphs(args: argparse.Namespace) -> int:
+    from geomask.datasets.graphs import prep_graphs
+
+    rows, failures = prep_graphs(args.src, Path(args.out))
+    return _report(rows, failures, f"graph datasets in {args.out}")
+
+
+def cmd_prep_text(args: argparse.Namespace) -> int:
+    from geomask.datasets.text import prep_text
+
+    rows, failures, warnings = prep_text(
+        args.src,
+        Path(args.out),
+        tokenizer=args.tokenizer,
+        vocab_size=args.vocab_size,
+        kind=args.tokenizer_kind,
+        progress=not args.quiet,
+    )
+    return _report(rows, failures, f"text sources in {args.out}", warnings)
+
+
+def cmd_prep_sequences(args: argparse.Namespace) -> int:
+    from geomask.datasets.sequences import prep_sequences
+
+    rows, failures = prep_sequences(args.src, Path(args.out), column=args.column, progress=not args.quiet)
+    return _report(rows, failures, f"sequence sources in {args.out}")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -499,6 +529,59 @@ def build_parser() -> argparse.ArgumentParser:
     _add_jobs(p, "worker processes (one source each)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_prep_images)
+
+    p = psub.add_parser(
+        "graphs",
+        help="raw Planetoid (Cora, CiteSeer) or TU (MUTAG, PROTEINS, ...) folders → graph dataset",
+        description="Read a raw Planetoid folder (ind.<name>.* files; the public split as train/val/test masks) or a "
+        "raw TU folder (<DS>_A.txt, _graph_indicator, _graph_labels, optional _node_labels / _node_attributes) "
+        "into a dataset folder: manifest.json (kind graphs, schema 1) and graphs.pt (plain tensors). One SRC is "
+        "written to DIR, several to DIR/<name>; a bad folder is one error line, the others are written.",
+        epilog=_examples(
+            "geomask prep graphs ../shared/data/graphs/Cora --out data/graphs/cora",
+            "geomask prep graphs ../shared/data/graphs/MUTAG ../shared/data/graphs/PROTEINS --out data/graphs",
+        ),
+    )
+    p.add_argument("src", nargs="+", metavar="SRC", help="raw Planetoid or TU folders (or their raw/ subfolders)")
+    p.add_argument("--out", required=True, metavar="DIR", help="the dataset folder (several SRC: DIR/<name>)")
+    p.set_defaults(func=cmd_prep_graphs)
+
+    p = psub.add_parser(
+        "text",
+        help="plain text → tokenized text dataset (MLM)",
+        description="Tokenize plain text (one record per non-empty line; folders: their *.txt) into a dataset "
+        "(manifest.json + one shard of int32 token ids per file, the tokenizer in DIR/tokenizer). Without "
+        "--tokenizer a WordPiece (or BPE) tokenizer is trained on the sources and saved first. A line that is not "
+        "UTF-8 is one error line and is skipped; empty lines are counted in one warning per file. Resumable.",
+        epilog=_examples(
+            "geomask prep text ../shared/data/text/wikitext2/wiki.valid.txt --out data/wikitext2 --vocab-size 8000",
+            "geomask prep text more.txt --out data/more --tokenizer data/wikitext2/tokenizer",
+        ),
+    )
+    p.add_argument("src", nargs="+", metavar="SRC", help="text files or folders of *.txt")
+    p.add_argument("--out", required=True, metavar="DIR", help="the dataset folder (created or added to)")
+    p.add_argument("--tokenizer", default=None, metavar="DIR", help="use this tokenizer folder (tokenizer.json)")
+    p.add_argument("--vocab-size", type=positive_int, default=8000, help="vocabulary of a trained tokenizer")
+    p.add_argument("--tokenizer-kind", choices=("wordpiece", "bpe"), default="wordpiece", help="tokenizer to train")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=cmd_prep_text)
+
+    p = psub.add_parser(
+        "sequences",
+        help="protein sequences (FASTA, CSV, text) → sequence dataset (MLM)",
+        description="Read protein sequences into a dataset of ESM-alphabet ids: FASTA (.fasta .fa .faa .fas), "
+        "CSV (the --column column), or plain text (one sequence per line). A record with a letter outside the 25 "
+        "residues (20 amino acids + X B U Z O) is one error line and is skipped; the others are kept. Resumable.",
+        epilog=_examples(
+            "geomask prep sequences ../shared/data/sequences/pepnn_train.csv --column Sequence --out data/peptides",
+            "geomask prep sequences uniprot.fasta --out data/proteins",
+        ),
+    )
+    p.add_argument("src", nargs="+", metavar="SRC", help="FASTA, CSV or text files")
+    p.add_argument("--out", required=True, metavar="DIR", help="the dataset folder (created or added to)")
+    p.add_argument("--column", default="Sequence", help="the CSV column holding the sequences")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=cmd_prep_sequences)
 
     p = sub.add_parser(
         "list",

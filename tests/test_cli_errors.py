@@ -95,6 +95,12 @@ BAD = [
     ("prep images {aag} --out {root}/img --quiet", 1, "small.aag: not an image source"),
     ("prep images {pts} --out {root}/img --quiet", 1, "cloud.npy: images must be N×H×W×C"),
     ("prep images {pts} --out {scans} --quiet", 1, "already holds a dataset made with other settings"),
+    # prep graphs / eval graphs (issue 14; {pts} is a file, {scans} a scan dataset, {root} holds no graphs)
+    ("prep graphs {root}", 2, "--out"),
+    ("prep graphs {pts} --out {root}/g", 1, "cloud.npy: not a graphs folder"),
+    ("eval graphs {root}", 2, "--json"),
+    ("eval graphs {root} --json {json} --seeds 0", 2, "--seeds"),
+    ("eval graphs {scans} --json {json}", 1, "holds 'scan' items, not graphs"),
     # list
     ("list", 2, "required"),
     ("list everything", 2, "invalid choice"),

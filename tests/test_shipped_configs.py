@@ -24,6 +24,10 @@ RUNS = {
     "cpcm_cpu",
     "mae_cpu",
     "simmim_cpu",
+    "spark_cpu",
+    "mlm_cpu",
+    "mfm_cpu",
+    "hpm_cpu",
 }
 SCENES = {"msm_cpu", "cpcm_cpu"}  # trained on generated scenes by default, on real scans with data.roots set
 SMALL = ["data.corpus.designs=6", "data.scenes.scenes=2", "data.shapes.images=200"]  # first builds take seconds

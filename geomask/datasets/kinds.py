@@ -325,3 +325,41 @@ register_data_kind(
     items="images",
     default_data=True,
 )
+register_data_kind(
+    "text",
+    description="tokenized text: folders written by geomask prep text (MLM)",
+    batch="geomask.sequences.SequenceBatch (ids [B, L], attention_mask [B, L], lengths [B], word_ids [B, L], vocab)",
+    open="geomask.datasets.text:open_text",
+    collate="geomask.datasets.text:collate_text",
+    manifests=("text",),
+    items="sequences",
+)
+register_data_kind(
+    "sequences",
+    description="protein sequences (ESM alphabet): folders written by geomask prep sequences (MLM)",
+    batch="geomask.sequences.SequenceBatch (ids [B, L], attention_mask [B, L], lengths [B], vocab)",
+    open="geomask.datasets.text:open_sequences",
+    collate="geomask.datasets.text:collate_text",
+    manifests=("sequences",),
+    items="sequences",
+)
+register_data_kind(
+    "generated_text",
+    description="GENERATED sentences of a small grammar (not real text), tokenized, built once into a cache (MLM)",
+    batch="as text",
+    open="geomask.datasets.text:open_generated_text",
+    collate="geomask.datasets.text:collate_text",
+    items="sequences",
+    default_data=True,
+)
+register_data_kind(
+    "graphs",
+    description="generic graphs with node features: raw Planetoid (Cora, CiteSeer) or TU (MUTAG, PROTEINS, ...) "
+    "folders, or folders of geomask prep graphs (GraphMAE)",
+    batch="torch_geometric.data.Batch (x [sum N, F] float, edge_index, batch, y; node-level sets: one graph with "
+    "train_mask, val_mask, test_mask)",
+    open="geomask.datasets.graphs:open_graphs",
+    collate="geomask.datasets.graphs:collate_graph_batch",
+    manifests=("graphs",),
+    items="graphs",
+)

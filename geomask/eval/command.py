@@ -244,6 +244,9 @@ def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
     from geomask.eval.scan_command import add_scan_eval_parsers
 
     add_scan_eval_parsers(sub)
+    from geomask.eval.graph_command import add_graph_eval_parser  # issue #14: GraphMAE on Cora/CiteSeer/TU graphs
+
+    add_graph_eval_parser(sub)
     for task, text in helps.items():
         p = sub.add_parser(
             task,

@@ -14,8 +14,6 @@ with the seed).  Accuracies are mean ± std over seeds (graph tasks: of each see
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import time
 from pathlib import Path
@@ -26,8 +24,9 @@ import torch
 from torch import Tensor
 
 from geomask.datasets.graphs import GraphSet, collate_graph_batch, load_graph_set
+from geomask.errors import UsageError
 
-__all__ = ["PAPER", "add_graph_eval_parser", "cmd_eval_graphs", "evaluate_graphs", "linear_probe", "svm_accuracy"]
+__all__ = ["PAPER", "evaluate_graphs", "linear_probe", "pretrain", "svm_accuracy", "table"]
 
 PAPER: dict[str, tuple[float, float]] = {
     "Cora": (84.2, 0.4),
@@ -39,6 +38,7 @@ PAPER: dict[str, tuple[float, float]] = {
 
 # the authors' probe settings (configs.yml lr_f, weight_decay_f, max_epoch_f) and pretraining defaults
 _PROBE = {"Cora": (0.01, 1e-4, 300), "CiteSeer": (0.01, 0.01, 300)}
+_EPOCHS = {"MUTAG": 20, "PROTEINS": 100}  # graph sets: the configs' max_steps count batches, not epochs
 _CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
@@ -48,7 +48,7 @@ def _config(name: str, config: str | None) -> dict[str, Any]:
 
     path = Path(config) if config else _CONFIGS / f"graphmae_{name.lower()}.yaml"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no config for {name} (give --config)")
+        raise UsageError(f"{path}: no config for {name} (give --config)")
     return OmegaConf.to_container(OmegaConf.load(path), resolve=True)  # type: ignore[return-value]
 
 
@@ -64,7 +64,9 @@ def _build(method: dict[str, Any], gs: GraphSet, seed: int) -> Any:
 def pretrain(model: Any, gs: GraphSet, epochs: int, cfg: dict[str, Any], seed: int) -> None:
     """Train ``model`` for ``epochs`` passes over ``gs`` (node level: one full-batch step per epoch)."""
     o, d = cfg.get("optim", {}), cfg.get("data", {})
-    opt = torch.optim.Adam(model.parameters(), lr=float(o.get("lr", 1e-3)), weight_decay=float(o.get("weight_decay", 0)))
+    opt = torch.optim.Adam(
+        model.parameters(), lr=float(o.get("lr", 1e-3)), weight_decay=float(o.get("weight_decay", 0))
+    )
     cosine = o.get("scheduler", "none") == "cosine"
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: (1 + math.cos(e * math.pi / max(epochs, 1))) * 0.5)
     gen = torch.Generator().manual_seed(seed)
@@ -87,9 +89,7 @@ def pretrain(model: Any, gs: GraphSet, epochs: int, cfg: dict[str, Any], seed: i
     model.eval()
 
 
-def linear_probe(
-    feats: Tensor, data: Any, lr: float, weight_decay: float, epochs: int, seed: int
-) -> float:
+def linear_probe(feats: Tensor, data: Any, lr: float, weight_decay: float, epochs: int, seed: int) -> float:
     """GraphMAE's node probe: test accuracy at the epoch of best validation accuracy (``feats [N, D]``)."""
     torch.manual_seed(seed)
     y = data.y
@@ -155,7 +155,8 @@ def evaluate_graphs(
     gs = load_graph_set(src)
     cfg = _config(gs.name, config)
     m_cfg = {**cfg.get("method", {}), "name": method}
-    epochs = int(epochs if epochs is not None else cfg.get("trainer", {}).get("max_steps", 100))
+    if epochs is None:
+        epochs = _EPOCHS.get(gs.name, int(cfg.get("trainer", {}).get("max_steps", 100)))
     probe = _PROBE.get(gs.name, (0.01, 1e-4, 300))
     runs: dict[str, list[float]] = {method: [], "random": [], "raw": []}
     secs: dict[str, float] = {k: 0.0 for k in runs}
@@ -197,37 +198,3 @@ def table(result: dict[str, Any]) -> str:
             ours = f"{r['accuracy']:.2f} ± {r['accuracy_std']:.2f}"
             rows.append(f"{name:<9} {ds:<11} {ours:<16} {paper:<15} {r['seconds']:.1f}")
     return "\n".join(rows)
-
-
-def cmd_eval_graphs(args: argparse.Namespace) -> int:
-    result = evaluate_graphs(args.dataset, seeds=args.seeds, epochs=args.epochs, config=args.config, method=args.method)
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
-    print(table(result))
-    return 0
-
-
-def add_graph_eval_parser(eval_subparsers: argparse._SubParsersAction) -> None:
-    """Add ``graphs`` to an existing ``eval`` subparsers object."""
-    from geomask.arguments import positive_int
-
-    p = eval_subparsers.add_parser(
-        "graphs",
-        help="GraphMAE on Cora/CiteSeer (linear probe) or TU graphs (SVM) vs raw features and a random encoder",
-        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="examples:\n"
-        "  geomask eval graphs ../shared/data/graphs/Cora --json cora.json --seeds 3 --epochs 300\n"
-        "  geomask eval graphs ../shared/data/graphs/MUTAG --json mutag.json",
-    )
-    p.add_argument("dataset", metavar="DATASET", help="a raw Planetoid or TU folder, or a geomask prep graphs folder")
-    p.add_argument("--json", required=True, metavar="OUT", help="write the accuracies here (JSON)")
-    p.add_argument("--method", default="graphmae", choices=("graphmae",), help="the pretraining method")
-    p.add_argument("--seeds", type=positive_int, default=3, metavar="N", help="seeds 0..N-1 (default 3)")
-    p.add_argument(
-        "--epochs", type=positive_int, default=None, metavar="E", help="pretraining epochs (default: the config's)"
-    )
-    p.add_argument(
-        "--config", default=None, metavar="YAML", help="method/optim settings (default configs/graphmae_<name>.yaml)"
-    )
-    p.set_defaults(func=cmd_eval_graphs)

@@ -18,6 +18,7 @@ never NaN (:func:`~geomask.losses.reduce.masked_mean`).  Cross-entropy also skip
 the reverse.
 """
 
+from geomask.losses import frequency  # noqa: F401  (registers "frequency", MFM's loss)
 from geomask.losses.functional import (
     CHAMFER_KINDS,
     IGNORE_INDEX,

@@ -40,7 +40,7 @@ from geomask.methods.compose import loss_section, masker_section, section_aliase
 from geomask.nn.vit import MAEDecoder, ViT, visible_ids
 from geomask.targets import NormalizedPatches
 
-__all__ = ["MAE", "MAEOutput", "build_mae", "image_values"]
+__all__ = ["MAE", "MAEOutput", "MAEPass", "build_mae", "image_values"]
 
 # prepared image folders, and the generated shapes (default data of the CPU configs)
 IMAGE_DATA = ("images", "shapes")
@@ -72,6 +72,17 @@ class MAEOutput(NamedTuple):
     mask: Tensor
 
 
+class MAEPass(NamedTuple):
+    """The encoder half of MAE: ``mask [B, L]``, ``latent [B, c + K, E]``, ``ids_keep [B, K]`` (grid index of each
+    latent patch token), ``padding [B, K]`` or ``None``, and the patch ``grid`` (what :class:`MAEDecoder` takes)."""
+
+    mask: Tensor
+    latent: Tensor
+    ids_keep: Tensor
+    padding: Tensor | None
+    grid: tuple[int, ...]
+
+
 class MAE(Method):
     """MAE pretraining (module docstring).
 
@@ -100,14 +111,11 @@ class MAE(Method):
         self.target = target
         self.pool = pool
 
-    def reconstruct(self, values: Tensor, mask: Tensor | None = None, *, noise: Tensor | None = None) -> MAEOutput:
-        """Encode the visible patches, decode every patch, score the masked ones.
+    def encode(self, values: Tensor, mask: Tensor | None = None, *, noise: Tensor | None = None) -> MAEPass:
+        """Encode the visible patches: the encoder half of :meth:`reconstruct` (same arguments).
 
-        Args:
-            values: ``[B, C, *spatial]``.
-            mask: ``[B, L]`` bool (True = masked); visible tokens are encoded in grid order.
-            noise: ``[B, L]`` instead of ``mask``: MAE's / Hugging Face's random masking at the masker's ratio
-                (tokens kept in noise order, exactly as ``ViTMAEForPreTraining(noise=noise)``).
+        Returns:
+            :class:`MAEPass`: the mask, the latent ``[B, c + K, E]``, ``ids_keep [B, K]``, ``padding`` and the grid.
         """
         grid = self.encoder.grid(values)
         padding = None
@@ -121,11 +129,26 @@ class MAE(Method):
         else:
             raise UsageError("give a mask or noise")
         latent = self.encoder(values, ids_keep=ids_keep, padding_mask=padding)
-        pred = self.decoder(latent, ids_keep, grid, padding)
+        return MAEPass(mask, latent, ids_keep, padding, grid)
+
+    def patch_targets(self, values: Tensor) -> Tensor:
+        """The reconstruction target of every patch, ``[B, L, P]`` (``norm_pix`` or raw pixels)."""
         target = patchify(values, self.encoder.patch)
-        if self.target is not None:
-            target = self.target(target)
-        return MAEOutput(self.criterion(pred, target, mask), pred, target, mask)
+        return self.target(target) if self.target is not None else target
+
+    def reconstruct(self, values: Tensor, mask: Tensor | None = None, *, noise: Tensor | None = None) -> MAEOutput:
+        """Encode the visible patches, decode every patch, score the masked ones.
+
+        Args:
+            values: ``[B, C, *spatial]``.
+            mask: ``[B, L]`` bool (True = masked); visible tokens are encoded in grid order.
+            noise: ``[B, L]`` instead of ``mask``: MAE's / Hugging Face's random masking at the masker's ratio
+                (tokens kept in noise order, exactly as ``ViTMAEForPreTraining(noise=noise)``).
+        """
+        p = self.encode(values, mask, noise=noise)
+        pred = self.decoder(p.latent, p.ids_keep, p.grid, p.padding)
+        target = self.patch_targets(values)
+        return MAEOutput(self.criterion(pred, target, p.mask), pred, target, p.mask)
 
     def loss_terms(self, batch: Any, generator: torch.Generator) -> dict[str, Tensor]:
         """``loss`` (= ``reconstruction``, the masked patches' loss)."""

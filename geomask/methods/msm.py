@@ -16,6 +16,7 @@ The paper's pretraining code was never released; this is our reading of its desi
    no visible voxel with learnable mask tokens (one for the skip features of every level, one for the
    up-sampled features at the first level; later levels up-sample from already dense sites). So the
    decoder output of every level lives on the very coordinate rows of the teacher's, masked sites included.
+   The op is :func:`geomask.sparse.densify.densify`, shared with SparK's decoder.
 4. **Loss.** A linear predictor per level maps student features to the target width. At level ``j``
    (stride ``s``) every point gives a site pair ``(⌊a/s⌋, ⌊b/s⌋)`` between its voxels in views A and B; on
    the distinct pairs whose *student* site is masked, the student's prediction in one view is pulled to
@@ -58,16 +59,10 @@ from geomask.methods.compose import loss_section, masker_section, section_aliase
 from geomask.nn.sparse_unet import SparseResUNet, SparseUNetOutput, build_sparse_unet
 from geomask.points.augment import GEOMETRY_WIDTH, SceneAugment, ScenePoints, to_sparse
 from geomask.sparse import SparseTensor
+from geomask.sparse.densify import densify, site_rows
 from geomask.targets import EMATeacher, LayerNormTarget
 
 __all__ = ["MSM", "build_msm", "site_rows"]
-
-
-def site_rows(level: SparseTensor, coords: Tensor) -> Tensor:
-    """Row in ``level`` of the parent site of each stride-1 voxel ``coords [Q, 1 + D]`` (-1 where absent)."""
-    st = torch.tensor(level.stride, device=coords.device)
-    lvl = level.cache.level(level.coords, level.stride)
-    return lvl.lookup(coords[:, 0], torch.div(coords[:, 1:], st, rounding_mode="floor"))
 
 
 class MSM(Method):
@@ -167,15 +162,6 @@ class MSM(Method):
         xs = SparseTensor(x.coords[visible], x.feats[visible])
         enc = self.backbone.encode(xs)
         masked: list[Tensor] = []
-
-        def densify(t: SparseTensor, full: SparseTensor, token: Tensor) -> tuple[Tensor, Tensor]:
-            if t.coords is full.coords or (t.coords.shape == full.coords.shape and torch.equal(t.coords, full.coords)):
-                return t.feats, torch.zeros(len(full), dtype=torch.bool, device=t.feats.device)
-            rows = site_rows(full, t.coords)
-            present = torch.zeros(len(full), dtype=torch.bool, device=t.feats.device)
-            present[rows] = True
-            base = token.to(t.feats.dtype).expand(len(full), -1)
-            return base.index_put((rows,), t.feats), ~present
 
         def hook(j: int, up: SparseTensor, skip: SparseTensor) -> tuple[SparseTensor, SparseTensor]:
             full = full_enc[3 - j]

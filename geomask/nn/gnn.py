@@ -19,7 +19,7 @@ from torch_geometric.nn import GATConv, GCNConv, GINConv
 from geomask.errors import UsageError
 from geomask.nn.aggregation import NeighborTable
 
-__all__ = ["GNN_KINDS", "GNNEncoder"]
+__all__ = ["FEATURE_GNN_KINDS", "GNN_KINDS", "FeatureGNN", "GNNEncoder"]
 
 GNN_KINDS = ("gcn", "gin", "gat")
 
@@ -75,4 +75,103 @@ class GNNEncoder(nn.Module):
         for conv, norm in zip(self.convs, self.norms):
             h = F.dropout(F.relu(norm(x)), self.dropout, self.training)
             x = x + conv(h, edge_index)
+        return x
+
+
+FEATURE_GNN_KINDS = ("gat", "gin")
+
+
+def _norm(norm: str | None, dim: int) -> nn.Module:
+    if norm in (None, "none"):
+        return nn.Identity()
+    if norm == "batchnorm":
+        return nn.BatchNorm1d(dim)
+    if norm == "layernorm":
+        return nn.LayerNorm(dim)
+    raise ValueError(f"unknown norm {norm!r}; valid: none, batchnorm, layernorm")
+
+
+class FeatureGNN(nn.Module):
+    """GraphMAE's GAT / GIN stack over raw node features: ``in_dim`` → ``hidden`` … → ``out_dim``.
+
+    Layer ``l`` computes
+
+    .. math::
+        \\mathbf{h}^{(l+1)} = \\sigma\\big(\\mathrm{Norm}(\\mathrm{Conv}(\\mathrm{Dropout}(\\mathbf{h}^{(l)}),
+        \\mathcal{E}) + \\mathbf{W}_r \\mathbf{h}^{(l)})\\big)
+
+    with ``Conv`` PyG's ``GATConv`` (``heads`` heads of ``hidden / heads`` channels, concatenated; self-loops added;
+    attention dropout ``attn_drop``) or ``GINConv`` (a 2-layer MLP with the norm inside, sum aggregation), the
+    residual term only with ``residual`` (``W_r`` the identity where the widths agree), ``σ`` PReLU.  The last
+    layer maps to ``out_dim`` with ``out_heads`` heads (averaged for GAT) and keeps its norm and activation only
+    when ``encoding`` (GraphMAE's encoder; its decoder is one plain layer).
+
+    Args:
+        kind: ``"gat"`` or ``"gin"``.
+        in_dim: F, the input width.
+        hidden: H, the width of the inner layers (all heads together).
+        out_dim: the output width.
+        layers: number of layers (>= 1).
+        heads: attention heads of the inner layers (GAT).
+        out_heads: attention heads of the last layer (GAT; concatenated when ``encoding``, averaged otherwise).
+        in_drop: dropout on each layer's input.
+        attn_drop: attention dropout (GAT).
+        residual: add the (projected) input of every layer.
+        norm: ``None``, ``"batchnorm"`` or ``"layernorm"``.
+        encoding: the last layer keeps its norm and activation.
+
+    Shapes:
+        x ``[N, F]``, edge_index ``[2, E]`` → ``[N, out_dim]``.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        in_dim: int,
+        hidden: int,
+        out_dim: int,
+        layers: int = 2,
+        heads: int = 4,
+        out_heads: int = 1,
+        in_drop: float = 0.2,
+        attn_drop: float = 0.1,
+        residual: bool = False,
+        norm: str | None = None,
+        encoding: bool = True,
+    ):
+        super().__init__()
+        if kind not in FEATURE_GNN_KINDS:
+            raise ValueError(f"unknown feature GNN kind {kind!r}; valid: {', '.join(FEATURE_GNN_KINDS)}")
+        if layers < 1:
+            raise ValueError(f"layers must be >= 1, got {layers}")
+        self.kind, self.in_drop, self.encoding = kind, in_drop, encoding
+        dims = [in_dim] + [hidden] * (layers - 1) + [out_dim]
+        self.convs, self.res, self.norms, self.acts = nn.ModuleList(), nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
+        for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
+            last = i == layers - 1
+            if kind == "gat":
+                h = out_heads if last else heads
+                concat = not last or encoding
+                if concat and b % h:
+                    raise ValueError(f"width {b} must be divisible by heads ({h}) for GAT")
+                conv = GATConv(a, b // h if concat else b, heads=h, concat=concat, dropout=attn_drop)
+            else:
+                mlp = nn.Sequential(nn.Linear(a, b), _norm(norm, b), nn.PReLU(), nn.Linear(b, b))
+                conv = GINConv(mlp, train_eps=False)
+            self.convs.append(conv)
+            if residual:
+                self.res.append(nn.Identity() if a == b else nn.Linear(a, b, bias=False))
+            else:
+                self.res.append(None)
+            keep = not last or encoding
+            self.norms.append(_norm(norm, b) if keep else nn.Identity())
+            self.acts.append(nn.PReLU() if keep else nn.Identity())
+
+    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+        for conv, res, norm, act in zip(self.convs, self.res, self.norms, self.acts):
+            h = F.dropout(x, self.in_drop, self.training)
+            out = conv(h, edge_index)
+            if res is not None:
+                out = out + res(h)
+            x = act(norm(out))
         return x

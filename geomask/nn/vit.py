@@ -37,7 +37,16 @@ from geomask.errors import UsageError
 from geomask.grids.patches import grid_shape, patch_shape, patchify
 from geomask.grids.pos_embed import sincos_pos_embed
 
-__all__ = ["MAEDecoder", "SinCosPositions", "ViT", "ViTBlock", "attention_mask", "visible_ids"]
+__all__ = [
+    "MAEDecoder",
+    "SinCosPositions",
+    "ViT",
+    "ViTBlock",
+    "attention_mask",
+    "init_transformer",
+    "transformer_blocks",
+    "visible_ids",
+]
 
 
 def _drop_path(x: Tensor, p: float, training: bool) -> Tensor:
@@ -185,12 +194,13 @@ class ViTBlock(nn.Module):
         return x + _drop_path(self.mlp(self.norm2(x)), self.drop_path, self.training)
 
 
-def _blocks(dim, depth, heads, mlp_ratio, qkv_bias, eps, drop_path) -> nn.ModuleList:
+def transformer_blocks(dim, depth, heads, mlp_ratio, qkv_bias, eps, drop_path) -> nn.ModuleList:
+    """``depth`` pre-LN :class:`ViTBlock` s with stochastic depth rising linearly to ``drop_path``."""
     rates = torch.linspace(0, drop_path, depth).tolist()  # timm's rule: deeper blocks drop more
     return nn.ModuleList(ViTBlock(dim, heads, mlp_ratio, qkv_bias, eps, r) for r in rates)
 
 
-def _init(module: nn.Module) -> None:
+def init_transformer(module: nn.Module) -> None:
     """MAE's initialisation: xavier-uniform linear maps with zero bias, LayerNorm (1, 0)."""
     for m in module.modules():
         if isinstance(m, nn.Linear):
@@ -263,13 +273,13 @@ class ViT(nn.Module):
             self.sincos = SinCosPositions(dim, spatial_dims, cls_token, self.image_grid)
         else:
             raise UsageError(f"pos_embed must be 'sincos' or 'learned', got {pos_embed!r}")
-        self.blocks = _blocks(dim, depth, heads, mlp_ratio, qkv_bias, eps, drop_path)
+        self.blocks = transformer_blocks(dim, depth, heads, mlp_ratio, qkv_bias, eps, drop_path)
         self.norm = nn.LayerNorm(dim, eps=eps)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """MAE's initialisation (tokens and learned positions: normal, std 0.02)."""
-        _init(self)
+        init_transformer(self)
         for p in (self.cls_token, self.mask_token):
             if p is not None:
                 nn.init.normal_(p, std=0.02)
@@ -397,10 +407,10 @@ class MAEDecoder(nn.Module):
         self.embed = nn.Linear(in_dim, dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.positions = SinCosPositions(dim, spatial_dims, cls_token, grid)
-        self.blocks = _blocks(dim, depth, heads, mlp_ratio, True, eps, 0.0)
+        self.blocks = transformer_blocks(dim, depth, heads, mlp_ratio, True, eps, 0.0)
         self.norm = nn.LayerNorm(dim, eps=eps)
         self.pred = nn.Linear(dim, out_dim)
-        _init(self)
+        init_transformer(self)
         nn.init.normal_(self.mask_token, std=0.02)
 
     def forward(

@@ -5,7 +5,7 @@ A config has five top-level sections::
     seed: 0
     method:  {name: mgvga, ...keyword arguments of the method's builder}
     data:    {kind, roots, batch_size, not_nodes, num_workers, val_fraction, synthetic: {...}, objects: {...},
-             corpus: {...}, scenes: {...}, shapes: {...}, images: {...}}
+             corpus: {...}, scenes: {...}, shapes: {...}, images: {...}, generated_text: {...}}
     optim:   {name, lr, weight_decay, betas, scheduler, warmup_steps, min_lr, schedule_steps, grad_clip}
     trainer: {max_steps, out_dir, accelerator, devices, num_nodes, strategy, find_unused, precision, log_every,
               checkpoint_every, keep_checkpoints, val_every, resume, progress_bar, loggers, summary, threads}
@@ -66,6 +66,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "DataConfig",
+    "GeneratedTextConfig",
     "ImagesConfig",
     "MethodConfig",
     "OptimConfig",
@@ -191,6 +192,19 @@ class ShapesConfig:
 
 
 @dataclass
+class GeneratedTextConfig:
+    """GENERATED sentences of a small grammar (``data.kind: generated_text``; not real text): ``lines`` lines of
+    ``sentences_per_line`` sentences from seed ``seed``, a WordPiece tokenizer of ``vocab_size`` trained on them,
+    built once into ``cache`` (as :class:`ScenesConfig`); :mod:`geomask.datasets.text`."""
+
+    lines: int = 2000
+    sentences_per_line: int = 3
+    seed: int = 0
+    vocab_size: int = 200
+    cache: str = ""
+
+
+@dataclass
 class ImagesConfig:
     """Image batches (``data.kind: images`` or ``shapes``): the random resized crop (area ``crop_scale``, aspect
     ``crop_ratio``) and horizontal flip drawn by the method from each training step's generator (``augment``),
@@ -232,6 +246,7 @@ class DataConfig:
     scenes: ScenesConfig = field(default_factory=ScenesConfig)
     shapes: ShapesConfig = field(default_factory=ShapesConfig)
     images: ImagesConfig = field(default_factory=ImagesConfig)
+    generated_text: GeneratedTextConfig = field(default_factory=GeneratedTextConfig)
 
 
 @dataclass
@@ -505,6 +520,9 @@ def _check(cfg: Config, source: str | None) -> None:
     positive("data.scenes", "scenes", d.scenes.scenes)
     positive("data.scenes", "points", d.scenes.points)
     positive("data.shapes", "images", d.shapes.images)
+    positive("data.generated_text", "lines", d.generated_text.lines)
+    positive("data.generated_text", "sentences_per_line", d.generated_text.sentences_per_line)
+    positive("data.generated_text", "vocab_size", d.generated_text.vocab_size)
     if d.shapes.size < 8:
         raise ConfigError("data.shapes", "size", f"must be >= 8, got {d.shapes.size}", source)
     choice("data.images", "normalize", d.images.normalize, IMAGE_NORMALIZE)

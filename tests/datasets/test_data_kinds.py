@@ -22,6 +22,10 @@ from geomask.train.config import ConfigError, DataConfig, ObjectsConfig, Synthet
 from geomask.train.data import DataModule, data_kinds
 
 BUILTIN = ["circuits", "pairs", "scans", "synthetic", "objects", "corpus", "corpus_pairs", "scenes", "images", "shapes"]
+BUILTIN += ["text", "sequences", "generated_text"]  # the sequence kinds (issue 13)
+FOLDERS = ["text", "sequences"]  # the sequence kinds that read prep folders
+BUILTIN += ["graphs"]  # generic graphs (issue 14)
+FOLDERS += ["graphs"]
 
 
 @pytest.fixture
@@ -36,7 +40,7 @@ def test_builtin_kinds_are_listed_with_one_line_descriptions():
     assert list(listed) == BUILTIN
     assert all(text and "\n" not in text for text in listed.values())
     assert data_kind_choices() == ("auto", *BUILTIN)
-    assert [k for k in BUILTIN if get_data_kind(k).reads_folders] == ["circuits", "pairs", "scans", "images"]
+    assert [k for k in BUILTIN if get_data_kind(k).reads_folders] == ["circuits", "pairs", "scans", "images", *FOLDERS]
     from geomask.methods.registry import DATA_KINDS as METHOD_KINDS  # every kind a method names is registered
 
     assert {k for taken in METHOD_KINDS.values() for k in taken} <= set(listed)
@@ -48,14 +52,14 @@ def test_unknown_kind_is_one_line_naming_the_valid_ones():
     assert (
         str(e.value)
         == "unknown data kind 'meshes'; valid: auto, circuits, pairs, scans, synthetic, objects, corpus, corpus_pairs, "
-        "scenes, images, shapes"
+        "scenes, images, shapes, text, sequences, generated_text, graphs"
     )
     with pytest.raises(ConfigError) as e:
         load_config({"method": {"name": "mgm"}, "data": {"kind": "meshes"}})
     assert (
         str(e.value)
         == "data.kind: must be one of auto, circuits, pairs, scans, synthetic, objects, corpus, corpus_pairs, scenes, "
-        "images, shapes, got 'meshes'"
+        "images, shapes, text, sequences, generated_text, graphs, got 'meshes'"
     )
     with pytest.raises(ConfigError, match=r"^data\.kind: must be one of auto, circuits"):
         data_kinds(DataConfig(kind="meshes"))
@@ -217,7 +221,7 @@ def test_the_registry_and_the_config_load_without_torch():
         "from geomask.datasets.kinds import available_data_kinds\n"
         "from geomask.train.config import DATA_KINDS, load_config\n"
         "load_config({'method': {'name': 'mgm'}, 'data': {'kind': 'synthetic'}})\n"
-        "assert len(available_data_kinds()) == 10 and DATA_KINDS[0] == 'auto'\n"
+        f"assert len(available_data_kinds()) == {len(BUILTIN)} and DATA_KINDS[0] == 'auto'\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torch_geometric', 'lightning')))\n"
     )
     env = dict(os.environ)

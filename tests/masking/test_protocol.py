@@ -32,6 +32,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 NAMES = ["block", "random_patches", "region", "uniform", "voxel"]  # the ragged-row maskers tested here
 IMAGE_NAMES = ["beit_block", "disjoint", "frequency", "random_tokens", "scored", "simmim"]  # test_image_maskers
+SEQUENCE_NAMES = ["mlm", "span", "whole_word"]  # tests/sequences/test_sequence_maskers.py
 SIZES = [5, 1, 0, 17, 40, 2]  # ragged: a one-row sample and an empty one
 
 
@@ -257,7 +258,7 @@ def test_wrong_layout_is_a_usage_error_naming_the_masker():
 
 def test_available_maskers_one_line_each():
     got = available_maskers()
-    assert sorted(got) == sorted(NAMES + IMAGE_NAMES)
+    assert sorted(got) == sorted(NAMES + IMAGE_NAMES + SEQUENCE_NAMES)
     assert all(desc and "\n" not in desc for desc in got.values())
 
 
@@ -271,7 +272,7 @@ def test_build_by_name_and_config_round_trip(name):
 
 def test_registry_errors_name_the_valid_choices():
     with pytest.raises(
-        UsageError, match=r"unknown masker 'blok' \(valid: beit_block, block, disjoint, frequency, random_patches, "
+        UsageError, match=r"unknown masker 'blok' \(valid: beit_block, block, disjoint, frequency, mlm, "
     ):
         build_masker({"name": "blok", "ratio": 0.6})
     with pytest.raises(UsageError, match=r"masker 'block': unknown option 'ration' \(valid: low, high, ratio\)"):

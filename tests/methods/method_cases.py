@@ -70,6 +70,17 @@ def image_batch():
     return GridBatch(torch.rand(2, 3, 16, 16, generator=g), 4, labels=torch.tensor([0, 1]))
 
 
+def text_batch():
+    """Three token sequences of ids 5..39 (specials 0..4: [PAD] [UNK] [CLS] [SEP] [MASK]), 2 to 20 tokens, with
+    word ids (pairs of tokens), as the ``text`` kind collates them."""
+    from geomask.sequences import SequenceItem, Vocab, collate_sequences
+
+    vocab = Vocab(40, 0, 4, (0, 1, 2, 3, 4), 2, 3, "case")
+    g = torch.Generator().manual_seed(0)
+    items = [SequenceItem(torch.randint(5, 40, (n,), generator=g), torch.arange(n) // 2, vocab) for n in (20, 7, 2)]
+    return collate_sequences(items)
+
+
 # a tiny batch of every data kind (``data.kind`` of the training config)
 BATCHES: dict[str, Callable[[], Any]] = {
     "circuits": graph_batch,
@@ -78,6 +89,7 @@ BATCHES: dict[str, Callable[[], Any]] = {
     "objects": object_batch,
     "scans": scene_batch,
     "images": image_batch,
+    "text": text_batch,
 }
 
 _GRAPH = {"hidden": 16, "layers": 2}
@@ -99,6 +111,10 @@ CASES: dict[str, dict[str, Any]] = {
     "cpcm": {**_SCENE, "num_classes": 2, "grid": 2, "rampup_steps": 5},
     "mae": {**_VIT, "decoder_dim": 16, "decoder_depth": 1, "decoder_heads": 2},
     "simmim": {**_VIT, "mask_patch_size": 4},
+    "spark": {"backbone": "tiny", "widths": (8, 16), "layers": (1, 1), "stem_width": 8, "decoder_width": 16},
+    "mlm": {"vocab_size": 40, "dim": 16, "depth": 1, "heads": 2, "max_len": 32},
+    "mfm": {**_VIT, "masker": {"name": "frequency", "radius": 4.0}},
+    "hpm": {**_VIT, "decoder_dim": 16, "decoder_depth": 1, "decoder_heads": 2, "total_steps": 4},
 }
 
 # keywords of the regression fixture's training steps: every dropout off (dropout's random stream is not part of

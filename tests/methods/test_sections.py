@@ -23,6 +23,7 @@ from torch import nn
 
 from geomask.errors import UsageError
 from geomask.losses import L1, L2, ChamferL2, CosineError, CrossEntropy, JSDivergence, ScaledCosineError, SmoothL1
+from geomask.losses.frequency import FrequencyDistance
 from geomask.masking import (
     BlockPatchMasker,
     RandomPatchMasker,
@@ -32,6 +33,9 @@ from geomask.masking import (
     UniformMasker,
     VoxelMasker,
 )
+from geomask.masking.image_frequency import FrequencyMasker
+from geomask.masking.scored import ScoredMasker
+from geomask.masking.sequence_mlm import MLMMasker
 from geomask.methods import METHODS, build_method
 from geomask.methods.compose import resolve_section
 from geomask.methods.registry import _builder, register_method
@@ -67,6 +71,10 @@ DEFAULTS: dict[str, dict] = {
         "masker": {"name": "simmim", "ratio": 0.6, "mask_patch_size": 4, "model_patch_size": 2},
         "loss": {"name": "l1"},
     },
+    "spark": {"masker": {"name": "random_tokens", "ratio": 0.6}, "loss": {"name": "l2"}},
+    "mlm": {"masker": {"name": "mlm", "ratio": 0.15}, "loss": {"name": "cross_entropy"}},
+    "mfm": {"masker": {"name": "frequency", "radius": 4.0, "mode": "random"}, "loss": {"name": "frequency"}},
+    "hpm": {"masker": {"name": "scored", "ratio": 0.75, "fraction": 0.5}, "loss": {"name": "l2"}},
 }
 OTHER: dict[str, dict] = {
     "mgvga": {"masker": {"ratio": 0.5}},
@@ -79,6 +87,10 @@ OTHER: dict[str, dict] = {
     "cpcm": {"masker": {"ratio": 0.25}},
     "mae": {"masker": {"ratio": 0.5}},
     "simmim": {"loss": "l2"},
+    "spark": {"masker": {"ratio": 0.3}},
+    "mlm": {"masker": {"name": "whole_word", "ratio": 0.2}},
+    "mfm": {"loss": "l2"},
+    "hpm": {"masker": {"name": "random_tokens", "ratio": 0.75}},
 }
 BUILT = {  # the classes the default sections build: (masker attribute, masker class, loss attribute, loss class)
     "mgm": ("mgm_masker", UniformMasker, "criterion", CrossEntropy),
@@ -89,6 +101,10 @@ BUILT = {  # the classes the default sections build: (masker attribute, masker c
     "cpcm": ("masker", RegionMasker, "consistency", JSDivergence),
     "mae": ("masker", RandomTokenMasker, "criterion", L2),
     "simmim": ("masker", SimMIMMasker, "criterion", L1),
+    "spark": ("masker", RandomTokenMasker, "criterion", L2),
+    "mlm": ("masker", MLMMasker, "criterion", CrossEntropy),
+    "mfm": ("masker", FrequencyMasker, "criterion", FrequencyDistance),
+    "hpm": ("masker", ScoredMasker, "criterion", L2),
 }
 
 
@@ -158,7 +174,7 @@ def test_short_forms_are_aliases_and_never_given_with_their_section():
     [
         (
             {"masker": {"name": "blok"}},
-            r"^method\.masker: unknown masker 'blok' \(valid: beit_block, block, .*uniform, voxel\)$",
+            r"^method\.masker: unknown masker 'blok' \(valid: beit_block, block, .*uniform, voxel, whole_word\)$",
         ),
         ({"masker": {"name": "uniform", "rate": 0.3}}, r"^method\.masker: masker 'uniform': unknown option 'rate'"),
         ({"masker": {"ratio": 1.5}}, r"^method\.masker: uniform: mask ratio must be a number in \[0, 1\], got 1\.5$"),
