@@ -14,8 +14,6 @@ from geomask.methods.registry import METHODS, build_encoder, build_method, regis
 register_method("mae")("geomask.methods.mae:build_mae")
 register_method("simmim")("geomask.methods.simmim:build_simmim")
 register_method("spark")("geomask.methods.spark:build_spark")
-# GraphMAE on AIGs and on generic graphs (issue #14): one builder, in its own file, supersedes registry.py's
-METHODS["graphmae"] = "geomask.methods.graphmae:build_graphmae"
 register_method("mlm")("geomask.methods.mlm:build_mlm")
 register_method("mfm")("geomask.methods.mfm:build_mfm")
 register_method("hpm")("geomask.methods.hpm:build_hpm")

@@ -45,7 +45,7 @@ from torch import nn
 from geomask.errors import UsageError
 from geomask.masking.layout import RowLayout
 from geomask.methods.compose import loss_section, masker_section, section_aliases
-from geomask.methods.graphmae import GraphMAE
+from geomask.methods.graphmae import build_graphmae
 from geomask.methods.mgvga import MGVGA
 from geomask.nn.cross_attention import AlignBlock
 from geomask.nn.deepgcn import DeepGCN
@@ -194,30 +194,6 @@ def build_mgm(
         dedup=dedup,
         num_relations=num_relations,
     )
-
-
-@section_aliases(masker="mask_ratio", loss="gamma")
-def build_graphmae(
-    *,
-    encoder: str = "deepgcn",
-    hidden: int = 64,
-    layers: int = 7,
-    num_types: int = 5,
-    dropout: float = 0.0,
-    gat_heads: int = 4,
-    checkpoint_nodes: int | None = 100_000,
-    decoder_layers: int = 1,
-    mask_ratio: float = 0.5,
-    gamma: float = 2.0,
-    masker: Mapping | str | None = None,
-    loss: Mapping | str | None = None,
-    num_relations: int = 1,
-) -> GraphMAE:
-    """GraphMAE-style masked feature reconstruction (``num_relations=2`` reads inversions under ``not_nodes: attr``)."""
-    enc = build_encoder(encoder, hidden, layers, dropout, gat_heads, checkpoint_nodes, num_relations)
-    dec = build_encoder(encoder, hidden, decoder_layers, dropout, gat_heads, checkpoint_nodes, num_relations)
-    msk = masker_section(masker, {"name": "uniform", "ratio": mask_ratio}, layout=RowLayout)
-    return GraphMAE(enc, dec, hidden, msk, num_types, loss=loss_section(loss, {"name": "sce", "gamma": gamma}))
 
 
 # Builders of the point and scan methods live in their own files and load on first use (they pull in the
