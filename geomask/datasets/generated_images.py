@@ -200,19 +200,12 @@ def build_shapes(spec: Any = ShapesSpec(), *, progress: bool = True) -> Path:
         FormatError: ``prep_images`` could not prepare the generated file (a bug: the build is left unfinished).
     """
     from geomask.datasets.prep_images import prep_images
-    from geomask.io.atomic import atomic_write_bytes, atomic_write_text
+    from geomask.io.atomic import atomic_write_bytes, atomic_write_text, build_lock
 
     out = shapes_dir(spec)
     if (out / "manifest.json").is_file():
         return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.with_name(out.name + ".lock"), "a") as lock:
-        try:
-            import fcntl
-
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        except ImportError:  # not POSIX: one process builds at a time by convention
-            pass
+    with build_lock(out):  # one builder among processes
         if (out / "manifest.json").is_file():  # another process built it while this one waited
             return out
         if progress:

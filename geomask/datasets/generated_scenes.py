@@ -503,18 +503,12 @@ def build_scenes(spec: Any = SceneSpec(), *, progress: bool = True) -> Path:
         FormatError: a scene that ``prep_scans`` could not prepare (a bug: the build is left unfinished).
     """
     from geomask.datasets.scans import prep_scans
+    from geomask.io.atomic import build_lock
 
     out = scenes_dir(spec)
     if (out / "manifest.json").is_file():
         return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.with_name(out.name + ".lock"), "a") as lock:
-        try:
-            import fcntl
-
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        except ImportError:  # not POSIX: one process builds at a time by convention
-            pass
+    with build_lock(out):  # one builder among processes
         if (out / "manifest.json").is_file():  # another process built it while this one waited
             return out
         if progress:

@@ -270,6 +270,7 @@ def _build_once(kind: str, cfg: Any, build: Any) -> Path:
     import sys
 
     from geomask.errors import FormatError
+    from geomask.io.atomic import build_lock
 
     c = cfg.corpus
     designs = corpus_designs(c.designs)
@@ -284,14 +285,7 @@ def _build_once(kind: str, cfg: Any, build: Any) -> Path:
     done = out.with_name(out.name + ".done")
     if done.is_file():
         return out
-    base.mkdir(parents=True, exist_ok=True)
-    with open(out.with_name(out.name + ".lock"), "a") as lock:
-        try:
-            import fcntl
-
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        except ImportError:  # not POSIX: one process builds at a time by convention
-            pass
+    with build_lock(out):  # one builder among processes
         if done.is_file():  # another process built it while this one waited
             return out
         print(f"building the embedded corpus dataset into {out} (first use) ...", file=sys.stderr, flush=True)

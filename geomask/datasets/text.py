@@ -35,6 +35,7 @@ import torch
 
 from geomask.datasets.store import DatasetReader, DatasetWriter, safe_key
 from geomask.errors import FormatError
+from geomask.io.atomic import build_lock
 from geomask.sequences.batch import SequenceItem, collate_sequences
 from geomask.sequences.vocab import Vocab
 
@@ -305,14 +306,7 @@ def build_generated_text(spec: GeneratedTextSpec = GeneratedTextSpec()) -> Path:
     out = base / f"generated_text-{spec.lines}-seed{spec.seed}-{digest}"
     if (out / "manifest.json").is_file():
         return out
-    base.mkdir(parents=True, exist_ok=True)
-    with open(base / f"{out.name}.lock", "a") as lock:
-        try:
-            import fcntl
-
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        except ImportError:
-            pass
+    with build_lock(out):  # one builder among processes
         if (out / "manifest.json").is_file():
             return out
         print(

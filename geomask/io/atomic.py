@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_with", "file_mode"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_with", "build_lock", "file_mode"]
 
 _UMASK_LOCK = threading.Lock()
 
@@ -56,3 +57,24 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write UTF-8 ``text`` to ``path`` atomically."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+@contextmanager
+def build_lock(out: str | Path) -> Iterator[None]:
+    """Hold ``<out>.lock`` exclusively (``flock``) while one process builds ``out``: others wait, then find it built.
+
+    Not POSIX (no ``fcntl``): no lock, one process builds at a time by convention.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.with_name(out.name + ".lock"), "a") as lock:
+        try:
+            import fcntl
+        except ImportError:
+            yield
+            return
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

@@ -42,3 +42,23 @@ def test_a_failed_writer_leaves_the_old_file(tmp_path):
         atomic_write_with(tmp_path / "a.txt", broken)
     assert (tmp_path / "a.txt").read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+
+
+def test_build_lock_is_exclusive_across_processes(tmp_path):
+    import subprocess
+    import sys
+
+    from geomask.io.atomic import build_lock
+
+    out = tmp_path / "cache" / "thing"
+    probe = (
+        "import fcntl, sys\n"
+        "f = open(sys.argv[1], 'a')\n"
+        "try:\n    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)\nexcept BlockingIOError:\n    sys.exit(3)\n"
+    )
+    lock = str(out) + ".lock"
+    with build_lock(out):
+        assert out.parent.is_dir()
+        held = subprocess.run([sys.executable, "-c", probe, lock])
+    free = subprocess.run([sys.executable, "-c", probe, lock])
+    assert (held.returncode, free.returncode) == (3, 0)
