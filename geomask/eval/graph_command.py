@@ -13,8 +13,10 @@ def cmd_eval_graphs(args: argparse.Namespace) -> int:
     from geomask.eval.graphs import evaluate_graphs, table
 
     result = evaluate_graphs(args.dataset, seeds=args.seeds, epochs=args.epochs, config=args.config, method=args.method)
+    from geomask.io.atomic import atomic_write_text
+
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
+    atomic_write_text(args.json, json.dumps(result, indent=1) + "\n")
     print(table(result))
     return 0
 
