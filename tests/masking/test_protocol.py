@@ -347,7 +347,8 @@ def test_no_python_loop_over_samples(name):
     large_sizes = [(i * 7) % 11 for i in range(2000)]  # 0 .. 10 rows each, empty ones included
     small, large = layout_for(name, small_sizes), layout_for(name, large_sizes)
     masker = build_masker({"name": name, "ratio": 0.5, **({"grid": 2} if name == "region" else {})})
-    masker(small, gen(0))  # warm up lazy imports and caches
+    masker(small, gen(0))  # warm up lazy imports and caches (a cold numba cache or a first-use import runs Python
+    masker(large, gen(0))  # lines once, on whichever call comes first)
     lines_small = _python_lines(lambda: masker(small, gen(0)))
     lines_large = _python_lines(lambda: masker(large, gen(0)))
     assert lines_small == lines_large
