@@ -40,7 +40,7 @@ from geomask.methods.compose import loss_section, masker_section, section_aliase
 from geomask.nn.vit import MAEDecoder, ViT, visible_ids
 from geomask.targets import NormalizedPatches
 
-__all__ = ["MAE", "MAEOutput", "MAEPass", "build_mae", "image_values"]
+__all__ = ["MAE", "MAEOutput", "MAEPass", "ViTMethod", "build_mae", "image_values"]
 
 # prepared image folders, and the generated shapes (default data of the CPU configs)
 IMAGE_DATA = ("images", "shapes")
@@ -83,7 +83,20 @@ class MAEPass(NamedTuple):
     grid: tuple[int, ...]
 
 
-class MAE(Method):
+class ViTMethod(Method):
+    """A method on image batches whose ``encoder`` is a :class:`~geomask.nn.vit.ViT` pooled by ``pool`` (``mean`` or
+    ``cls``): the shared data kinds and :meth:`features` of MAE, SimMIM, MFM and HPM."""
+
+    data_kinds = IMAGE_DATA
+    encoder: ViT
+    pool: str
+
+    def features(self, batch: Any) -> Tensor:
+        """The encoder on every patch of the (unmasked, unaugmented) images, pooled: ``[B, E]``."""
+        return self.encoder.pool(self.encoder(image_values(batch)), self.pool)
+
+
+class MAE(ViTMethod):
     """MAE pretraining (module docstring).
 
     Args:
@@ -157,10 +170,6 @@ class MAE(Method):
         mask = self.masker(layout, generator).view(x.size(0), -1)
         loss = self.reconstruct(x, mask).loss
         return {"loss": loss, "reconstruction": loss}
-
-    def features(self, batch: Any) -> Tensor:
-        """The encoder on every patch, pooled (``pool``): ``[B, E]``."""
-        return self.encoder.pool(self.encoder(image_values(batch)), self.pool)
 
 
 @section_aliases(masker="mask_ratio")

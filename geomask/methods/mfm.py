@@ -40,9 +40,8 @@ from geomask.losses.frequency import spectrum
 from geomask.masking.base import Masker
 from geomask.masking.image_frequency import frequency_filter
 from geomask.masking.layout import TokenGridLayout
-from geomask.methods.base import Method
 from geomask.methods.compose import loss_section, masker_section
-from geomask.methods.mae import IMAGE_DATA, image_values
+from geomask.methods.mae import IMAGE_DATA, ViTMethod, image_values
 from geomask.nn.vit import ViT
 
 __all__ = ["MFM", "MFMOutput", "build_mfm"]
@@ -61,7 +60,7 @@ class MFMOutput(NamedTuple):
     mask: Tensor
 
 
-class MFM(Method):
+class MFM(ViTMethod):
     """MFM pretraining (module docstring).
 
     Args:
@@ -115,10 +114,6 @@ class MFM(Method):
         mask = self.masker(TokenGridLayout(x.size(0), tuple(x.shape[2:]), x.device), generator)
         loss = self.reconstruct(x, mask).loss
         return {"loss": loss, "reconstruction": loss}
-
-    def features(self, batch: Any) -> Tensor:
-        """The encoder on every patch of the uncorrupted image, pooled (``pool``): ``[B, E]``."""
-        return self.encoder.pool(self.encoder(image_values(batch)), self.pool)
 
 
 def build_mfm(

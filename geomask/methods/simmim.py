@@ -33,15 +33,14 @@ from geomask.grids.patches import patchify
 from geomask.masking.base import Masker
 from geomask.masking.image_simmim import SimMIMMasker
 from geomask.masking.layout import TokenGridLayout
-from geomask.methods.base import Method
 from geomask.methods.compose import loss_section, masker_section, section_aliases
-from geomask.methods.mae import IMAGE_DATA, MAEOutput, image_values
+from geomask.methods.mae import IMAGE_DATA, MAEOutput, ViTMethod, image_values
 from geomask.nn.vit import ViT
 
 __all__ = ["SimMIM", "build_simmim"]
 
 
-class SimMIM(Method):
+class SimMIM(ViTMethod):
     """SimMIM pretraining (module docstring).
 
     Args:
@@ -84,10 +83,6 @@ class SimMIM(Method):
         mask = self.masker(layout, generator).view(x.size(0), -1)
         loss = self.reconstruct(x, mask).loss
         return {"loss": loss, "reconstruction": loss}
-
-    def features(self, batch: Any) -> Tensor:
-        """The encoder on every (unmasked) patch, pooled (``pool``): ``[B, E]``."""
-        return self.encoder.pool(self.encoder(image_values(batch)), self.pool)
 
 
 @section_aliases(masker=("mask_ratio", "mask_patch_size"))
