@@ -7,9 +7,11 @@ Subcommands::
     geomask prep circuits SRC... --out DIR ...    circuits → AIG dataset + ABC QoR labels (qor.csv)
     geomask prep pairs SRC... --out DIR ...       Verilog → Verilog-AIG pairs with text embeddings (MGVGA)
     geomask prep scans SRC... --out DIR ...       point clouds → voxelized scan dataset
+    geomask prep objects SRC... --out DIR ...     labelled scans → real objects cut by instance id
     geomask prep images SRC... --out DIR ...      image folders, npz, npy → uint8 image dataset
     geomask prep text SRC... --out DIR ...        plain text → tokenizer + token-id dataset (MLM)
     geomask prep sequences SRC... --out DIR ...   FASTA, CSV, text → protein sequence dataset (MLM)
+    geomask prep peptides SRC... --out DIR ...    receptor-peptide CSV → peptide_pairs dataset (PepMLM)
     geomask list configs|methods|data|maskers|targets|losses|label-maps
     geomask pretrain CONFIG [--set KEY=VALUE ...] pretrain a method (Lightning) from a YAML config
     geomask eval qor|equivalence|probability SRC... --json OUT   circuit evaluations
@@ -191,6 +193,8 @@ def cmd_prep_circuits(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         abc_timeout=args.abc_timeout,
         progress=not args.quiet,
+        executor=args.executor,
+        address=args.address,
     )
     return _report(report.rows, report.failures, f"designs in {args.out}", report.warnings, len(report.added))
 
@@ -231,6 +235,24 @@ def cmd_prep_scans(args: argparse.Namespace) -> int:
     return _report(shown, failures, f"scans in {args.out}")
 
 
+def cmd_prep_objects(args: argparse.Namespace) -> int:
+    from geomask.datasets.prep_objects import prep_objects
+
+    rows, failures = prep_objects(
+        args.src,
+        Path(args.out),
+        min_points=args.min_points,
+        num_points=args.num_points,
+        classes=args.classes,
+        skip_classes=args.skip_classes,
+        seed=args.seed,
+        progress=not args.quiet,
+    )
+    shown = [{k: r[k] for k in ("key", "objects", "skipped_small", "skipped_classes", "status")} for r in rows]
+    total = sum(r["objects"] for r in rows)
+    return _report(shown, failures, f"scans ({total:,} objects) in {args.out}")
+
+
 def cmd_prep_images(args: argparse.Namespace) -> int:
     from geomask.datasets.prep_images import prep_images
 
@@ -265,6 +287,19 @@ def cmd_prep_sequences(args: argparse.Namespace) -> int:
 
     rows, failures = prep_sequences(args.src, Path(args.out), column=args.column, progress=not args.quiet)
     return _report(rows, failures, f"sequence sources in {args.out}")
+
+
+def cmd_prep_peptides(args: argparse.Namespace) -> int:
+    from geomask.datasets.peptides import prep_peptides
+
+    rows, failures = prep_peptides(
+        args.src,
+        Path(args.out),
+        receptor_column=args.receptor_column,
+        peptide_column=args.peptide_column,
+        progress=not args.quiet,
+    )
+    return _report(rows, failures, f"peptide pair sources in {args.out}")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -421,6 +456,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latches", choices=("keep", "cut"), default="keep", help="keep or cut (full-scan) latches")
     p.add_argument("--timeout", type=positive_float, default=600.0, metavar="S", help="seconds per yosys run")
     p.add_argument("--abc-timeout", type=positive_float, default=60.0, metavar="S", help="seconds per ABC recipe")
+    p.add_argument(
+        "--executor",
+        choices=("threads", "ray"),
+        default="threads",
+        help="where ABC runs: --jobs threads here, or Ray tasks on a cluster (pip install 'geomask[ray]')",
+    )
+    p.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="with --executor ray: the cluster (`ray start --head` prints it; auto: the local one); "
+        "default: a private local cluster of --jobs CPUs",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_prep_circuits)
 
@@ -497,6 +544,39 @@ def build_parser() -> argparse.ArgumentParser:
     _add_jobs(p, "worker processes")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_prep_scans)
+
+    p = psub.add_parser(
+        "objects",
+        help="labelled scans → dataset of real objects cut out by instance id (Point-MAE, Point-BERT)",
+        description="Cut every instance with at least --min-points points out of labelled scans (ScanNet "
+        "*_vert_all.npy with *_sem_label_all.npy and *_ins_label_all.npy beside it, or a folder of them; "
+        "POINTS:LABELS with a SemanticKITTI .label file; POINTS:LABELS:INSTANCES), centre it, scale it into the "
+        "unit sphere and resample it to --num-points points (farthest point sampling when larger, seeded repeats "
+        "when smaller). Skipped by default as no objects: NYU40 0 unannotated, 1 wall, 2 floor, 22 ceiling "
+        "(SemanticKITTI .label: ground, building, fence, vegetation, terrain, pole, sign, unlabelled). Writes a "
+        "dataset (manifest kind scan_objects: points [M, P, 3], labels, instances per scan) for data.kind "
+        "scan_objects. Resumable per scan; a bad scan is one error line, the others are written.",
+        epilog=_examples(
+            "geomask prep objects ../shared/data/scans/scannet --out data/scan_objects",
+            "geomask prep objects kitti/000000.bin:kitti/000000.label --out data/kitti_objects --num-points 512",
+        ),
+    )
+    p.add_argument("src", nargs="+", metavar="SCAN", help="labelled scans or folders of ScanNet *_vert_all.npy")
+    p.add_argument("--out", required=True, metavar="DIR", help="the dataset folder (created or added to)")
+    p.add_argument("--min-points", type=positive_int, default=50, metavar="N", help="smallest object kept")
+    p.add_argument("--num-points", type=positive_int, default=1024, metavar="P", help="points per object")
+    p.add_argument("--classes", type=int, nargs="+", default=None, metavar="ID", help="keep only these semantic ids")
+    p.add_argument(
+        "--skip-classes",
+        type=int,
+        nargs="*",
+        default=None,
+        metavar="ID",
+        help="semantic ids that are no objects (default: the stuff classes above; give none to keep all)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="resampling seed")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=cmd_prep_objects)
 
     p = psub.add_parser(
         "images",
@@ -582,6 +662,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--column", default="Sequence", help="the CSV column holding the sequences")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=cmd_prep_sequences)
+
+    p = psub.add_parser(  # issue 13
+        "peptides",
+        help="receptor-peptide CSVs → peptide_pairs dataset (PepMLM)",
+        description="Read receptor-peptide pairs (CSV columns --receptor-column, --peptide-column) into a dataset of "
+        "ESM-alphabet ids. A row with an empty sequence or a letter outside the 25 residues is one error line and is "
+        "skipped; the others are kept. Resumable.",
+        epilog=_examples("geomask prep peptides ../shared/data/sequences/pepnn_train.csv --out out/pepnn"),
+    )
+    p.add_argument("src", nargs="+", metavar="SRC", help="CSV files")
+    p.add_argument("--out", required=True, metavar="DIR", help="the dataset folder (created or added to)")
+    p.add_argument("--receptor-column", default="Receptor Sequence", help="the CSV column of the receptors")
+    p.add_argument("--peptide-column", default="Sequence", help="the CSV column of the peptides")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=cmd_prep_peptides)
 
     p = sub.add_parser(
         "list",

@@ -101,6 +101,13 @@ BAD = [
     ("eval graphs {root}", 2, "--json"),
     ("eval graphs {root} --json {json} --seeds 0", 2, "--seeds"),
     ("eval graphs {scans} --json {json}", 1, "holds 'scan' items, not graphs"),
+    # prep objects / eval objects (issue 11; {pts}:{lab} has labels but no instance ids)
+    ("prep objects {pts}", 2, "--out"),
+    ("prep objects {pts} --out {root}/o --num-points 0", 2, "--num-points"),
+    ("prep objects {missing_npy} --out {root}/o --quiet", 1, "missing.npy: no such file"),
+    ("prep objects {pts}:{lab} --out {root}/o --quiet", 1, "cloud_labels.npy: has no instance ids"),
+    ("eval objects {scans} --json {json} --seeds -1", 2, "--seeds"),
+    ("eval objects {scans} --json {json}", 1, "holds 'scan' items, expected 'scan_objects'"),
     # list
     ("list", 2, "required"),
     ("list everything", 2, "invalid choice"),
@@ -128,6 +135,13 @@ BAD = [
     ("eval qor {missing} --json {json}", 1, "no such file"),
     ("eval equivalence {aag} --json {json} --hidden 0", 2, "--hidden"),
     ("eval probability {aag} --json {json} --lr -1", 2, "--lr"),
+    # eval text / sequences (issue 13)
+    ("eval text --json {json}", 2, "--train"),
+    ("eval text --train {missing} --json {json}", 1, "no such file"),
+    ("eval text --train {aag} --json {json} --steps -1", 2, "--steps"),
+    ("eval sequences --train {missing} --json {json}", 1, "no such file"),
+    ("eval sequences --train {aag} --json {json}", 1, "no column"),
+    ("eval sequences --train {aag} --json {json} --methods bogus", 2, "bogus"),
     # eval (scans)
     ("eval probe --train {missing_npy}:{lab} --test {pts}:{lab} --json {json}", 1, "missing.npy"),
     ("eval probe --train {pts}:{lab} --test {pts}:{lab} --json {json} --voxel-size 0", 2, "--voxel-size"),
@@ -137,6 +151,10 @@ BAD = [
     ("eval probe --train {pts}:{lab} --test {pts}:{lab} --json {json} --label-map bogus", 2, "bogus"),
     ("eval weak --train {pts}:{lab} --test {pts}:{lab} --json {json} --label-fraction 0", 2, "--label-fraction"),
     ("eval weak --train {pts}:{lab} --test {pts}:{lab} --json {json} --label-fraction 1.5", 2, "--label-fraction"),
+    # eval images (issue 12; {pts} is a point cloud, not images)
+    ("eval images --train {missing_npy} --test {pts} --json {json}", 1, "missing.npy: no such file"),
+    ("eval images --train {pts} --test {pts} --json {json}", 1, "cloud.npy: images must be"),
+    ("eval images --train {pts} --test {pts} --json {json} --finetune-steps 0", 2, "--finetune-steps"),
 ]
 
 

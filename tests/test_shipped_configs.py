@@ -24,10 +24,20 @@ RUNS = {
     "cpcm_cpu",
     "mae_cpu",
     "simmim_cpu",
+    "simmim_cnn_cpu",
     "spark_cpu",
     "mlm_cpu",
+    "drbert_cpu",  # issue 13
+    "ernie_gram_cpu",
+    "clm_cpu",
+    "biphasic_cpu",
+    "pepmlm_cpu",
     "mfm_cpu",
     "hpm_cpu",
+    "graphmae2_cpu",
+    "selective_mae_cpu",
+    "uni4eye_cpu",
+    "dmjd_cpu",
 }
 SCENES = {"msm_cpu", "cpcm_cpu"}  # trained on generated scenes by default, on real scans with data.roots set
 SMALL = ["data.corpus.designs=6", "data.scenes.scenes=2", "data.shapes.images=200"]  # first builds take seconds

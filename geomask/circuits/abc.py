@@ -24,6 +24,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,7 @@ from geomask.errors import FormatError, GeomaskError, ToolError, UsageError
 from geomask.io.aiger import read_aiger, write_aiger
 from geomask.progress import progress_bar
 
-__all__ = ["QorLabel", "abc_binary", "abc_cec", "abc_stats", "label_recipes", "run_abc", "run_recipe"]
+__all__ = ["QorLabel", "abc_binary", "abc_cec", "abc_stats", "label_chunk", "label_recipes", "run_abc", "run_recipe"]
 
 _TOOL = "abc"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -247,34 +248,63 @@ class QorLabel:
     error: GeomaskError | None = None
 
 
-def _label_chunk(
-    d: int,
-    path: Path,
-    shown: str | Path,
+#: What :func:`label_chunk` returns per recipe: ``(recipe, ands, levels, steps or None, error or None)``.
+ChunkRow = tuple[int, int, int, "np.ndarray | None", "str | None"]
+
+
+def label_chunk(
+    data: bytes,
+    suffix: str,
+    shown: str,
     chunk: list[tuple[int, list[str]]],
     per_step: bool,
     timeout: float,
-    cwd: str,
-) -> list[QorLabel]:
-    """One ABC process running several recipes on one design, re-reading the design before each."""
-    script = "; ".join(_script(path, steps, per_step) for _, steps in chunk)
-    limit = timeout * len(chunk)
-    try:
-        found = [(s[3], s[4]) for s in _stats(run_abc(shown, script, limit, cwd))]
-    except ToolError as e:
-        return [QorLabel(d, r, -1, -1, None, e) for r, _ in chunk]
-    labels, pos = [], 0
+) -> list[ChunkRow]:
+    """One ABC process running several recipes on one design, re-reading the design before each.
+
+    A pure function of its arguments, so that it runs alike on a thread, in another process or on another
+    machine (a Ray worker): the design travels as bytes (written to a private temporary folder as
+    ``design<suffix>``) and the result is plain data, with an error as ABC's one-line message.
+
+    Args:
+        data: the design file's content (binary AIGER, or a format ABC reads by ``suffix``).
+        suffix: the file suffix ABC should see (``.aig``, ``.blif``, ``.bench``, ...).
+        shown: the design's name in error messages.
+        chunk: ``(recipe index, steps)`` pairs.
+        per_step: report ``(ands, levels)`` after every step.
+        timeout: seconds per recipe (the process gets ``len(chunk) * timeout``).
+
+    Returns:
+        One :data:`ChunkRow` per pair of ``chunk``, in its order; ``ands = levels = -1`` with the error message.
+    """
+    with tempfile.TemporaryDirectory(prefix="geomask-abc-") as tmp:
+        path = Path(tmp) / f"design{suffix}"
+        path.write_bytes(data)
+        script = "; ".join(_script(path, steps, per_step) for _, steps in chunk)
+        try:
+            found = [(s[3], s[4]) for s in _stats(run_abc(shown, script, timeout * len(chunk), tmp))]
+        except ToolError as e:
+            return [(r, -1, -1, None, e.message) for r, _ in chunk]
+    rows: list[ChunkRow] = []
+    pos = 0
     for r, steps in chunk:
         n = len(steps) if per_step else 1
         got = found[pos : pos + n]
         pos += n
         if len(got) != n:
-            err = ToolError(shown, _TOOL, f"missing print_stats output for recipe {r}")
-            labels.append(QorLabel(d, r, -1, -1, None, err))
+            rows.append((r, -1, -1, None, f"missing print_stats output for recipe {r}"))
             continue
         arr = np.asarray(got, dtype=np.int64).reshape(n, 2)
-        labels.append(QorLabel(d, r, int(arr[-1, 0]), int(arr[-1, 1]), arr if per_step else None))
-    return labels
+        rows.append((r, int(arr[-1, 0]), int(arr[-1, 1]), arr if per_step else None, None))
+    return rows
+
+
+def _labels(d: int, shown: str | Path, rows: list[ChunkRow]) -> list[QorLabel]:
+    """:func:`label_chunk` rows as :class:`QorLabel` s of design ``d`` (errors as :class:`ToolError`)."""
+    return [
+        QorLabel(d, r, ands, lev, steps, None if err is None else ToolError(shown, _TOOL, err))
+        for r, ands, lev, steps, err in rows
+    ]
 
 
 def label_recipes(
@@ -285,6 +315,7 @@ def label_recipes(
     per_step: bool = False,
     progress: bool = True,
     recipes_per_process: int | None = None,
+    executor: Any = None,
 ) -> Iterator[QorLabel]:
     """QoR labels of every (design, recipe) pair, yielded as they finish (in no fixed order).
 
@@ -303,6 +334,12 @@ def label_recipes(
         progress: show a progress bar on stderr (plain lines when it is not a terminal).
         recipes_per_process: chunk size; by default large enough to amortise start-up yet small enough
             to give every job work (at most 32).
+        executor: where the chunks run instead of ``jobs`` threads: an object with
+            ``submit(fn, *args) -> concurrent.futures.Future``, ``share(value)`` (a handle ``submit`` resolves
+            to ``value``: the design bytes are shared once, not sent with every chunk) and ``workers`` (its
+            parallelism, which then sizes the chunks), e.g. :func:`geomask.datasets.executors.make_executor`.
+            Every chunk is :func:`label_chunk`, so the labels do not depend on where it ran.  The caller
+            owns (and shuts down) the executor.
 
     Returns:
         An iterator of :class:`QorLabel`, one per pair, ``len(designs) * len(recipes)`` in all.  Arguments
@@ -321,9 +358,11 @@ def label_recipes(
         recipes_per_process = min(32, max(1, math.ceil(n_rec / per_design)))
     if recipes_per_process < 1:
         raise UsageError(f"recipes_per_process must be >= 1, got {recipes_per_process}")
-    abc_binary()  # fail early when ABC is missing
+    if executor is not None:
+        jobs = max(1, int(executor.workers))
+    abc_binary()  # fail early when ABC is missing (on this machine; a cluster's workers need it too)
     chunks = [list(range(lo, min(lo + recipes_per_process, n_rec))) for lo in range(0, n_rec, recipes_per_process)]
-    return _label_stream(designs, steps, chunks, jobs, timeout, per_step, progress)
+    return _label_stream(designs, steps, chunks, jobs, timeout, per_step, progress, executor)
 
 
 def _label_stream(
@@ -334,31 +373,52 @@ def _label_stream(
     timeout: float,
     per_step: bool,
     progress: bool,
+    executor: Any = None,
 ) -> Iterator[QorLabel]:
     """The generator behind :func:`label_recipes` (whose arguments are checked eagerly)."""
     n_rec, n_des = len(steps), len(designs)
     with (
         tempfile.TemporaryDirectory(prefix="geomask-abc-") as tmp,
-        ThreadPoolExecutor(max_workers=jobs) as pool,
+        contextlib.ExitStack() as stack,
         progress_bar(total=n_des * n_rec, disable=not progress, desc="QoR labels", unit="pair") as bar,
     ):
-        futures, failed = [], []
+        if executor is None:
+            executor = stack.enter_context(ThreadPoolExecutor(max_workers=jobs))
+            share = _same
+        else:
+            share = executor.share
+        futures: dict[Any, tuple[int, str | Path]] = {}
+        failed = []
         for d, design in enumerate(designs):
             try:
                 path = _readable(design, tmp, d)
+                data = path.read_bytes()
+            except OSError as e:
+                failed += [
+                    QorLabel(d, r, -1, -1, None, FormatError(design, f"cannot read: {e.strerror or e}"))
+                    for r in range(n_rec)
+                ]
+                continue
             except GeomaskError as e:  # an unreadable design fails alone
                 failed += [QorLabel(d, r, -1, -1, None, e) for r in range(n_rec)]
                 continue
+            handle = share(data)
             for rs in chunks:
                 work = [(r, steps[r]) for r in rs]
-                futures.append(pool.submit(_label_chunk, d, path, design, work, per_step, timeout, tmp))
+                fut = executor.submit(label_chunk, handle, path.suffix, str(design), work, per_step, timeout)
+                futures[fut] = (d, design)
         try:
             bar.update(len(failed))
             yield from failed
             for fut in as_completed(futures):
-                labels = fut.result()
+                d, design = futures[fut]
+                labels = _labels(d, design, fut.result())
                 bar.update(len(labels))
                 yield from labels
         finally:
             for fut in futures:
                 fut.cancel()
+
+
+def _same(value: Any) -> Any:
+    return value

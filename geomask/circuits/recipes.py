@@ -1,6 +1,11 @@
 """Synthesis recipes over the OpenABC-D alphabet of seven ABC optimisation commands.
 
 A recipe is a sequence of op ids into :data:`OPS` (``0 .. 6``); OpenABC-D uses recipes of length 20.
+Two seeded families of random recipes (:func:`family_recipes`): ``uniform`` (:func:`random_recipes`, OpenABC-D's:
+every recipe ``length`` ops drawn uniformly; the default) and ``varied`` (:func:`varied_recipes`: lengths drawn
+from a range and a per-recipe op mix, so that recipes differ in how much and what kind of optimisation they
+do).  A batch of recipes of different lengths is one ``[R, S]`` array right-padded with :data:`PAD`
+(:func:`unpad` gives the rows back).
 :func:`recipe_to_abc` turns ids into an ABC script fragment, :func:`parse_recipe` reads one back, and
 :func:`recipe_steps` accepts every recipe form (ids, op names, ABC commands).
 """
@@ -18,10 +23,15 @@ __all__ = [
     "DEFAULT_RECIPES",
     "DEFAULT_RECIPE_LENGTH",
     "OPS",
+    "PAD",
+    "RECIPE_FAMILIES",
+    "family_recipes",
     "parse_recipe",
     "random_recipes",
     "recipe_steps",
     "recipe_to_abc",
+    "unpad",
+    "varied_recipes",
 ]
 
 #: The OpenABC-D synthesis alphabet; a recipe op id is an index into this tuple.
@@ -31,6 +41,11 @@ OPS: tuple[str, ...] = ("refactor", "refactor -z", "rewrite", "rewrite -z", "res
 DEFAULT_RECIPES = 30
 #: Ops per random recipe (OpenABC-D's length).
 DEFAULT_RECIPE_LENGTH = 20
+
+#: The op id that right-pads recipes shorter than their batch's longest (never an ABC command).
+PAD = -1
+#: Random recipe families (:func:`family_recipes`); the first is the default.
+RECIPE_FAMILIES = ("uniform", "varied")
 
 _OP_ID = {op: i for i, op in enumerate(OPS)}
 
@@ -84,6 +99,85 @@ def random_recipes(n: int, length: int = DEFAULT_RECIPE_LENGTH, seed: int | np.r
         _, first = np.unique(both, axis=0, return_index=True)
         out = both[np.sort(first)]
     return out[:n]
+
+
+def _distinct(draw, n: int, width: int) -> np.ndarray:
+    """``n`` distinct rows (first occurrences, in draw order) from repeated ``draw(k) -> [k, width]`` batches."""
+    out = np.zeros((0, width), dtype=np.int64)
+    for _ in range(1000):
+        if out.shape[0] >= n:
+            break
+        both = np.concatenate([out, draw(max(n - out.shape[0], 16) * 2)])
+        _, first = np.unique(both, axis=0, return_index=True)
+        out = both[np.sort(first)]
+    return out[:n]
+
+
+def varied_recipes(
+    n: int,
+    lengths: tuple[int, int] = (1, DEFAULT_RECIPE_LENGTH),
+    seed: int | np.random.Generator = 0,
+    concentration: float = 0.5,
+) -> np.ndarray:
+    """Draw ``n`` distinct recipes of varied length and op mix.
+
+    Each recipe draws its length uniformly from ``lengths[0] .. lengths[1]`` (inclusive), its op mix from a
+    symmetric Dirichlet of ``concentration`` over the 7 ops (0.5: most recipes lean on one to three ops, e.g.
+    mostly ``balance`` or mostly ``rewrite``/``resub``), and then its ops i.i.d. from that mix.  Draws are
+    batched from ``numpy.random.default_rng(seed)``; duplicates are discarded and redrawn as in
+    :func:`random_recipes` (``n`` must not exceed the number of distinct recipes of those lengths).
+
+    Returns:
+        ``[n, lengths[1]]`` int64 op ids, each row right-padded with :data:`PAD` after its length; the same
+        ``seed`` gives the same array.
+
+    Raises:
+        UsageError: ``n < 0``, ``lengths`` not ``1 <= lo <= hi``, ``concentration <= 0``, or more recipes than
+            exist.
+    """
+    lo, hi = int(lengths[0]), int(lengths[1])
+    check_recipe_options(n, lo, what="number of recipes")
+    if hi < lo:
+        raise UsageError(f"recipe lengths {lo}..{hi}: the maximum is below the minimum")
+    if not concentration > 0:
+        raise UsageError(f"recipe mix concentration must be > 0, got {concentration}")
+    k = len(OPS)
+    if hi < 12 and n > sum(k**s for s in range(lo, hi + 1)):
+        raise UsageError(f"{n} recipes of lengths {lo}..{hi}: fewer distinct recipes exist")
+    rng = np.random.default_rng(seed)
+
+    def draw(m: int) -> np.ndarray:
+        length = rng.integers(lo, hi + 1, size=m)
+        cdf = np.cumsum(rng.dirichlet(np.full(k, float(concentration)), size=m), axis=1)  # [m, 7]
+        u = rng.random((m, hi))
+        ops = np.minimum((u[:, :, None] >= cdf[:, None, :]).sum(2), k - 1).astype(np.int64)  # [m, hi]
+        ops[np.arange(hi)[None, :] >= length[:, None]] = PAD
+        return ops
+
+    out = _distinct(draw, n, hi)
+    if out.shape[0] < n:  # pragma: no cover - only when nearly every recipe of these lengths is asked for
+        raise UsageError(f"could not draw {n} distinct recipes of lengths {lo}..{hi}")
+    return out
+
+
+def family_recipes(family: str, n: int, length: int = DEFAULT_RECIPE_LENGTH, seed: int = 0) -> np.ndarray:
+    """``n`` seeded recipes of a family: ``uniform`` (:func:`random_recipes`, all ``length`` ops) or ``varied``
+    (:func:`varied_recipes`, lengths ``1 .. length``, padded with :data:`PAD`).
+
+    Raises:
+        UsageError: an unknown family, or what the family's function raises.
+    """
+    if family == "uniform":
+        return random_recipes(n, length, seed)
+    if family == "varied":
+        return varied_recipes(n, (1, length), seed)
+    raise UsageError(f"unknown recipe family {family!r}; known: {', '.join(RECIPE_FAMILIES)}")
+
+
+def unpad(recipes: np.ndarray) -> list[np.ndarray]:
+    """The rows of ``[R, S]`` op ids without their :data:`PAD` ops (each ``[S_r]`` int64)."""
+    arr = np.asarray(recipes, dtype=np.int64)
+    return [row[row != PAD] for row in arr.reshape(len(arr), -1)]
 
 
 def recipe_to_abc(ids: Sequence[int] | np.ndarray) -> str:

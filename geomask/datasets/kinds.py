@@ -363,3 +363,33 @@ register_data_kind(
     manifests=("graphs",),
     items="graphs",
 )
+register_data_kind(
+    "scan_objects",
+    description="real objects cut out of labelled scans by instance id: folders of geomask prep objects "
+    "(Point-MAE, Point-BERT)",
+    batch="dense float tensor [B, P, 3] (as objects)",
+    open="geomask.datasets.prep_objects:open_scan_objects",
+    collate=f"{_R}:collate_dense",
+    manifests=("scan_objects",),
+    items="clouds",
+)
+register_data_kind(  # issue 13
+    "peptide_pairs",
+    description="receptor-peptide pairs (ESM alphabet): folders written by geomask prep peptides (PepMLM)",
+    batch="geomask.datasets.peptides.PeptidePairBatch, a SequenceBatch of <cls> receptor <eos> peptide <eos> "
+    "with segment_ids [B, L] (1 = peptide)",
+    open="geomask.datasets.peptides:open_peptide_pairs",
+    collate="geomask.datasets.peptides:collate_peptide_pairs",
+    manifests=("peptide_pairs",),
+    items="pairs",
+)
+register_data_kind(  # issue 13
+    "generated_peptides",
+    description="GENERATED receptor-peptide pairs (a learnable rule, not real binders), built once into a cache "
+    "(PepMLM)",
+    batch="as peptide_pairs",
+    open="geomask.datasets.peptides:open_generated_peptides",
+    collate="geomask.datasets.peptides:collate_peptide_pairs",
+    items="pairs",
+    default_data=True,
+)

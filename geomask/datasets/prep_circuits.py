@@ -8,6 +8,10 @@ Output folder ``OUT``::
     OUT/labels/DESIGN.csv                              one design's QoR labels (complete when present)
     OUT/qor.csv                                        design,recipe_id,recipe,ands,levels (all designs)
 
+The ABC labelling runs on ``jobs`` threads, or with ``executor="ray"`` as Ray tasks on a cluster
+(:mod:`geomask.datasets.executors`); either way every job is the same pure function and this process writes
+every file, so the outputs are the same bytes.  Conversions (yosys) always run here, on ``jobs`` threads.
+
 Each step writes atomically and skips work already on disk, so a killed run started again finishes the
 rest and ends with the same files as an uninterrupted run.  Designs can be added to a folder in several
 runs: the manifest, ``labels/`` and ``qor.csv`` then hold every design of the folder, exactly as one run over
@@ -17,12 +21,13 @@ seed, latches, NOT nodes); otherwise it stops before writing anything.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 from collections import defaultdict
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +42,7 @@ from geomask.circuits.recipes import (
     recipe_to_abc,
 )
 from geomask.datasets.circuits import SCHEMA_VERSION, graph_record
+from geomask.datasets.executors import check_executor, make_executor
 from geomask.datasets.store import DatasetWriter, file_sha256
 from geomask.errors import FormatError, GeomaskError, UsageError
 from geomask.io.aiger import write_aiger
@@ -159,6 +165,8 @@ def prep_circuits(
     timeout: float = 600.0,
     abc_timeout: float = 60.0,
     progress: bool = True,
+    executor: str = "threads",
+    address: str | None = None,
 ) -> PrepReport:
     """Build an AIG dataset (and QoR labels when ``recipes > 0``) in ``out``, or add designs to one.
 
@@ -168,20 +176,27 @@ def prep_circuits(
         recipes: random recipes per design (the same recipes for every design); 0 labels nothing.
         recipe_length: steps per recipe.
         seed: recipe seed.
-        jobs: parallel conversions and ABC processes.
+        jobs: parallel conversions, and ABC processes on threads (or the CPUs of a local Ray cluster).
         latches: ``"keep"`` or ``"cut"``.
         not_nodes: NOT-node mode of the stored graphs.
         timeout: seconds per yosys run.
         abc_timeout: seconds per ABC recipe.
         progress: show progress bars.
+        executor: where ABC runs: ``"threads"`` or ``"ray"`` (see :func:`geomask.datasets.executors.make_executor`).
+        address: the Ray cluster's address (``"auto"``: a local ``ray start`` cluster); ``None`` with
+            ``executor="ray"`` starts a private local cluster of ``jobs`` CPUs for this run.
 
     Returns:
         A :class:`PrepReport` over every design in ``out``; failures are listed there (the rest is complete).
 
     Raises:
-        UsageError: a bad option value, or ``out`` made with other options (nothing is written then).
+        UsageError: a bad option value, ray missing with ``executor="ray"``, or ``out`` made with other options
+            (nothing is written then).
+        ToolError: the Ray cluster cannot be reached: before anything is written where nothing listens at a
+            ``HOST:PORT`` address, else after the conversions (which are kept).
     """
     check_recipe_options(recipes, recipe_length, jobs, zero="0: no QoR labels")
+    check_executor(executor, jobs, address)
     if latches not in LATCH_MODES:
         raise UsageError(f"latches must be one of {', '.join(LATCH_MODES)}, got {latches!r}")
     if not_nodes not in _NOT_MODES:
@@ -205,7 +220,7 @@ def prep_circuits(
     records: dict[str, dict] = {}
 
     with (
-        ThreadPoolExecutor(max_workers=jobs) as pool,
+        make_executor("threads", jobs) as pool,
         progress_bar(total=len(designs), desc="circuits", unit="design", disable=not progress) as bar,
     ):
         futs = {pool.submit(_convert, d, out, writer, latches, not_nodes, timeout): d for d in designs}
@@ -234,14 +249,15 @@ def prep_circuits(
         pending: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
         errors: dict[str, str] = {}
         paths = [out / "aig" / f"{k}.aig" for k in todo]
-        for lab in label_recipes(paths, ids, jobs=jobs, timeout=abc_timeout, progress=progress):
-            key = todo[lab.design]
-            if lab.error is not None:
-                errors.setdefault(key, str(lab.error))
-                continue
-            pending[key].append((lab.recipe, lab.ands, lab.levels))
-            if len(pending[key]) == recipes:
-                _write_labels(out / "labels" / f"{key}.csv", pending[key], recipe_text)
+        with make_executor(executor, jobs, address) if todo else contextlib.nullcontext() as ex:
+            for lab in label_recipes(paths, ids, jobs=jobs, timeout=abc_timeout, progress=progress, executor=ex):
+                key = todo[lab.design]
+                if lab.error is not None:
+                    errors.setdefault(key, str(lab.error))
+                    continue
+                pending[key].append((lab.recipe, lab.ands, lab.levels))
+                if len(pending[key]) == recipes:
+                    _write_labels(out / "labels" / f"{key}.csv", pending[key], recipe_text)
         for key, msg in sorted(errors.items()):
             report.failures.append((records[key]["source"], msg))
             failed.add(key)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from geomask.arguments import nonnegative_int, positive_float, positive_int
-from geomask.circuits.recipes import DEFAULT_RECIPE_LENGTH, DEFAULT_RECIPES
+from geomask.circuits.recipes import DEFAULT_RECIPE_LENGTH, DEFAULT_RECIPES, RECIPE_FAMILIES
 from geomask.errors import GeomaskError, UsageError
 from geomask.io.atomic import atomic_write_text
 
@@ -51,6 +51,7 @@ def results_table(result: dict[str, Any], task: str) -> str:
     """The result as an aligned text table: one row per (method or baseline, split), ``mean ± std`` over seeds.
 
     With a single seed (``result["config"]["seeds"]``, or no ``*_std`` entries) the cells are plain means.
+    A Verilog method pretrained without Verilog (``result["verilog"][name]`` False) shows as ``NAME (no Verilog)``.
     ``legacy_mape`` (OpenABC-D's formula: no percent, and about 1e13 where a true z-score is near 0) stays in
     the JSON but not in the table, which says so in its last line.
     """
@@ -59,9 +60,15 @@ def results_table(result: dict[str, Any], task: str) -> str:
     seeds = result.get("config", {}).get("seeds")
     spread = seeds is None or len(seeds) > 1
     rows = [("method", "split", *metrics)]
-    entries = [(n, s, m) for n, splits in result["methods"].items() for s, m in splits.items()]
+    no_verilog = [n for n, seen in result.get("verilog", {}).items() if not seen]  # MGVGA without its Verilog
+    entries = [
+        (f"{n} (no Verilog)" if n in no_verilog else n, s, m)
+        for n, splits in result["methods"].items()
+        for s, m in splits.items()
+    ]
     entries += [("baseline", s, m) for s, m in result.get("baseline", {}).items()]
     entries += [("good recipe", s, m) for s, m in result.get("good_recipe", {}).items()]
+    entries += [("mean of others", s, m) for s, m in result.get("mean_of_others", {}).items()]
 
     def cell(m: dict[str, float], k: str) -> str:
         if k not in m:
@@ -76,6 +83,8 @@ def results_table(result: dict[str, Any], task: str) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, width)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in width))
     notes = [f"mean ± std over {len(seeds)} seeds" if spread else "1 seed"] if seeds is not None else []
+    if any(n in result["methods"] for n in no_verilog):
+        notes.append("(no Verilog): pretrained without Verilog, MGM losses only; JSON 'verilog': false")
     hidden = [k for k in json_only if any(k in m for _, _, m in entries)]
     if hidden:
         notes.append(f"{', '.join(hidden)}: in the JSON only")
@@ -167,7 +176,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             labels = every.select([d.name for d in designs])
             train_labels = every.select([d.name for d in train])
         else:
-            recipes = default_recipes(args.recipes, args.recipe_length, args.recipe_seed)
+            recipes = default_recipes(args.recipes, args.recipe_length, args.recipe_seed, args.recipe_family)
             labels, failed = label_qor(designs, recipes, jobs=args.jobs, progress=progress)
             train_labels, failed_train = (
                 label_qor(train, recipes, jobs=args.jobs, progress=progress)
@@ -178,6 +187,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 print(f"warning: {name}: left out of QoR ({msg})", file=sys.stderr)
             designs = [d for d in designs if d.name in set(labels.designs)]
             train = [d for d in train if d.name in set(train_labels.designs)]
+            if args.write_qor_csv:  # the ABC labels of SRC and --train-src, for --qor-csv next time
+                from geomask.eval.qor import write_qor_csv
+
+                write_qor_csv(labels.concat(train_labels), args.write_qor_csv)
+                print(f"wrote {args.write_qor_csv}", file=sys.stderr)
         result = run_qor(
             designs,
             labels,
@@ -187,6 +201,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             progress=progress,
             train_designs=train,
             train_labels=train_labels,
+            encoding=args.recipe_encoding,
+            target=args.target,
         )
     elif args.task == "equivalence":
         from geomask.eval.equivalence import run_equivalence
@@ -215,6 +231,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 "recipes": int(labels.recipes.shape[0]),
                 "designs": labels.designs,
                 "train_designs": list(train_labels.designs),
+                "recipe_family": f"from {args.qor_csv}" if args.qor_csv else args.recipe_family,
+                "recipe_encoding": args.recipe_encoding,
+                "target": args.target,
             }
             if args.task == "qor"
             else {}
@@ -247,6 +266,15 @@ def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
     from geomask.eval.graph_command import add_graph_eval_parser  # issue #14: GraphMAE on Cora/CiteSeer/TU graphs
 
     add_graph_eval_parser(sub)
+    from geomask.eval.object_command import add_object_eval_parser  # issue #11: real objects from labelled scans
+
+    add_object_eval_parser(sub)
+    from geomask.eval.sequence_command import add_sequence_eval_parsers  # issue #13: eval text, eval sequences
+
+    add_sequence_eval_parsers(sub)
+    from geomask.eval.image_command import add_image_eval_parser  # issue #12: image methods' probes, fine-tune
+
+    add_image_eval_parser(sub)
     for task, text in helps.items():
         p = sub.add_parser(
             task,
@@ -299,7 +327,7 @@ def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
         p.add_argument("--embedding-cache", default=None, metavar="DIR", help="cache Verilog embeddings here")
         p.add_argument("--jobs", type=positive_int, default=1, metavar="J", help="parallel yosys / ABC processes")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
-        if task == "probability":
+        if task in ("probability", "qor", "equivalence"):
             p.add_argument(
                 "--finetune-encoder",
                 action="store_true",
@@ -319,6 +347,26 @@ def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
             )
             p.add_argument("--recipe-seed", type=int, default=0, help="seed of the random recipes")
             p.add_argument(
+                "--recipe-family",
+                default=RECIPE_FAMILIES[0],
+                choices=RECIPE_FAMILIES,
+                help="uniform: OpenABC-D's (--recipe-length ops drawn uniformly); varied: lengths 1..--recipe-length "
+                "and a per-recipe op mix (recipes that differ more in what they do)",
+            )
+            p.add_argument(
+                "--recipe-encoding",
+                default="conv",
+                choices=("conv", "counts"),
+                help="recipe encoder of the head: conv (ops in order) or counts (bag of ops and the length)",
+            )
+            p.add_argument(
+                "--target",
+                default="z",
+                choices=("z", "log_ratio"),
+                help="what the head regresses: per-design z-scores of the AND count, or its log ratio to the design's "
+                "initial AND count (metrics stay on z-scores)",
+            )
+            p.add_argument(
                 "--folds",
                 type=positive_int,
                 default=3,
@@ -337,6 +385,12 @@ def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
                 default=None,
                 metavar="CSV",
                 help="labels from `geomask prep circuits` (qor.csv) instead of running ABC",
+            )
+            p.add_argument(
+                "--write-qor-csv",
+                default=None,
+                metavar="CSV",
+                help="write the ABC labels of SRC and --train-src here (read them back with --qor-csv)",
             )
         p.set_defaults(func=cmd_eval, task=task)
     return ev

@@ -14,7 +14,9 @@ Scores (:func:`run_equivalence`), on node embeddings of the frozen encoder (:met
 
 * ``zero_shot``: cosine similarity of the two embeddings; F1 / precision / recall at the threshold that
   maximises F1 on the training pairs (calibration only, nothing is trained);
-* ``trained_head``: an MLP on ``[|a - b|, a * b]`` trained with BCE on the training pairs, threshold 0.5.
+* ``trained_head``: an MLP on ``[|a - b|, a * b]`` trained with BCE on the training pairs, threshold 0.5;
+  with ``Budget.finetune_encoder`` the encoder trains with the head (:func:`finetune_pairs`) and
+  ``zero_shot`` stays the frozen encoder's.
 
 Train/test: with 3 or more designs a seeded third of the designs is test (:func:`holdout_split`); with
 fewer, a seeded third of the pairs.  Metrics: ``auc``, ``precision``, ``recall``, ``f1``.
@@ -29,13 +31,15 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
+from torch_geometric.data import Batch, Data
 
 from geomask.circuits.graph import NodeType
 from geomask.circuits.simulate import equivalence_candidates
 from geomask.eval.metrics import auc, best_threshold, precision_recall_f1
-from geomask.eval.protocol import Budget, EvalDesign, compare, embed_nodes, fit_mlp, holdout_split
+from geomask.eval.protocol import Budget, EvalDesign, compare, embed_nodes, fit_mlp, holdout_split, strip_verilog
 
-__all__ = ["EquivalencePairs", "equivalence_pairs", "run_equivalence"]
+__all__ = ["EquivalencePairs", "equivalence_pairs", "finetune_pairs", "run_equivalence"]
 
 
 @dataclass
@@ -117,6 +121,66 @@ def _scores(metrics_scores: np.ndarray, labels: np.ndarray, threshold: float) ->
     return out
 
 
+def finetune_pairs(
+    method: nn.Module,
+    graphs: Sequence[Data],
+    pairs: Sequence[np.ndarray],
+    labels: Sequence[np.ndarray],
+    budget: Budget,
+    seed: int,
+    hidden: int = 64,
+) -> nn.Module:
+    """Train the method's encoder and a pair head together with BCE (``budget.finetune_steps`` AdamW steps,
+    the encoder at ``budget.lr``, the head at ``budget.head_lr``).
+
+    Each step draws graphs that have training pairs, without replacement, up to ``budget.batch_size``
+    graphs and ``budget.max_nodes`` nodes, embeds them in one batch (:meth:`embed`, no masking) and scores
+    all their pairs: ``head([|a - b|, a * b])`` gives a logit (LayerNorm first, as the frozen path
+    standardises its features).
+
+    Args:
+        graphs: every graph; ``pairs[i]`` ``[P_i, 2]`` node ids of graph ``i`` and ``labels[i]`` ``[P_i]`` bool
+            are its training pairs (none: the graph is not drawn).
+
+    Returns:
+        The head (eval mode); the method is left fine-tuned, in eval mode.
+    """
+    width = int(method.hidden)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        head = nn.Sequential(
+            nn.LayerNorm(2 * width), nn.Linear(2 * width, hidden), nn.ReLU(), nn.Linear(hidden, 1), nn.Flatten(0)
+        )
+    pool = [i for i, p in enumerate(pairs) if len(p)]
+    if not pool:
+        raise ValueError("fine-tuning needs at least one training pair")
+    data = [strip_verilog(g) for g in graphs]
+    opt = torch.optim.AdamW(
+        [{"params": method.parameters(), "lr": budget.lr}, {"params": head.parameters(), "lr": budget.head_lr}],
+        weight_decay=budget.weight_decay,
+    )
+    rng = np.random.default_rng([seed, 0xE9F7])
+    method.train()
+    head.train()
+    with torch.random.fork_rng(devices=[]):  # dropout draws from the global generator: seed it, leave it as it was
+        torch.manual_seed(seed)
+        for _ in range(budget.finetune_steps):
+            pick = rng.permutation(pool)[: budget.batch_size]
+            sizes = np.cumsum([int(graphs[i].num_nodes) for i in pick])
+            pick = pick[: max(1, int(np.searchsorted(sizes, budget.max_nodes, side="right")))]
+            h = method.embed(Batch.from_data_list([data[i] for i in pick]))
+            offset = np.r_[0, np.cumsum([int(graphs[i].num_nodes) for i in pick])[:-1]]
+            idx = torch.from_numpy(np.concatenate([pairs[i] + o for i, o in zip(pick, offset)]))
+            y = torch.from_numpy(np.concatenate([labels[i] for i in pick])).to(h.dtype)
+            a, b = h[idx[:, 0]], h[idx[:, 1]]
+            loss = F.binary_cross_entropy_with_logits(head(torch.cat([(a - b).abs(), a * b], dim=1)), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    method.eval()
+    return head.eval()
+
+
 def run_equivalence(
     designs: Sequence[EvalDesign],
     budget: Budget,
@@ -153,7 +217,19 @@ def run_equivalence(
             test[holdout_split(len(y), seed)[1]] = True
         train = ~test
         cos = F.cosine_similarity(a, b, dim=1).numpy().astype(np.float64)
-        zero = _scores(cos[test], y[test], best_threshold(cos[train], y[train]))
+        zero = _scores(cos[test], y[test], best_threshold(cos[train], y[train]))  # the frozen encoder's
+        if budget.finetune_encoder:
+            part = [train[design_of == i] for i in range(len(labels))]
+            train_pairs = [p.nodes[m] for p, m in zip(labels, part)]
+            train_y = [p.label[m] for p, m in zip(labels, part)]
+            head = finetune_pairs(method, graphs, train_pairs, train_y, budget, seed)
+            emb = embed_nodes(method, graphs, budget.max_nodes)
+            a = torch.cat([emb[i][p.nodes[:, 0]] for i, p in enumerate(labels)])
+            b = torch.cat([emb[i][p.nodes[:, 1]] for i, p in enumerate(labels)])
+            with torch.no_grad():
+                logit = head(torch.cat([(a - b).abs(), a * b], dim=1)[torch.from_numpy(test)])
+            prob = torch.sigmoid(logit).numpy().astype(np.float64)
+            return {"zero_shot": zero, "trained_head": _scores(prob, y[test], 0.5)}
         feats = torch.cat([(a - b).abs(), a * b], dim=1)
         mu, sd = feats[train].mean(0), feats[train].std(0).clamp(min=1e-6)
         feats = (feats - mu) / sd

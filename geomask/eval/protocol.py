@@ -16,7 +16,8 @@ under ``torch.random.fork_rng`` seeded with the seed, so the global RNG is left 
 
 Result shape (what :func:`compare` returns and the ``--json`` files hold)::
 
-    {"methods": {METHOD: {SPLIT: {METRIC: mean, METRIC + "_std": std, ...}}}}
+    {"methods": {METHOD: {SPLIT: {METRIC: mean, METRIC + "_std": std, ...}}},
+     "verilog": {"mgvga": bool, "mgvga_single": bool}}   # compared Verilog methods only (:func:`verilog_use`)
 """
 
 from __future__ import annotations
@@ -54,7 +55,9 @@ __all__ = [
     "node_batches",
     "pretrain",
     "single_thread",
+    "strip_verilog",
     "fit_mlp",
+    "verilog_use",
     "holdout_split",
 ]
 
@@ -240,12 +243,16 @@ def _collate(graphs: Sequence[Data]) -> Batch:
     return Batch.from_data_list([model_graph(g) for g in graphs], follow_batch=["verilog_emb"])
 
 
-def _strip_verilog(g: Data) -> Data:
+def strip_verilog(g: Data) -> Data:
+    """:func:`model_graph` without the Verilog fields: what an encoder reads."""
     out = model_graph(g)
     for k in ("verilog_emb", "verilog_vec"):
         if k in out:
             del out[k]
     return out
+
+
+_strip_verilog = strip_verilog
 
 
 @torch.no_grad()
@@ -480,8 +487,24 @@ def compare(task: TaskFn, pretrain_graphs: Sequence[Data], budget: Budget, progr
                 runs.setdefault(name, {}).setdefault(split, []).append(metrics)
             bar.update(1)
     bar.close()
-    return {
+    out: dict[str, Any] = {
         "methods": {
             name: {split: mean_std(per_seed) for split, per_seed in splits.items()} for name, splits in runs.items()
         }
     }
+    seen = verilog_use(pretrain_graphs, budget)
+    if seen:
+        out["verilog"] = seen
+    return out
+
+
+def verilog_use(graphs: Sequence[Data], budget: Budget) -> dict[str, bool]:
+    """``{method: aligned to Verilog}`` for the Verilog-reading methods of ``budget`` that are pretrained here.
+
+    False where no pretraining graph carries Verilog embeddings (AIGER / .bench sources, or Verilog loaded
+    without embeddings) or ``pretrain_steps`` is 0: such a run trains MGM losses only, so it is not MGVGA and
+    the tables say so.  Methods loaded from :attr:`Budget.checkpoints` are left out (their pretraining data
+    is not known here).
+    """
+    has = budget.pretrain_steps > 0 and any(getattr(g, "verilog_emb", None) is not None for g in graphs)
+    return {m: has for m in budget.methods if m in _VERILOG_METHODS and m not in budget.checkpoints}

@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from geomask.circuits.abc import label_recipes
-from geomask.circuits.recipes import DEFAULT_RECIPE_LENGTH, OPS, parse_recipe
+from geomask.circuits.recipes import DEFAULT_RECIPE_LENGTH, OPS, PAD, family_recipes, parse_recipe, recipe_to_abc, unpad
 from geomask.errors import FormatError, UsageError
 from geomask.eval.metrics import (
     design_stats,
@@ -60,15 +60,20 @@ from geomask.eval.protocol import Budget, EvalDesign, compare, embed_graphs, sin
 
 __all__ = [
     "QorLabels",
+    "GraphFeatures",
     "QorPredictor",
+    "RECIPE_ENCODINGS",
     "RecipeEncoder",
+    "TARGETS",
     "design_folds",
     "fit_predict",
+    "fit_qor_model",
     "label_qor",
     "read_qor_csv",
     "run_qor",
     "split_targets",
     "unseen_recipes_train",
+    "write_qor_csv",
 ]
 
 SPLITS = ("unseen_recipes", "unseen_designs")
@@ -80,7 +85,8 @@ class QorLabels:
 
     Attributes:
         designs: ``D`` design names.
-        recipes: ``[R, S]`` int64 op ids into :data:`~geomask.circuits.recipes.OPS`.
+        recipes: ``[R, S]`` int64 op ids into :data:`~geomask.circuits.recipes.OPS`, shorter recipes right-padded
+            with :data:`~geomask.circuits.recipes.PAD`.
         ands: ``[D, R]`` float64 AND counts after each recipe.
         levels: ``[D, R]`` float64 level counts.
     """
@@ -137,7 +143,7 @@ def label_qor(
         for i, d in enumerate(designs):
             paths.append(Path(tmp) / f"{i}.aig")
             write_aiger(d.aig, paths[-1], binary=True)
-        for lab in label_recipes(paths, recipes, jobs=jobs, timeout=timeout, progress=progress):
+        for lab in label_recipes(paths, unpad(recipes), jobs=jobs, timeout=timeout, progress=progress):
             if lab.error is not None:
                 errors.setdefault(lab.design, str(lab.error).replace(str(paths[lab.design]), designs[lab.design].name))
             ands[lab.design, lab.recipe] = lab.ands
@@ -176,10 +182,26 @@ def read_qor_csv(path: str | Path) -> QorLabels:
     if np.isnan(ands).any():
         raise FormatError(path, "some designs lack a label for some recipes")
     ops = [parse_recipe(text[r]) for r in rid]
-    if len({len(o) for o in ops}) != 1:
-        raise FormatError(path, "recipes of different lengths")
-    recipes = np.stack(ops)
+    recipes = np.full((len(ops), max(len(o) for o in ops)), PAD, dtype=np.int64)
+    for j, o in enumerate(ops):  # recipes of different lengths (the varied family): right-padded
+        recipes[j, : len(o)] = o
     return QorLabels(designs, recipes, ands, levels)
+
+
+def write_qor_csv(labels: QorLabels, path: str | Path) -> None:
+    """Write labels as :func:`read_qor_csv` reads them (``design,recipe_id,recipe,ands,levels``), atomically."""
+    import io
+
+    from geomask.io.atomic import atomic_write_text
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["design", "recipe_id", "recipe", "ands", "levels"])
+    text = [recipe_to_abc(r) for r in unpad(labels.recipes)]
+    for i, d in enumerate(labels.designs):
+        for j, t in enumerate(text):
+            w.writerow([d, j, t, int(labels.ands[i, j]), int(labels.levels[i, j])])
+    atomic_write_text(Path(path), buf.getvalue())
 
 
 # -- splits and targets ----------------------------------------------------------------------------
@@ -224,47 +246,172 @@ def split_targets(values: np.ndarray, stat_mask: np.ndarray) -> tuple[np.ndarray
 # -- model ------------------------------------------------------------------------------------------
 
 
+RECIPE_ENCODINGS = ("conv", "counts")
+TARGETS = ("z", "log_ratio")
+
+
 class RecipeEncoder(nn.Module):
-    """Op embedding → two Conv1d (kernel 3, ReLU) → mean and max over steps.
+    """A recipe as a vector: ``conv`` (op embedding → two Conv1d, kernel 3, ReLU → mean and max over the
+    recipe's steps) or ``counts`` (the bag of ops: how often each op occurs and the length, through a
+    linear layer and ReLU).  :data:`~geomask.circuits.recipes.PAD` steps are left out of both.
 
     Shapes:
         ``[B, S]`` int64 op ids → ``[B, 2C]``.
     """
 
-    def __init__(self, emb: int = 16, channels: int = 32, num_ops: int = len(OPS)):
+    def __init__(self, emb: int = 16, channels: int = 32, num_ops: int = len(OPS), encoding: str = "conv"):
         super().__init__()
-        self.emb = nn.Embedding(num_ops, emb)
-        self.conv1 = nn.Conv1d(emb, channels, 3, padding=1)
-        self.conv2 = nn.Conv1d(channels, channels, 3, padding=1)
+        if encoding not in RECIPE_ENCODINGS:
+            raise UsageError(f"unknown recipe encoding {encoding!r}; known: {', '.join(RECIPE_ENCODINGS)}")
+        self.encoding, self.num_ops, self.out_dim = encoding, num_ops, 2 * channels
+        if encoding == "conv":
+            self.emb = nn.Embedding(num_ops + 1, emb, padding_idx=num_ops)  # the last row: PAD
+            self.conv1 = nn.Conv1d(emb, channels, 3, padding=1)
+            self.conv2 = nn.Conv1d(channels, channels, 3, padding=1)
+        else:
+            self.bag = nn.Linear(num_ops + 1, 2 * channels)
 
     def forward(self, recipes: Tensor) -> Tensor:
-        x = self.emb(recipes).transpose(1, 2)  # [B, E, S]
+        valid = recipes != PAD  # [B, S]
+        ids = torch.where(valid, recipes, self.num_ops)
+        if self.encoding == "counts":
+            counts = F.one_hot(ids, self.num_ops + 1)[..., : self.num_ops].sum(1).float()  # [B, 7]
+            length = valid.sum(1, keepdim=True).float()
+            return F.relu(self.bag(torch.cat([counts, length], 1) / DEFAULT_RECIPE_LENGTH))
+        x = self.emb(ids).transpose(1, 2)  # [B, E, S]
         x = F.relu(self.conv2(F.relu(self.conv1(x))))
-        return torch.cat([x.mean(2), x.amax(2)], dim=1)
+        m = valid[:, None, :]
+        mean = (x * m).sum(2) / m.sum(2).clamp(min=1)
+        top = x.masked_fill(~m, float("-inf")).amax(2)
+        return torch.cat([mean, torch.where(torch.isfinite(top), top, 0.0)], dim=1)
 
 
 class QorPredictor(nn.Module):
-    """``MLP([proj(graph), recipe_encoder(recipe)]) -> [z_ands, z_levels]``.
+    """``MLP([proj(graph), recipe_encoder(recipe)]) -> [z_ands, z_levels]``; with ``graph_dim=None`` the
+    recipe-only model ``MLP(recipe_encoder(recipe))`` (no graph).
 
     Shapes:
-        graph ``[B, G]``, recipes ``[B, S]`` → ``[B, 2]``.
+        graph ``[B, G]`` (ignored without a graph), recipes ``[B, S]`` → ``[B, 2]``.
     """
 
-    def __init__(self, graph_dim: int, hidden: int = 64, recipe_channels: int = 32):
+    def __init__(self, graph_dim: int | None, hidden: int = 64, recipe_channels: int = 32, encoding: str = "conv"):
         super().__init__()
-        self.proj = nn.Linear(graph_dim, hidden)
-        self.recipe = RecipeEncoder(channels=recipe_channels)
-        self.mlp = nn.Sequential(
-            nn.Linear(hidden + 2 * recipe_channels, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU()
-        )
+        self.proj = nn.Linear(graph_dim, hidden) if graph_dim is not None else None
+        self.recipe = RecipeEncoder(channels=recipe_channels, encoding=encoding)
+        width = (hidden if self.proj is not None else 0) + self.recipe.out_dim
+        self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
         self.out = nn.Linear(hidden, 2)
 
-    def forward(self, graph: Tensor, recipes: Tensor) -> Tensor:
-        return self.out(self.mlp(torch.cat([F.relu(self.proj(graph)), self.recipe(recipes)], dim=1)))
+    def forward(self, graph: Tensor | None, recipes: Tensor) -> Tensor:
+        r = self.recipe(recipes)
+        x = r if self.proj is None or graph is None else torch.cat([F.relu(self.proj(graph)), r], dim=1)
+        return self.out(self.mlp(x))
+
+
+class GraphFeatures(nn.Module):
+    """Standardised graph embeddings of the designs, looked up by design index.
+
+    Frozen (``method=None``): a fixed table ``[D, G]``.  Tuned: the method's :meth:`graph_embed` of the
+    designs' graphs, recomputed with gradients for the designs a batch needs (the encoder trains with the
+    head); standardised with the training designs' statistics of the initial embeddings either way.
+    """
+
+    def __init__(self, feats: Tensor, train_designs: np.ndarray, method: nn.Module | None = None, graphs=()):
+        super().__init__()
+        mu = feats[train_designs].mean(0)
+        sd = feats[train_designs].std(0, unbiased=False).clamp(min=1e-3)
+        self.register_buffer("mu", mu.float())
+        self.register_buffer("sd", sd.float())
+        self.register_buffer("table", self._norm(feats.float()))
+        self.method = method
+        if method is not None:
+            from geomask.eval.protocol import _strip_verilog
+
+            self.graphs = [_strip_verilog(g) for g in graphs]
+
+    def _norm(self, h: Tensor) -> Tensor:
+        return ((h - self.mu) / self.sd).clamp(-5.0, 5.0)  # few train designs: keep unseen ones in range
+
+    @property
+    def tuned(self) -> bool:
+        return self.method is not None
+
+    def forward(self, designs: Tensor) -> Tensor:
+        """``[B]`` design indices → ``[B, G]`` (tuned: with gradients into the encoder)."""
+        if self.method is None:
+            return self.table[designs]
+        from torch_geometric.data import Batch
+
+        u, inv = torch.unique(designs, return_inverse=True)
+        h = self.method.graph_embed(Batch.from_data_list([self.graphs[i] for i in u.tolist()]))
+        return self._norm(h.float())[inv]
+
+    @torch.no_grad()
+    def refresh(self, max_nodes: int = 200_000) -> None:
+        """Tuned: recompute the table with the current encoder (eval mode; for validation and prediction)."""
+        if self.method is not None:
+            from geomask.eval.protocol import embed_graphs
+
+            self.table = self._norm(embed_graphs(self.method, self.graphs, max_nodes).float())
+            self.method.train()
+
+
+def fit_qor_model(
+    graph_feats: Tensor | None,
+    recipes: np.ndarray,
+    targets: np.ndarray,
+    train_pairs: np.ndarray,
+    steps: int,
+    lr: float,
+    seed: int,
+    batch: int = 256,
+    val_axis: int | None = None,
+    encoding: str = "conv",
+    tune: dict[str, Any] | None = None,
+) -> tuple[QorPredictor, GraphFeatures | None]:
+    """Train a :class:`QorPredictor` on ``train_pairs`` (see :func:`fit_predict`); returns it and its features.
+
+    ``graph_feats=None`` trains the recipe-only model.  ``tune`` fine-tunes the encoder with the head:
+    ``{"method": encoder (trained in place: pass a copy), "graphs": the D graphs, "lr": encoder learning rate,
+    "designs": designs per step, "max_nodes": node budget per step}``; each step then draws up to ``designs``
+    training designs (within ``max_nodes``) and ``batch`` of their train pairs.
+    """
+    feats = None
+    if graph_feats is not None:
+        train_d = np.unique(train_pairs[:, 0])
+        tuned = tune is not None
+        feats = GraphFeatures(graph_feats, train_d, tune["method"] if tuned else None, tune["graphs"] if tuned else ())
+    rec = torch.as_tensor(recipes, dtype=torch.long)
+    y = torch.as_tensor(targets, dtype=torch.float32)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = QorPredictor(None if feats is None else feats.table.shape[1], encoding=encoding)
+    gen = torch.Generator().manual_seed(seed)
+    tp = torch.as_tensor(train_pairs, dtype=torch.long)
+    groups = [{"params": model.parameters(), "lr": lr}]
+    if feats is not None and feats.tuned:
+        groups.append({"params": feats.method.parameters(), "lr": tune["lr"]})
+        feats.method.train()
+    opt = torch.optim.AdamW(groups, weight_decay=1e-4)
+    model.train()
+    with single_thread():
+        _train_head(model, opt, feats, rec, y, tp, steps, batch, gen, val_axis, tune)
+    model.eval()
+    if feats is not None and feats.tuned:
+        feats.refresh(tune.get("max_nodes", 200_000))
+        feats.method.eval()
+    return model, feats
+
+
+def _predict(model: QorPredictor, feats: GraphFeatures | None, rec: Tensor, pairs: Tensor) -> Tensor:
+    """``[Q, 2]`` predictions of ``pairs [Q, 2]`` (no grad; tuned features from their table)."""
+    with torch.no_grad():
+        out = [model(None if feats is None else feats.table[c[:, 0]], rec[c[:, 1]]) for c in torch.split(pairs, 8192)]
+    return torch.cat(out) if out else torch.zeros(0, 2)
 
 
 def fit_predict(
-    graph_feats: Tensor,
+    graph_feats: Tensor | None,
     recipes: np.ndarray,
     targets: np.ndarray,
     train_pairs: np.ndarray,
@@ -274,48 +421,37 @@ def fit_predict(
     seed: int,
     batch: int = 256,
     val_axis: int | None = None,
+    encoding: str = "conv",
+    tune: dict[str, Any] | None = None,
 ) -> np.ndarray:
     """Train a :class:`QorPredictor` on ``train_pairs`` and predict ``test_pairs``.
 
     Args:
-        graph_feats: ``[D, G]`` frozen graph embeddings.
-        recipes: ``[R, S]`` op ids.
-        targets: ``[D, R, 2]`` z-scores (ANDs, levels).
+        graph_feats: ``[D, G]`` graph embeddings (frozen, or the initial ones with ``tune``); ``None``: the
+            recipe-only model.
+        recipes: ``[R, S]`` op ids (:data:`~geomask.circuits.recipes.PAD`-padded).
+        targets: ``[D, R, 2]`` targets (z-scores of ANDs and levels, or what :func:`run_qor`'s ``target`` says).
         train_pairs, test_pairs: ``[P, 2]`` ``(design, recipe)`` indices.
-        steps, lr, seed: AdamW steps, learning rate, and the seed of initialisation and sampling.
+        steps, lr, seed: AdamW steps, learning rate of the head, and the seed of initialisation and sampling.
         val_axis: what early stopping holds back from the train pairs: ``0`` whole designs (for the
             unseen-designs split), ``1`` whole recipes (unseen recipes), ``None`` random pairs.
+        encoding: the recipe encoding (:data:`RECIPE_ENCODINGS`).
+        tune: fine-tune the encoder with the head (see :func:`fit_qor_model`).
 
     Returns:
-        ``[Q, 2]`` predicted z-scores of the test pairs.
+        ``[Q, 2]`` predictions of the test pairs.
     """
-    train_d = np.unique(train_pairs[:, 0])
-    mu = graph_feats[train_d].mean(0)
-    sd = graph_feats[train_d].std(0, unbiased=False).clamp(min=1e-3)
-    g = ((graph_feats - mu) / sd).clamp(-5.0, 5.0).float()  # few train designs: keep unseen ones in range
+    model, feats = fit_qor_model(
+        graph_feats, recipes, targets, train_pairs, steps, lr, seed, batch, val_axis, encoding, tune
+    )
     rec = torch.as_tensor(recipes, dtype=torch.long)
-    y = torch.as_tensor(targets, dtype=torch.float32)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = QorPredictor(g.shape[1])
-    gen = torch.Generator().manual_seed(seed)
-    tp = torch.as_tensor(train_pairs, dtype=torch.long)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    model.train()
-    with single_thread():
-        _train_head(model, opt, g, rec, y, tp, steps, batch, gen, val_axis)
-    model.eval()
-    q = torch.as_tensor(test_pairs, dtype=torch.long)
-    with torch.no_grad():
-        out = [model(g[c[:, 0]], rec[c[:, 1]]) for c in torch.split(q, 8192)]
-    out = torch.cat(out) if out else torch.zeros(0, 2)
-    return out.double().numpy()
+    return _predict(model, feats, rec, torch.as_tensor(test_pairs, dtype=torch.long)).double().numpy()
 
 
 def _train_head(
     model: QorPredictor,
     opt: torch.optim.Optimizer,
-    g: Tensor,
+    feats: GraphFeatures | None,
     rec: Tensor,
     y: Tensor,
     tp: Tensor,
@@ -323,6 +459,7 @@ def _train_head(
     batch: int,
     gen: torch.Generator,
     val_axis: int | None = None,
+    tune: dict[str, Any] | None = None,
 ) -> None:
     """AdamW steps of MSE on random mini-batches of the train pairs ``tp [P, 2]``, with early stopping.
 
@@ -330,8 +467,8 @@ def _train_head(
     recipes (``1``) when there are at least 3 of them, so that early stopping measures generalisation along
     the axis the test split holds out, else random pairs.  Every ``steps // 20`` steps (step 0 included) the
     validation MSE is measured and the best weights are kept (the fit then stops improving on few, noisy
-    labels instead of over-fitting them).  The held-back pairs are never trained on, and no test pair is ever
-    seen.
+    labels instead of over-fitting them; with a tuned encoder its weights too).  The held-back pairs are
+    never trained on, and no test pair is ever seen.
     """
     groups = torch.unique(tp[:, val_axis]) if val_axis is not None else None
     if groups is not None and len(groups) >= 3:
@@ -346,13 +483,23 @@ def _train_head(
         val, fit = perm[:n_val], perm[n_val:]
     every = max(1, steps // 20)
     best, best_state = float("inf"), None
+    tuned = feats is not None and feats.tuned
+    fit_designs = torch.unique(fit[:, 0])
+    sizes = torch.tensor([int(g.num_nodes) for g in feats.graphs]) if tuned else None
+
+    def state() -> dict[str, Any]:
+        out = {"head": {k: t.detach().clone() for k, t in model.state_dict().items()}}
+        if tuned:
+            out["enc"] = {k: t.detach().clone() for k, t in feats.method.state_dict().items()}
+        return out
 
     def val_loss() -> float:
         if n_val == 0:
             return 0.0
         model.eval()
-        with torch.no_grad():
-            v = F.mse_loss(model(g[val[:, 0]], rec[val[:, 1]]), y[val[:, 0], val[:, 1]]).item()
+        if tuned:
+            feats.refresh(tune.get("max_nodes", 200_000))
+        v = F.mse_loss(_predict(model, feats, rec, val), y[val[:, 0], val[:, 1]]).item()
         model.train()
         return v
 
@@ -360,17 +507,25 @@ def _train_head(
         if n_val and step % every == 0:
             v = val_loss()
             if v < best:
-                best, best_state = v, {k: t.detach().clone() for k, t in model.state_dict().items()}
+                best, best_state = v, state()
         if step == steps:
             break
-        idx = fit[torch.randint(len(fit), (min(batch, len(fit)),), generator=gen)]
-        pred = model(g[idx[:, 0]], rec[idx[:, 1]])
-        loss = F.mse_loss(pred, y[idx[:, 0], idx[:, 1]])
+        pool = fit
+        if tuned:  # a few designs per step (their graphs are embedded with gradients), within the node budget
+            pick = fit_designs[torch.randperm(len(fit_designs), generator=gen)[: max(1, int(tune.get("designs", 8)))]]
+            keep = torch.cumsum(sizes[pick], 0) <= int(tune.get("max_nodes", 200_000))
+            keep[0] = True
+            pool = fit[torch.isin(fit[:, 0], pick[keep])]
+        idx = pool[torch.randint(len(pool), (min(batch, len(pool)),), generator=gen)]
+        g = None if feats is None else feats(idx[:, 0])
+        loss = F.mse_loss(model(g, rec[idx[:, 1]]), y[idx[:, 0], idx[:, 1]])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
     if best_state is not None:
-        model.load_state_dict(best_state)
+        model.load_state_dict(best_state["head"])
+        if tuned:
+            feats.method.load_state_dict(best_state["enc"])
 
 
 # -- evaluation -------------------------------------------------------------------------------------
@@ -459,6 +614,42 @@ def _split_setups(labels: QorLabels, folds: int, seed: int, num_tested: int | No
     return setups
 
 
+def _mean_of_others(z: np.ndarray, train: np.ndarray, test: np.ndarray) -> np.ndarray:
+    """``[Q]`` the recipe-only ceiling: each test pair's recipe's mean AND z-score over the train pairs (0 for a
+    recipe no train pair has).
+
+    Shapes:
+        z ``[D, R, 2]``; train ``[P, 2]``, test ``[Q, 2]`` (design, recipe) pairs.
+    """
+    r_n = z.shape[1]
+    total = np.bincount(train[:, 1], weights=z[train[:, 0], train[:, 1], 0], minlength=r_n)
+    count = np.bincount(train[:, 1], minlength=r_n)
+    return (total / np.maximum(count, 1))[test[:, 1]]
+
+
+class _LogRatio:
+    """The ``log_ratio`` target: ``log(ands / initial ands)`` of each pair, standardised over the train pairs
+    (levels stay z-scores); predictions go back to AND counts and then to the split's z-scores."""
+
+    def __init__(self, raw: np.ndarray, initial: np.ndarray, train: np.ndarray):
+        self.initial = np.maximum(initial, 1.0)
+        self.log = np.log(np.maximum(raw[..., 0], 1.0) / self.initial[:, None])  # [D, R]
+        v = self.log[train[:, 0], train[:, 1]]
+        self.m, self.s = float(v.mean()), float(max(v.std(), 1e-6))
+
+    def targets(self, z: np.ndarray) -> np.ndarray:
+        t = z.copy()
+        t[..., 0] = (self.log - self.m) / self.s
+        return t
+
+    def to_z(self, pred: np.ndarray, pairs: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+        out = pred.copy()
+        d = pairs[:, 0]
+        ands = self.initial[d] * np.exp(pred[:, 0] * self.s + self.m)
+        out[:, 0] = (ands - mean[d, 0]) / std[d, 0]
+        return out
+
+
 def run_qor(
     designs: Sequence[EvalDesign],
     labels: QorLabels,
@@ -468,13 +659,18 @@ def run_qor(
     progress: bool = True,
     train_designs: Sequence[EvalDesign] = (),
     train_labels: QorLabels | None = None,
+    encoding: str = "conv",
+    target: str = "z",
+    recipe_only: bool = True,
 ) -> dict[str, Any]:
     """The QoR comparison of every method in ``budget``.
 
     Args:
         designs: the evaluated designs, in the order of ``labels.designs``.
         labels: their QoR labels.
-        budget: methods, seeds, steps.
+        budget: methods, seeds, steps; ``budget.finetune_encoder`` trains each method's encoder (a copy per
+            run, at ``budget.lr``; up to ``budget.batch_size`` designs and ``budget.max_nodes`` nodes per step)
+            with the head instead of a head on frozen embeddings.
         pretrain_designs: the pretraining corpus (default: ``designs`` themselves; pretraining sees no
             labels).
         folds: k of the unseen_designs k-fold over ``designs`` (re-permuted per seed); ``1`` with
@@ -483,13 +679,25 @@ def run_qor(
         train_designs: designs whose labels only train the head (never tested), in the order of
             ``train_labels.designs`` (same recipes as ``labels``).
         train_labels: their labels.
+        encoding: the recipe encoding (:data:`RECIPE_ENCODINGS`: ``conv`` or ``counts``).
+        target: what the head regresses for the AND count (:data:`TARGETS`): ``z`` (per-design z-scores) or
+            ``log_ratio`` (log of the AND count over the design's initial one, standardised over the train
+            pairs; converted back to z-scores for the metrics).
+        recipe_only: also run the recipe-only model (same recipe encoder and MLP, no graph) per seed.
 
     Returns:
         ``{"methods": {name: {split: metrics}}, "baseline": {split: metrics}, "good_recipe": {"unseen_designs":
-        {"regret": ..}}, "labels": label_stats, "details": {name: {split: {design: {"true": [...], "pred":
-        [...]}}}}}`` (``labels_train`` too with ``train_designs``); ``details`` holds the first seed's test z-scores of
-        the AND count (for plots; drop it before writing JSON if not wanted).
+        {"regret": ..}}, "mean_of_others": {"unseen_designs": metrics}, "labels": label_stats, "details": {name:
+        {split: {design: {"true": [...], "pred": [...]}}}}}`` (``labels_train`` too with ``train_designs``);
+        ``methods`` holds ``recipe_only`` too (unless ``recipe_only=False``); ``mean_of_others`` predicts a test
+        design's z-scores by the mean over the training designs' (the best a recipe-only model can do, given
+        the labels); ``details`` holds the first seed's test z-scores of the AND count (for plots; drop it before
+        writing JSON if not wanted).
     """
+    if encoding not in RECIPE_ENCODINGS:
+        raise UsageError(f"unknown recipe encoding {encoding!r}; known: {', '.join(RECIPE_ENCODINGS)}")
+    if target not in TARGETS:
+        raise UsageError(f"unknown QoR target {target!r}; known: {', '.join(TARGETS)}")
     if [d.name for d in designs] != list(labels.designs):
         raise ValueError("designs and labels must list the same designs in the same order")
     num_tested = len(designs)
@@ -500,35 +708,63 @@ def run_qor(
         if both:
             raise ValueError(f"designs both evaluated and training-only: {', '.join(sorted(both))}")
         labels = labels.concat(train_labels)
-    graphs = [d.graph for d in list(designs) + list(train_designs)]
+    every = list(designs) + list(train_designs)
+    graphs = [d.graph for d in every]
+    initial = np.array([float(d.aig.num_ands) for d in every])
     pre = [d.graph for d in (pretrain_designs if pretrain_designs is not None else designs)]
     details: dict[str, dict[str, dict[str, dict[str, list[float]]]]] = {}
     baseline_runs: dict[str, list[dict[str, float]]] = {}
     good_runs: dict[str, list[dict[str, float]]] = {}
+    others_runs: dict[str, list[dict[str, float]]] = {}
+    recipe_runs: dict[str, list[dict[str, float]]] = {}
     first_seed = int(budget.seeds[0])
+
+    def fit(feats, z, raw, mean, std, train, test, seed, split, method=None):
+        scale = _LogRatio(raw, initial, train) if target == "log_ratio" else None
+        tune = None
+        if method is not None and budget.finetune_encoder:
+            import copy
+
+            tune = {
+                "method": copy.deepcopy(method),
+                "graphs": graphs,
+                "lr": budget.lr,
+                "designs": budget.batch_size,
+                "max_nodes": budget.max_nodes,
+            }
+        pred = fit_predict(
+            feats,
+            labels.recipes,
+            z if scale is None else scale.targets(z),
+            train,
+            test,
+            budget.finetune_steps,
+            budget.head_lr,
+            seed,
+            val_axis=_VAL_AXIS[split],
+            encoding=encoding,
+            tune=tune,
+        )
+        return pred if scale is None else scale.to_z(pred, test, mean, std)
 
     def task(method, name: str, seed: int) -> dict[str, dict[str, float]]:
         feats = embed_graphs(method, graphs, budget.max_nodes).double()
         result = {}
         for split, runs in _split_setups(labels, folds, seed, num_tested).items():
-            per_design, base, good = {}, {}, {}
+            per_design, base, good, others, rec_only = {}, {}, {}, {}, {}
             for z, raw, mean, std, train, test in runs:
-                pred = fit_predict(
-                    feats,
-                    labels.recipes,
-                    z,
-                    train,
-                    test,
-                    budget.finetune_steps,
-                    budget.head_lr,
-                    seed,
-                    val_axis=_VAL_AXIS[split],
-                )
+                pred = fit(feats, z, raw, mean, std, train, test, seed, split, method)
                 per_design.update(_design_metrics(pred, z, raw, mean, std, test))
                 if name == budget.methods[0]:
                     base.update(_design_metrics(np.zeros_like(pred), z, raw, mean, std, test))
+                    if recipe_only:
+                        p = fit(None, z, raw, mean, std, train, test, seed, split)
+                        rec_only.update(_design_metrics(p, z, raw, mean, std, test))
                     if split == "unseen_designs":
                         good.update(_good_recipe_regret(z, raw, train, test))
+                        p = np.zeros_like(pred)
+                        p[:, 0] = _mean_of_others(z, train, test)
+                        others.update(_design_metrics(p, z, raw, mean, std, test))
                 if seed == first_seed:
                     det = details.setdefault(name, {}).setdefault(split, {})
                     for d in np.unique(test[:, 0]):
@@ -540,13 +776,20 @@ def run_qor(
             result[split] = _average(per_design)
             if base:
                 baseline_runs.setdefault(split, []).append(_average(base))
+            if rec_only:
+                recipe_runs.setdefault(split, []).append(_average(rec_only))
             if good:
                 good_runs.setdefault(split, []).append({"regret": float(np.mean(list(good.values())))})
+            if others:
+                others_runs.setdefault(split, []).append(_average(others))
         return result
 
     out = compare(task, pre, budget, progress)
+    if recipe_runs:
+        out["methods"]["recipe_only"] = {split: mean_std(v) for split, v in recipe_runs.items()}
     out["baseline"] = {split: mean_std(v) for split, v in baseline_runs.items()}
     out["good_recipe"] = {split: mean_std(v) for split, v in good_runs.items()}
+    out["mean_of_others"] = {split: mean_std(v) for split, v in others_runs.items()}
     out["labels"] = label_stats(labels.ands[:num_tested])
     if train_designs:
         out["labels_train"] = label_stats(labels.ands[num_tested:])
@@ -554,10 +797,9 @@ def run_qor(
     return out
 
 
-def default_recipes(n: int, length: int = DEFAULT_RECIPE_LENGTH, seed: int = 0) -> np.ndarray:
-    """``[n, length]`` seeded random recipes (see :func:`geomask.circuits.recipes.random_recipes`)."""
-    from geomask.circuits.recipes import random_recipes
-
+def default_recipes(n: int, length: int = DEFAULT_RECIPE_LENGTH, seed: int = 0, family: str = "uniform") -> np.ndarray:
+    """``[n, length]`` seeded random recipes of a family (see :func:`geomask.circuits.recipes.family_recipes`:
+    ``uniform`` OpenABC-D recipes, or ``varied`` lengths ``1 .. length`` and op mixes, padded)."""
     if n < 3:
         raise UsageError(f"need at least 3 recipes per design (--recipes), got {n}")
-    return random_recipes(n, length, seed)
+    return family_recipes(family, n, length, seed)

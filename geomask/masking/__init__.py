@@ -16,10 +16,13 @@ from geomask.masking.random_patches import RandomPatchMasker, random_patch_mask
 from geomask.masking.region import RegionMasker
 from geomask.masking.registry import available_maskers, build_masker, register_masker
 from geomask.masking.scored import ScoredLayout, ScoredMasker, easy_to_hard
+from geomask.masking.sequence_causal import CausalMasker
 from geomask.masking.sequence_layout import SequenceLayout
 from geomask.masking.sequence_mlm import MLMMasker
+from geomask.masking.sequence_ngram import NgramLayout, NgramMasker
 from geomask.masking.sequence_replace import IGNORE_INDEX, mlm_replace
 from geomask.masking.sequence_span import SpanMasker, geometric_lengths
+from geomask.masking.sequence_terminus import TerminusLayout, TerminusMasker
 from geomask.masking.sequence_whole_word import WholeWordMasker
 from geomask.masking.uniform import UniformMasker, per_graph_counts
 from geomask.masking.voxel import VoxelMasker
@@ -43,7 +46,12 @@ __all__ = [
     "SequenceLayout",
     "SpanMasker",
     "MLMMasker",
+    "NgramLayout",
+    "NgramMasker",
     "WholeWordMasker",
+    "CausalMasker",
+    "TerminusLayout",
+    "TerminusMasker",
     "IGNORE_INDEX",
     "mlm_replace",
     "geometric_lengths",

@@ -15,8 +15,17 @@ register_method("mae")("geomask.methods.mae:build_mae")
 register_method("simmim")("geomask.methods.simmim:build_simmim")
 register_method("spark")("geomask.methods.spark:build_spark")
 register_method("mlm")("geomask.methods.mlm:build_mlm")
+register_method("ernie_gram")("geomask.methods.ernie_gram:build_ernie_gram")
+register_method("drbert")("geomask.methods.drbert:build_drbert")  # issue 13
+register_method("clm")("geomask.methods.clm:build_clm")  # issue 13
+register_method("biphasic")("geomask.methods.biphasic:build_biphasic")  # issue 13
+register_method("pepmlm")("geomask.methods.pepmlm:build_pepmlm")  # issue 13
 register_method("mfm")("geomask.methods.mfm:build_mfm")
 register_method("hpm")("geomask.methods.hpm:build_hpm")
+register_method("graphmae2")("geomask.methods.graphmae2:build_graphmae2")
+register_method("dmjd")("geomask.methods.dmjd:build_dmjd")
+register_method("selective_mae")("geomask.methods.selective_mae:build_selective_mae")
+register_method("uni4eye")("geomask.methods.uni4eye:build_uni4eye")
 
 __all__ = [
     "GRAPH_DATA",

@@ -73,7 +73,7 @@ class PointBERT(Method):
         loss: the MPM loss ``loss(logits [P, V], ids [P]) -> scalar`` (default :class:`~geomask.losses.CrossEntropy`).
     """
 
-    data_kinds = ("objects",)
+    data_kinds = ("objects", "scan_objects")
 
     def __init__(
         self,

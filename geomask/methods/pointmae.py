@@ -55,7 +55,7 @@ class PointMAE(Method):
         loss: ``loss(pred [P, K, 3], target [P, K, 3]) -> scalar`` (default :class:`~geomask.losses.ChamferL2`).
     """
 
-    data_kinds = ("objects",)
+    data_kinds = ("objects", "scan_objects")
 
     def __init__(
         self,

@@ -18,6 +18,9 @@ from torch_geometric.nn import GATConv, GCNConv, GINConv
 
 from geomask.errors import UsageError
 from geomask.nn.aggregation import NeighborTable
+from geomask.nn.dropout import dropout
+from geomask.nn.gat import GATConv as FastGATConv
+from geomask.nn.gat import gat_graph
 
 __all__ = ["FEATURE_GNN_KINDS", "GNN_KINDS", "FeatureGNN", "GNNEncoder"]
 
@@ -100,8 +103,10 @@ class FeatureGNN(nn.Module):
         \\mathbf{h}^{(l+1)} = \\sigma\\big(\\mathrm{Norm}(\\mathrm{Conv}(\\mathrm{Dropout}(\\mathbf{h}^{(l)}),
         \\mathcal{E}) + \\mathbf{W}_r \\mathbf{h}^{(l)})\\big)
 
-    with ``Conv`` PyG's ``GATConv`` (``heads`` heads of ``hidden / heads`` channels, concatenated; self-loops added;
-    attention dropout ``attn_drop``) or ``GINConv`` (a 2-layer MLP with the norm inside, sum aggregation), the
+    with ``Conv`` a GAT layer (:class:`geomask.nn.gat.GATConv`: PyG ``GATConv``'s semantics and parameter names, so
+    older checkpoints load; ``heads`` heads of ``hidden / heads`` channels, concatenated; self-loops added;
+    attention dropout ``attn_drop``; the sorted edges are built once per call and shared by the layers) or PyG's
+    ``GINConv`` (a 2-layer MLP with the norm inside, sum aggregation), the
     residual term only with ``residual`` (``W_r`` the identity where the widths agree), ``σ`` PReLU.  The last
     layer maps to ``out_dim`` with ``out_heads`` heads (averaged for GAT) and keeps its norm and activation only
     when ``encoding`` (GraphMAE's encoder; its decoder is one plain layer).
@@ -154,7 +159,7 @@ class FeatureGNN(nn.Module):
                 concat = not last or encoding
                 if concat and b % h:
                     raise ValueError(f"width {b} must be divisible by heads ({h}) for GAT")
-                conv = GATConv(a, b // h if concat else b, heads=h, concat=concat, dropout=attn_drop)
+                conv = FastGATConv(a, b // h if concat else b, heads=h, concat=concat, dropout=attn_drop)
             else:
                 mlp = nn.Sequential(nn.Linear(a, b), _norm(norm, b), nn.PReLU(), nn.Linear(b, b))
                 conv = GINConv(mlp, train_eps=False)
@@ -168,9 +173,10 @@ class FeatureGNN(nn.Module):
             self.acts.append(nn.PReLU() if keep else nn.Identity())
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+        graph = gat_graph(edge_index, x.shape[0]) if self.kind == "gat" else None
         for conv, res, norm, act in zip(self.convs, self.res, self.norms, self.acts):
-            h = F.dropout(x, self.in_drop, self.training)
-            out = conv(h, edge_index)
+            h = dropout(x, self.in_drop, self.training)  # geomask's cheap-mask dropout (p to 1/65536)
+            out = conv(h, edge_index, graph) if graph is not None else conv(h, edge_index)
             if res is not None:
                 out = out + res(h)
             x = act(norm(out))

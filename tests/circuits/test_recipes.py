@@ -83,3 +83,37 @@ def test_recipe_steps_accepts_every_form() -> None:
         recipe_steps([6, None])
     with pytest.raises(UsageError, match="recipe step True"):
         recipe_steps([True])
+
+
+def test_varied_recipes_seeded_lengths_and_mixes() -> None:
+    from geomask.circuits.recipes import PAD, family_recipes, unpad, varied_recipes
+
+    a = varied_recipes(300, (1, 20), seed=3)
+    assert a.shape == (300, 20) and a.dtype == np.int64
+    np.testing.assert_array_equal(a, varied_recipes(300, (1, 20), seed=np.random.default_rng(3)))
+    np.testing.assert_array_equal(a, family_recipes("varied", 300, 20, seed=3))
+    assert not np.array_equal(a, varied_recipes(300, (1, 20), seed=4))
+    assert len(np.unique(a, axis=0)) == 300
+    rows = unpad(a)
+    lengths = np.array([len(r) for r in rows])
+    # padding only after each recipe's ops, lengths spread over the whole range
+    assert all(
+        (a[i, n:] == PAD).all() and (a[i, :n] >= 0).all() and (a[i, :n] <= 6).all() for i, n in enumerate(lengths)
+    )
+    assert lengths.min() >= 1 and lengths.max() == 20 and len(np.unique(lengths)) >= 15
+
+    # per-recipe mixes: many long recipes lean on one op (uniform 20-op recipes almost never do)
+    def lean(recipes):
+        return np.mean([np.bincount(r, minlength=7).max() / len(r) >= 0.5 for r in recipes if len(r) >= 10])
+
+    assert lean(rows) > 0.3 and lean(list(random_recipes(300, 20, seed=3))) < 0.02
+    assert (np.bincount(a[a != PAD], minlength=7) > 0).all()
+    short = varied_recipes(50, (2, 4), seed=0)
+    assert short.shape == (50, 4) and {len(r) for r in unpad(short)} <= {2, 3, 4}
+    with pytest.raises(UsageError, match="maximum is below the minimum"):
+        varied_recipes(3, (5, 2))
+    with pytest.raises(UsageError, match="fewer distinct recipes exist"):
+        varied_recipes(60, (1, 2))
+    with pytest.raises(UsageError, match="unknown recipe family"):
+        family_recipes("random", 3)
+    np.testing.assert_array_equal(family_recipes("uniform", 5, 4, seed=1), random_recipes(5, 4, seed=1))

@@ -26,6 +26,10 @@ BUILTIN += ["text", "sequences", "generated_text"]  # the sequence kinds (issue 
 FOLDERS = ["text", "sequences"]  # the sequence kinds that read prep folders
 BUILTIN += ["graphs"]  # generic graphs (issue 14)
 FOLDERS += ["graphs"]
+BUILTIN += ["scan_objects"]  # real objects cut out of labelled scans (issue 11)
+FOLDERS += ["scan_objects"]
+BUILTIN += ["peptide_pairs", "generated_peptides"]  # receptor-peptide pairs (issue 13)
+FOLDERS += ["peptide_pairs"]
 
 
 @pytest.fixture
@@ -52,14 +56,16 @@ def test_unknown_kind_is_one_line_naming_the_valid_ones():
     assert (
         str(e.value)
         == "unknown data kind 'meshes'; valid: auto, circuits, pairs, scans, synthetic, objects, corpus, corpus_pairs, "
-        "scenes, images, shapes, text, sequences, generated_text, graphs"
+        "scenes, images, shapes, text, sequences, generated_text, graphs, scan_objects, peptide_pairs, "
+        "generated_peptides"
     )
     with pytest.raises(ConfigError) as e:
         load_config({"method": {"name": "mgm"}, "data": {"kind": "meshes"}})
     assert (
         str(e.value)
         == "data.kind: must be one of auto, circuits, pairs, scans, synthetic, objects, corpus, corpus_pairs, scenes, "
-        "images, shapes, text, sequences, generated_text, graphs, got 'meshes'"
+        "images, shapes, text, sequences, generated_text, graphs, scan_objects, peptide_pairs, generated_peptides, "
+        "got 'meshes'"
     )
     with pytest.raises(ConfigError, match=r"^data\.kind: must be one of auto, circuits"):
         data_kinds(DataConfig(kind="meshes"))
@@ -78,6 +84,31 @@ def test_objects_batch_dense_and_synthetic_batch_pyg():
     assert dm.describe() == "4 graphs (0 with Verilog): 4 train, 0 validation"
     with pytest.raises(ConfigError, match=r"^data\.objects\.num_points: must be > 0"):
         load_config({"method": {"name": "pointmae"}, "data": {"kind": "objects", "objects": {"num_points": 0}}})
+
+
+def test_scan_objects_batch_dense_and_feed_point_mae(tmp_path):
+    from geomask.datasets.prep_objects import prep_objects
+
+    rng = np.random.default_rng(0)
+    pts = rng.random((300, 3)).astype(np.float32)
+    sem, ins = np.repeat([5, 3, 1], 100), np.repeat([1, 2, 3], 100)  # two objects and a wall
+    np.save(tmp_path / "s_vert_all.npy", np.concatenate([pts, np.zeros((300, 3), np.float32)], 1))
+    np.save(tmp_path / "s_sem_label_all.npy", sem)
+    np.save(tmp_path / "s_ins_label_all.npy", ins)
+    prep_objects([tmp_path / "s_vert_all.npy"], tmp_path / "obj", num_points=64, progress=False)
+    root = str(tmp_path / "obj")
+    assert data_kinds(DataConfig(kind="auto", roots=[root])) == [(root, "scan_objects")]
+    dm = DataModule(DataConfig(kind="scan_objects", roots=[str(tmp_path / "obj")], batch_size=2), 0)
+    dm.setup()
+    batch = next(iter(dm.train_dataloader()))
+    assert isinstance(batch, torch.Tensor) and batch.shape == (2, 64, 3)
+    assert dm.describe().startswith("2 clouds")
+    from geomask.methods.pointmae import PointMAE
+
+    out = PointMAE(num_groups=8, group_size=8, dim=16, depth=1, decoder_depth=1, heads=2, embed_hidden=8)(
+        batch, torch.Generator().manual_seed(0)
+    )
+    assert torch.isfinite(out["loss"])
 
 
 def _scans(root: Path) -> None:

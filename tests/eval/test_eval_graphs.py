@@ -84,3 +84,34 @@ def test_svm_accuracy_separable_and_chance():
     y = np.repeat([0, 1], 30)
     assert svm_accuracy(np.c_[y + 0.1 * rng.normal(size=60), rng.normal(size=60)], y, seed=0) == 1.0
     assert svm_accuracy(rng.normal(size=(60, 2)), y, seed=0) < 0.8
+
+
+def test_method_graphmae2_through_the_command(one_thread, tmp_path):
+    from geomask.cli import main
+
+    root = write_graph_set(community_graph(n=150), tmp_path / "communities")
+    cfg = CONFIG.replace(
+        "  loss: {name: sce, gamma: 3.0}\n", "  loss: {name: sce, gamma: 3.0}\n  num_remask: 2\n  lam: 0.5\n"
+    )
+    (tmp_path / "c2.yaml").write_text(cfg.replace("hidden: 32", "hidden: 8"))
+    out = tmp_path / "r.json"
+    args = ["eval", "graphs", str(root), "--method", "graphmae2", "--json", str(out), "--seeds", "1", "--epochs", "2"]
+    assert main([*args, "--config", str(tmp_path / "c2.yaml")]) == 0
+    res = json.loads(out.read_text())
+    assert set(res["methods"]) == {"graphmae2", "random", "raw"} and res["method"] == "graphmae2"
+    assert res["epochs"] == 2 and 0.0 <= res["methods"]["graphmae2"]["communities"]["accuracy"] <= 100.0
+
+
+def test_each_method_reads_its_own_shipped_config_and_paper_numbers():
+    from geomask.errors import UsageError
+    from geomask.eval.graphs import METHODS, PAPER, _config
+
+    assert METHODS == ("graphmae", "graphmae2")
+    for method in METHODS:
+        for ds in ("Cora", "CiteSeer"):
+            assert _config(ds, None, method)["method"]["name"] == method
+    assert PAPER["graphmae2"]["Cora"] == (84.5, 0.6) and PAPER["graphmae"]["Cora"] == (84.2, 0.4)
+    rows = table({"methods": {"graphmae2": {"Cora": {"accuracy": 84.0, "accuracy_std": 0.5, "seconds": 1.0}}}})
+    assert "84.50 ± 0.60" in rows
+    with pytest.raises(UsageError, match="unknown method 'mae'"):
+        evaluate_graphs("unused", method="mae")

@@ -150,3 +150,129 @@ def test_qor_trained_on_other_designs_beats_per_design_mean(mixed_aig):
             train_labels=labels.select([tested[0].name]),
             progress=False,
         )
+
+
+def _recipe_driven_labels(designs, seed: int = 0):
+    """Labels whose z-scores depend on the recipe only: the share of balance minus that of rewrites, plus noise."""
+    from geomask.circuits.recipes import unpad, varied_recipes
+    from geomask.eval.qor import QorLabels
+
+    recipes = varied_recipes(24, (1, 8), seed)
+    effect = np.array([(np.mean(r == 6) - np.mean((r == 2) | (r == 3))) for r in unpad(recipes)])
+    rng = np.random.default_rng(seed)
+    base = 50.0 * np.array([float(d.aig.num_ands) for d in designs])[:, None]  # log ratios: recipe-only too
+    ands = np.round(base * (1 + 0.05 * effect[None, :] + 0.002 * rng.standard_normal((len(designs), len(recipes)))))
+    levels = 10.0 + rng.integers(0, 3, size=ands.shape)
+    return QorLabels([d.name for d in designs], recipes, ands, levels)
+
+
+def _tiny_budget(**kw):
+    return Budget(
+        methods=("scratch",),
+        seeds=(0,),
+        pretrain_steps=0,
+        finetune_steps=80,
+        model={"hidden": 8, "layers": 1},
+        **kw,
+    )
+
+
+def test_recipe_only_beats_constant_when_recipes_decide(mixed_aig):
+    designs = designs_from([mixed_aig(200 + i, 8, 20 + 4 * i) for i in range(6)])
+    labels = _recipe_driven_labels(designs)
+    out = run_qor(designs, labels, _tiny_budget(), folds=2, progress=False)
+    rec, base = out["methods"]["recipe_only"], out["baseline"]
+    assert set(rec) == {"unseen_recipes", "unseen_designs"}
+    for split in rec:
+        assert all(np.isfinite(rec[split][m]) for m in METRICS)
+        assert rec[split]["z_mae"] < 0.8 * base[split]["z_mae"], (split, rec[split], base[split])
+    # the analytic ceiling (mean of the other designs' z-scores) knows the recipe effect exactly here
+    others = out["mean_of_others"]["unseen_designs"]
+    assert (
+        others["z_mae"] < 0.5 * base["unseen_designs"]["z_mae"] and others["regret"] <= base["unseen_designs"]["regret"]
+    )
+    # ablations run and report on the same z-scores: bag-of-ops counts and the log-ratio target
+    alt = run_qor(designs, labels, _tiny_budget(), folds=2, progress=False, encoding="counts", target="log_ratio")
+    for split in ("unseen_recipes", "unseen_designs"):
+        for name in ("scratch", "recipe_only"):
+            assert all(np.isfinite(alt["methods"][name][split][m]) for m in METRICS)
+        assert alt["methods"]["recipe_only"][split]["z_mae"] < base[split]["z_mae"]
+    with pytest.raises(ValueError, match="unknown recipe encoding"):
+        run_qor(designs, labels, _tiny_budget(), progress=False, encoding="onehot")
+
+
+def test_finetune_encoder_trains_a_copy_frozen_path_does_not(mixed_aig):
+    import copy
+
+    from geomask.eval.protocol import embed_graphs, get_method
+    from geomask.eval.qor import fit_predict, fit_qor_model
+
+    designs = designs_from([mixed_aig(300 + i, 8, 20 + 4 * i) for i in range(5)])
+    labels = _recipe_driven_labels(designs, seed=1)
+    graphs = [d.graph for d in designs]
+    method = get_method("scratch", graphs, _tiny_budget(), 0)
+    before = copy.deepcopy(method.state_dict())
+    feats = embed_graphs(method, graphs).double()
+    z = np.stack([(labels.ands - labels.ands.mean(1, keepdims=True)) / labels.ands.std(1, keepdims=True)] * 2, 2)
+    pairs = np.array([(d, r) for d in range(5) for r in range(24)])
+    train, test = pairs[pairs[:, 0] < 4], pairs[pairs[:, 0] == 4]
+    frozen = fit_predict(feats, labels.recipes, z, train, test, 30, 3e-3, 0, val_axis=0)
+    assert all(torch.equal(before[k], v) for k, v in method.state_dict().items())  # frozen: encoder untouched
+    tuned_copy = copy.deepcopy(method)
+    tune = {"method": tuned_copy, "graphs": graphs, "lr": 1e-2, "designs": 2, "max_nodes": 10_000}
+    model, tuned = fit_qor_model(feats, labels.recipes, z, train, 30, 3e-3, 0, val_axis=None, tune=tune)
+    assert tuned.tuned and tuned.method is tuned_copy
+    changed = [k for k, v in tuned_copy.state_dict().items() if v.is_floating_point() and not torch.equal(before[k], v)]
+    assert changed, "fine-tuning left every encoder weight as it was"
+    assert all(torch.equal(before[k], v) for k, v in method.state_dict().items())  # the original stays as it was
+    # the refreshed table is the tuned encoder's embedding; predictions differ from the frozen head's
+    assert not torch.allclose(tuned.table, tuned._norm(feats.float()))
+    tuned_pred = fit_predict(
+        feats, labels.recipes, z, train, test, 30, 3e-3, 0, val_axis=0, tune=dict(tune, method=copy.deepcopy(method))
+    )
+    assert tuned_pred.shape == frozen.shape and np.isfinite(tuned_pred).all() and not np.allclose(tuned_pred, frozen)
+    out = run_qor(designs, labels, _tiny_budget(finetune_encoder=True), folds=2, progress=False, recipe_only=False)
+    assert set(out["methods"]) == {"scratch"}
+    assert all(np.isfinite(out["methods"]["scratch"][s]["z_mae"]) for s in ("unseen_recipes", "unseen_designs"))
+
+
+def test_qor_csv_round_trip_with_varied_recipes(tmp_path):
+    from geomask.circuits.recipes import varied_recipes
+    from geomask.eval.qor import QorLabels, write_qor_csv
+
+    recipes = varied_recipes(5, (1, 6), 0)
+    lab = QorLabels(["b", "a"], recipes, np.arange(10.0).reshape(2, 5) + 1, np.ones((2, 5)))
+    write_qor_csv(lab, tmp_path / "qor.csv")
+    back = read_qor_csv(tmp_path / "qor.csv")
+    assert back.designs == ["a", "b"] and back.ands.tolist() == lab.ands[::-1].tolist()
+    width = max(int((r >= 0).sum()) for r in recipes)
+    np.testing.assert_array_equal(back.recipes, recipes[:, :width])
+
+
+def test_qor_cli_options_parse():
+    import argparse
+
+    from geomask.eval.command import add_eval_parser
+
+    ap = argparse.ArgumentParser()
+    add_eval_parser(ap.add_subparsers(dest="command"))
+    base = ["eval", "qor", "a.aig", "--json", "o.json"]
+    a = ap.parse_args(base)
+    assert (a.recipe_family, a.finetune_encoder, a.recipe_encoding, a.target, a.write_qor_csv) == (
+        "uniform",
+        False,
+        "conv",
+        "z",
+        None,
+    )
+    more = ["--recipe-family", "varied", "--finetune-encoder", "--recipe-encoding", "counts", "--target", "log_ratio"]
+    a = ap.parse_args(base + more + ["--write-qor-csv", "l.csv"])
+    assert (a.recipe_family, a.finetune_encoder, a.recipe_encoding, a.target, a.write_qor_csv) == (
+        "varied",
+        True,
+        "counts",
+        "log_ratio",
+        "l.csv",
+    )
+    with pytest.raises(SystemExit):
+        ap.parse_args(base + ["--recipe-family", "random"])

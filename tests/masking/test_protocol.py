@@ -33,6 +33,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 NAMES = ["block", "random_patches", "region", "uniform", "voxel"]  # the ragged-row maskers tested here
 IMAGE_NAMES = ["beit_block", "disjoint", "frequency", "random_tokens", "scored", "simmim"]  # test_image_maskers
 SEQUENCE_NAMES = ["mlm", "span", "whole_word"]  # tests/sequences/test_sequence_maskers.py
+SEQUENCE_NAMES += ["ngram"]  # tests/masking/test_sequence_ngram.py
+SEQUENCE_NAMES += ["causal", "terminus"]  # tests/masking/test_sequence_causal_terminus.py
 SIZES = [5, 1, 0, 17, 40, 2]  # ragged: a one-row sample and an empty one
 
 
@@ -272,7 +274,7 @@ def test_build_by_name_and_config_round_trip(name):
 
 def test_registry_errors_name_the_valid_choices():
     with pytest.raises(
-        UsageError, match=r"unknown masker 'blok' \(valid: beit_block, block, disjoint, frequency, mlm, "
+        UsageError, match=r"unknown masker 'blok' \(valid: beit_block, block, causal, disjoint, frequency, mlm, "
     ):
         build_masker({"name": "blok", "ratio": 0.6})
     with pytest.raises(UsageError, match=r"masker 'block': unknown option 'ration' \(valid: low, high, ratio\)"):

@@ -81,6 +81,21 @@ def text_batch():
     return collate_sequences(items)
 
 
+def peptide_batch():
+    """Three receptor-peptide pairs of ESM residue ids (receptors of 12, 5, 3 residues, peptides of 4, 6, 2), as
+    the ``peptide_pairs`` kind collates them (issue 13)."""
+    from geomask.datasets.peptides import PeptidePair, collate_peptide_pairs
+    from geomask.sequences import amino_vocab
+
+    g, v = torch.Generator().manual_seed(0), amino_vocab()
+    sizes = ((12, 4), (5, 6), (3, 2))
+    items = [
+        PeptidePair(torch.randint(4, 24, (r,), generator=g), torch.randint(4, 24, (p,), generator=g), v)
+        for r, p in sizes
+    ]
+    return collate_peptide_pairs(items)
+
+
 # a tiny batch of every data kind (``data.kind`` of the training config)
 BATCHES: dict[str, Callable[[], Any]] = {
     "circuits": graph_batch,
@@ -90,6 +105,7 @@ BATCHES: dict[str, Callable[[], Any]] = {
     "scans": scene_batch,
     "images": image_batch,
     "text": text_batch,
+    "peptide_pairs": peptide_batch,  # issue 13
 }
 
 _GRAPH = {"hidden": 16, "layers": 2}
@@ -113,8 +129,28 @@ CASES: dict[str, dict[str, Any]] = {
     "simmim": {**_VIT, "mask_patch_size": 4},
     "spark": {"backbone": "tiny", "widths": (8, 16), "layers": (1, 1), "stem_width": 8, "decoder_width": 16},
     "mlm": {"vocab_size": 40, "dim": 16, "depth": 1, "heads": 2, "max_len": 32},
+    "drbert": {"vocab_size": 40, "dim": 16, "depth": 1, "heads": 2, "max_len": 32, "decoder_depth": 1},  # issue 13
+    "ernie_gram": {
+        "vocab_size": 40,
+        "dim": 16,
+        "depth": 1,
+        "heads": 2,
+        "max_len": 32,
+        "generator_dim": 8,
+        "generator_depth": 1,
+        "generator_heads": 2,
+        "lexicon": [[5, 6], [7, 8, 9]],
+        "lexicon_size": 4,
+    },
+    "clm": {"vocab_size": 40, "dim": 16, "depth": 1, "heads": 2, "max_len": 32},  # issue 13
+    "biphasic": {"vocab_size": 40, "dim": 16, "depth": 1, "heads": 2, "max_len": 32, "switch_step": 0},  # MLM phase
+    "pepmlm": {"dim": 16, "depth": 1, "heads": 2, "max_len": 32},  # issue 13
     "mfm": {**_VIT, "masker": {"name": "frequency", "radius": 4.0}},
     "hpm": {**_VIT, "decoder_dim": 16, "decoder_depth": 1, "decoder_heads": 2, "total_steps": 4},
+    "selective_mae": {**_VIT, "decoder_dim": 16, "decoder_depth": 1, "decoder_heads": 2, "total_steps": 4},
+    "uni4eye": {**_VIT, "depth_patch": 2, "decoder_dim": 12, "decoder_depth": 1, "decoder_heads": 2},
+    "graphmae2": _GRAPH,
+    "dmjd": {**_VIT, "decoder_dim": 16, "decoder_depth": 1, "decoder_heads": 2},
 }
 
 # keywords of the regression fixture's training steps: every dropout off (dropout's random stream is not part of

@@ -40,6 +40,7 @@ cases = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(cases)
 
 NAMES = sorted(METHODS)
+FIXED_MASKS = {"clm", "pepmlm"}  # issue 13: causal (every maskable token) and terminus (the whole peptide) masks
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -124,6 +125,8 @@ def test_same_seed_same_masks_and_losses_another_seed_other_masks(name, masks):
     assert ma, f"{name} drew no mask from a geomask.masking.Masker"
     assert a == b
     assert len(ma) == len(mb) and all(torch.equal(x, y) for x, y in zip(ma, mb))
+    if name in FIXED_MASKS:  # issue 13: the targets are fixed by the layout, never drawn
+        return
     assert len(ma) != len(mc) or any(not torch.equal(x, y) for x, y in zip(ma, mc)), "another seed, the same masks"
 
 

@@ -126,7 +126,12 @@ def test_unknown_name_and_keyword():
 
 
 def test_registry_lists_every_method_and_builds_lazily():
-    others = {"pointmae", "pointbert", "msm", "cpcm", "mae", "simmim", "spark", "mlm", "mfm", "hpm"}
+    others = {"pointmae", "pointbert", "msm", "cpcm", "mae", "simmim", "spark", "mlm", "mfm", "hpm", "dmjd"}
+    others |= {"graphmae2"}  # GraphMAE2 (issue 14)
+    others |= {"selective_mae", "uni4eye"}  # issue 12
+    others |= {"ernie_gram"}  # issue 13
+    others |= {"drbert"}  # issue 13
+    others |= {"clm", "biphasic", "pepmlm"}  # issue 13
     assert set(GRAPH_METHODS) | others == set(METHODS)
     with pytest.raises(ValueError, match="unknown keyword"):
         build_method("msm", no_such_option=1)

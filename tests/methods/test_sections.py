@@ -33,9 +33,13 @@ from geomask.masking import (
     UniformMasker,
     VoxelMasker,
 )
+from geomask.masking.image_disjoint import DisjointMasker
 from geomask.masking.image_frequency import FrequencyMasker
 from geomask.masking.scored import ScoredMasker
+from geomask.masking.sequence_causal import CausalMasker
 from geomask.masking.sequence_mlm import MLMMasker
+from geomask.masking.sequence_ngram import NgramMasker
+from geomask.masking.sequence_terminus import TerminusMasker
 from geomask.methods import METHODS, build_method
 from geomask.methods.compose import resolve_section
 from geomask.methods.registry import _builder, register_method
@@ -73,8 +77,20 @@ DEFAULTS: dict[str, dict] = {
     },
     "spark": {"masker": {"name": "random_tokens", "ratio": 0.6}, "loss": {"name": "l2"}},
     "mlm": {"masker": {"name": "mlm", "ratio": 0.15}, "loss": {"name": "cross_entropy"}},
+    "drbert": {"masker": {"name": "mlm", "ratio": 0.15}, "loss": {"name": "cross_entropy"}},  # issue 13
+    "ernie_gram": {"masker": {"name": "ngram", "ratio": 0.15}, "loss": {"name": "cross_entropy"}},
+    "clm": {"masker": {"name": "causal"}, "loss": {"name": "cross_entropy"}},  # issue 13
+    "biphasic": {"masker": {"name": "mlm", "ratio": 0.15}, "loss": {"name": "cross_entropy"}},
+    "pepmlm": {"masker": {"name": "terminus"}, "loss": {"name": "cross_entropy"}},
     "mfm": {"masker": {"name": "frequency", "radius": 4.0, "mode": "random"}, "loss": {"name": "frequency"}},
     "hpm": {"masker": {"name": "scored", "ratio": 0.75, "fraction": 0.5}, "loss": {"name": "l2"}},
+    "selective_mae": {
+        "masker": {"name": "scored", "ratio": 0.85, "fraction": 1.0, "temperature": 1.0},
+        "loss": {"name": "l2"},
+    },
+    "uni4eye": {"masker": {"name": "random_tokens", "ratio": 0.75}, "loss": {"name": "l2"}},
+    "graphmae2": {"masker": {"name": "uniform", "ratio": 0.5}, "loss": {"name": "sce", "gamma": 2.0}},
+    "dmjd": {"masker": {"name": "disjoint", "ratio": 0.6, "views": 2, "disjoint": "visible"}, "loss": {"name": "l2"}},
 }
 OTHER: dict[str, dict] = {
     "mgvga": {"masker": {"ratio": 0.5}},
@@ -89,8 +105,17 @@ OTHER: dict[str, dict] = {
     "simmim": {"loss": "l2"},
     "spark": {"masker": {"ratio": 0.3}},
     "mlm": {"masker": {"name": "whole_word", "ratio": 0.2}},
+    "drbert": {"masker": {"name": "span", "ratio": 0.2}},  # issue 13
+    "ernie_gram": {"masker": {"ratio": 0.5}},
+    "clm": {"masker": {"name": "mlm", "ratio": 0.5}},  # issue 13: half the targets
+    "biphasic": {"masker": {"ratio": 0.5}},
+    "pepmlm": {"masker": {"name": "mlm", "ratio": 0.5}},
     "mfm": {"loss": "l2"},
     "hpm": {"masker": {"name": "random_tokens", "ratio": 0.75}},
+    "selective_mae": {"masker": {"name": "random_tokens", "ratio": 0.85}},
+    "uni4eye": {"masker": {"ratio": 0.5}},
+    "graphmae2": {"loss": {"gamma": 3.0}},
+    "dmjd": {"masker": {"ratio": 0.5}},
 }
 BUILT = {  # the classes the default sections build: (masker attribute, masker class, loss attribute, loss class)
     "mgm": ("mgm_masker", UniformMasker, "criterion", CrossEntropy),
@@ -103,8 +128,17 @@ BUILT = {  # the classes the default sections build: (masker attribute, masker c
     "simmim": ("masker", SimMIMMasker, "criterion", L1),
     "spark": ("masker", RandomTokenMasker, "criterion", L2),
     "mlm": ("masker", MLMMasker, "criterion", CrossEntropy),
+    "drbert": ("masker", MLMMasker, "criterion", CrossEntropy),  # issue 13
+    "ernie_gram": ("masker", NgramMasker, "criterion", CrossEntropy),
+    "clm": ("masker", CausalMasker, "criterion", CrossEntropy),  # issue 13
+    "biphasic": ("masker", MLMMasker, "criterion", CrossEntropy),
+    "pepmlm": ("masker", TerminusMasker, "criterion", CrossEntropy),
     "mfm": ("masker", FrequencyMasker, "criterion", FrequencyDistance),
     "hpm": ("masker", ScoredMasker, "criterion", L2),
+    "selective_mae": ("masker", ScoredMasker, "criterion", L2),
+    "uni4eye": ("masker", RandomTokenMasker, "criterion", L2),
+    "graphmae2": ("masker", UniformMasker, "criterion", ScaledCosineError),
+    "dmjd": ("masker", DisjointMasker, "criterion", L2),
 }
 
 
