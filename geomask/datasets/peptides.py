@@ -312,5 +312,5 @@ def open_generated_peptides(root: None, cfg: Any, seed: int) -> PeptidePairDatas
     """GENERATED pairs (:func:`generate_peptide_pairs`), built once into the cache (``data.generated_peptides`` if
     the config has that section, else :class:`GeneratedPeptidesSpec`'s defaults)."""
     sec = getattr(cfg, "generated_peptides", None) if cfg is not None else None
-    spec = GeneratedPeptidesSpec(**{k: sec[k] for k in ("pairs", "seed", "cache") if k in sec}) if sec else None
-    return PeptidePairDataset(build_generated_peptides(spec or GeneratedPeptidesSpec()))
+    spec = GeneratedPeptidesSpec(sec.pairs, sec.seed, sec.cache) if sec is not None else GeneratedPeptidesSpec()
+    return PeptidePairDataset(build_generated_peptides(spec))

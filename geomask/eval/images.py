@@ -166,8 +166,10 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 def method_config(name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """``configs/<name>_cpu.yaml`` (or ``<name>.yaml``) with ``overrides`` merged section by section; ``method``
-    overrides the builder does not take are dropped (listed under ``ignored``)."""
-    from geomask.methods.registry import method_keywords
+    overrides the builder does not take are dropped (listed under ``ignored``).  A ``method`` override that names
+    another ``encoder`` than the shipped config (SimMIM's ``encoder: cnn``) replaces that section instead of
+    merging into it: the shipped encoder's keywords do not apply to another architecture."""
+    from geomask.methods.registry import method_defaults, method_keywords
 
     for candidate in (_CONFIGS / f"{name}_cpu.yaml", _CONFIGS / f"{name}.yaml"):
         if candidate.is_file():
@@ -181,6 +183,10 @@ def method_config(name: str, overrides: dict[str, Any] | None = None) -> dict[st
             cfg[section] = values
             continue
         base = dict(cfg.get(section) or {})
+        if section == "method" and "encoder" in values:
+            shipped = base.get("encoder", method_defaults(name).get("encoder"))
+            if values["encoder"] != shipped:
+                base = {}
         for k, v in values.items():
             if section == "method" and k != "name" and k not in method_keywords(name):
                 ignored.append(k)

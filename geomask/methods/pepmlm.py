@@ -95,11 +95,13 @@ def build_pepmlm(
     return PepMLM(encoder, msk, loss_section(loss, {"name": "cross_entropy"}), tie_embeddings)
 
 
-def _pairs(receptors: Sequence[str | Tensor], peptides: Sequence[Tensor]) -> list[PeptidePair]:
+def _pairs(
+    receptors: Sequence[str | Tensor], peptides: Sequence[Tensor], max_receptor: int = DEFAULT_MAX_RECEPTOR
+) -> list[PeptidePair]:
     vocab = amino_vocab()
     rec = [r if isinstance(r, Tensor) else encode_protein([r])[0] for r in receptors]
     # receptors cut as the reader cuts them
-    return [PeptidePair(r.long()[:DEFAULT_MAX_RECEPTOR], p.long(), vocab) for r, p in zip(rec, peptides)]
+    return [PeptidePair(r.long()[:max_receptor], p.long(), vocab) for r, p in zip(rec, peptides)]
 
 
 def _masked_inputs(batch: PeptidePairBatch) -> tuple[Tensor, Tensor]:
@@ -118,6 +120,7 @@ def generate(
     candidates: int = 1,
     temperature: float = 1.0,
     generator: torch.Generator | None = None,
+    max_receptor: int = DEFAULT_MAX_RECEPTOR,
 ) -> list[str]:
     """Peptides of ``length`` residues for ``receptor`` by iterative unmasking, most confident first.
 
@@ -125,7 +128,8 @@ def generate(
     (default ``length``: one residue per round) the model scores the 20 standard residues at every still-masked
     position; each position draws a residue (``softmax(logits / temperature)`` from ``generator``; ``temperature
     = 0``: the most likely) and the ``ceil(remaining / rounds left)`` positions whose drawn residue is most probable
-    are fixed; the rest stay masked for the next round.
+    are fixed; the rest stay masked for the next round.  The receptor keeps its first ``max_receptor`` residues
+    (as the ``peptide_pairs`` reader cuts it).
 
     Returns:
         ``candidates`` strings of ``length`` letters from the 20 standard amino acids.
@@ -138,7 +142,7 @@ def generate(
     model.eval()
     mask_id = amino_vocab().mask_id
     pep = torch.full((length,), mask_id, dtype=torch.long)
-    batch = collate_peptide_pairs(_pairs([receptor] * candidates, [pep] * candidates))
+    batch = collate_peptide_pairs(_pairs([receptor] * candidates, [pep] * candidates, max_receptor))
     dev = next(model.parameters()).device
     batch = batch.to(dev)
     ids, attn = batch.ids.clone(), batch.attention_mask
@@ -188,6 +192,7 @@ def binder_pseudo_perplexity(
     unigram: Tensor | None = None,
     batch_size: int = 64,
     generator: torch.Generator | None = None,
+    max_receptor: int = DEFAULT_MAX_RECEPTOR,
 ) -> dict[str, float]:
     """Pseudo-perplexity of the true binders against the same receptors with shuffled peptides, and a unigram one.
 
@@ -201,7 +206,8 @@ def binder_pseudo_perplexity(
 
     (residues pooled over all pairs).  ``unigram``: ``exp`` of the cross-entropy of the true residues under the
     ``[V]`` probabilities ``unigram`` (default: :func:`residue_frequencies` of ``peptides`` themselves, an
-    in-sample baseline; pass the training peptides' frequencies for a held-out one).
+    in-sample baseline; pass the training peptides' frequencies for a held-out one).  Receptors keep their first
+    ``max_receptor`` residues (as the ``peptide_pairs`` reader cuts them).
 
     Returns:
         ``{"true", "shuffled", "unigram"}`` PPPLs and ``"residues"``, the number of residues scored.
@@ -227,7 +233,7 @@ def binder_pseudo_perplexity(
     starts = torch.cumsum(lens, 0) - lens
     for s in range(0, len(pep), batch_size):
         e = min(s + batch_size, len(pep))
-        batch = collate_peptide_pairs(_pairs(receptors[s:e], pep[s:e])).to(dev)
+        batch = collate_peptide_pairs(_pairs(receptors[s:e], pep[s:e], max_receptor)).to(dev)
         inputs, where = _masked_inputs(batch)
         logp = torch.log_softmax(model.logits(inputs, batch.attention_mask)[where].double(), -1)  # [M, V], row-major
         lo, hi = int(starts[s]), int(starts[e - 1] + lens[e - 1])

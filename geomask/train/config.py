@@ -5,7 +5,8 @@ A config has five top-level sections::
     seed: 0
     method:  {name: mgvga, ...keyword arguments of the method's builder}
     data:    {kind, roots, batch_size, not_nodes, num_workers, val_fraction, synthetic: {...}, objects: {...},
-             corpus: {...}, scenes: {...}, shapes: {...}, images: {...}, generated_text: {...}}
+             corpus: {...}, scenes: {...}, shapes: {...}, images: {...}, generated_text: {...},
+             generated_peptides: {...}}
     optim:   {name, lr, weight_decay, betas, scheduler, warmup_steps, min_lr, schedule_steps, grad_clip}
     trainer: {max_steps, out_dir, accelerator, devices, num_nodes, strategy, find_unused, precision, log_every,
               checkpoint_every, keep_checkpoints, val_every, resume, progress_bar, loggers, summary, threads}
@@ -66,6 +67,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "DataConfig",
+    "GeneratedPeptidesConfig",
     "GeneratedTextConfig",
     "ImagesConfig",
     "MethodConfig",
@@ -205,6 +207,17 @@ class GeneratedTextConfig:
 
 
 @dataclass
+class GeneratedPeptidesConfig:
+    """GENERATED receptor-peptide pairs (``data.kind: generated_peptides``; a learnable rule, not real binders):
+    ``pairs`` pairs from seed ``seed``, built once into ``cache`` (as :class:`ScenesConfig`);
+    :mod:`geomask.datasets.peptides`."""
+
+    pairs: int = 2000
+    seed: int = 0
+    cache: str = ""
+
+
+@dataclass
 class ImagesConfig:
     """Image batches (``data.kind: images`` or ``shapes``): the random resized crop (area ``crop_scale``, aspect
     ``crop_ratio``) and horizontal flip drawn by the method from each training step's generator (``augment``),
@@ -247,6 +260,7 @@ class DataConfig:
     shapes: ShapesConfig = field(default_factory=ShapesConfig)
     images: ImagesConfig = field(default_factory=ImagesConfig)
     generated_text: GeneratedTextConfig = field(default_factory=GeneratedTextConfig)
+    generated_peptides: GeneratedPeptidesConfig = field(default_factory=GeneratedPeptidesConfig)
 
 
 @dataclass
@@ -523,6 +537,7 @@ def _check(cfg: Config, source: str | None) -> None:
     positive("data.generated_text", "lines", d.generated_text.lines)
     positive("data.generated_text", "sentences_per_line", d.generated_text.sentences_per_line)
     positive("data.generated_text", "vocab_size", d.generated_text.vocab_size)
+    positive("data.generated_peptides", "pairs", d.generated_peptides.pairs)
     if d.shapes.size < 8:
         raise ConfigError("data.shapes", "size", f"must be >= 8, got {d.shapes.size}", source)
     choice("data.images", "normalize", d.images.normalize, IMAGE_NORMALIZE)

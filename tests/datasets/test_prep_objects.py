@@ -13,6 +13,8 @@ from geomask.datasets.prep_objects import ScanObjectDataset, cut_objects, prep_o
 from geomask.datasets.store import DatasetReader
 from geomask.errors import FormatError
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 # instance id -> (NYU40 class, points): a big chair (FPS), a small box (repeats), a tiny one (dropped), a wall
 OBJECTS = {1: (5, 300, 0.0), 2: (3, 40, 5.0), 3: (40, 10, 9.0), 4: (1, 200, -5.0)}
 

@@ -25,6 +25,8 @@ from geomask.eval.images import (
     reconstruct,
 )
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 TINY = {
     "method": {
         "dim": 48,
@@ -164,3 +166,12 @@ def test_bad_train_path_is_one_line(shapes, tmp_path, capsys):
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert code == 1 and len(err) == 1 and err[0].startswith("error: ") and "nope.npz" in err[0]
     assert not out.exists()
+
+
+def test_a_config_naming_another_encoder_replaces_the_shipped_method_section():
+    from geomask.eval.images import method_config
+
+    cnn = method_config("simmim", {"method": {"encoder": "cnn", "backbone": "tiny"}})["method"]
+    assert cnn == {"name": "simmim", "encoder": "cnn", "backbone": "tiny"}  # no ViT keys left behind
+    vit = method_config("simmim", {"method": {"encoder": "vit", "depth": 2}})["method"]
+    assert vit["depth"] == 2 and vit["dim"] == method_config("simmim")["method"]["dim"]  # merged into the shipped one

@@ -24,6 +24,8 @@ from geomask.methods import build_method
 from geomask.sequences.batch import SequenceItem, collate_sequences
 from geomask.sequences.vocab import AMINO_ACIDS, amino_vocab, encode_protein
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def _batch(lengths=(5, 9, 3), seed=0):
     vocab = amino_vocab()

@@ -146,7 +146,10 @@ def test_every_method_declares_the_data_kinds_it_trains_on():
         kinds = method_data_kinds(name)
         assert kinds and set(kinds) <= set(CONFIG_KINDS) - {"auto"}, name
     assert method_data_kinds("mgm") == ("circuits", "pairs", "synthetic", "corpus", "corpus_pairs")
-    assert method_data_kinds("msm") == ("scans", "scenes") and method_data_kinds("pointmae") == ("objects",)
+    assert method_data_kinds("msm") == ("scans", "scenes") and method_data_kinds("pointmae") == (
+        "objects",
+        "scan_objects",
+    )
     assert method_data_kinds("mae") == ("images", "shapes")
     assert method_data_kinds("not_registered") is None
 

@@ -176,3 +176,19 @@ def test_the_shipped_configs_build_and_run():
     assert m.token_stride == 4 and m.encoder.downsample_ratio == 32
     out = m(torch.rand(2, 3, 64, 64), torch.Generator().manual_seed(0))
     assert torch.isfinite(out["loss"])
+
+
+def test_the_dense_encoder_loads_into_the_sparse_network_which_gives_the_same_features():
+    from geomask.grids import to_sparse
+    from geomask.nn.sparse_cnn import SparseCNN
+
+    m = build().eval()
+    with torch.no_grad():
+        for mod in m.encoder.modules():  # BatchNorm statistics away from (0, 1), so they must travel too
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                mod.running_mean.uniform_(-0.5, 0.5), mod.running_var.uniform_(0.5, 2.0)
+    sparse = SparseCNN(**m.encoder.config, sparse=True).eval()
+    sparse.load_dense_state_dict(m.encoder.state_dict())
+    x = torch.rand(2, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(sparse.pooled(to_sparse(x)), m.features(x), rtol=1e-4, atol=1e-5)
