@@ -142,6 +142,14 @@ BAD = [
     ("eval sequences --train {missing} --json {json}", 1, "no such file"),
     ("eval sequences --train {aag} --json {json}", 1, "no column"),
     ("eval sequences --train {aag} --json {json} --methods bogus", 2, "bogus"),
+    # eval ripp (issue 13)
+    ("eval ripp", 2, "--json"),
+    ("eval ripp --json {json} --methods bogus", 2, "bogus"),
+    ("eval ripp --json {json} --tasks amp_tm nonsense", 2, "invalid choice"),
+    ("eval ripp --json {json} --tasks amp_tm amp_tm --methods kmer", 2, "two tasks"),
+    ("eval ripp --json {json} --finetune-steps 0", 2, "--finetune-steps"),
+    ("eval ripp --json {json} --seeds -1", 2, "--seeds"),
+    ("eval ripp --json {json} --max-len 2 --methods kmer", 2, "--max-len"),
     # eval (scans)
     ("eval probe --train {missing_npy}:{lab} --test {pts}:{lab} --json {json}", 1, "missing.npy"),
     ("eval probe --train {pts}:{lab} --test {pts}:{lab} --json {json} --voxel-size 0", 2, "--voxel-size"),

@@ -32,6 +32,7 @@ RUNS = {
     "clm_cpu",
     "biphasic_cpu",
     "pepmlm_cpu",
+    "diffpalm_cpu",  # issue 13
     "mfm_cpu",
     "hpm_cpu",
     "graphmae2_cpu",

@@ -24,7 +24,7 @@ fi
 STAMP="$VENV/.geomask-installed"
 if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check "torch==2.13.0"
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[test,scans,ray]"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[test,scans,ray,ripp]"
   touch "$STAMP"
 fi
 echo "bootstrap: ready ($VENV)"

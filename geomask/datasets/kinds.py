@@ -393,3 +393,13 @@ register_data_kind(  # issue 13
     items="pairs",
     default_data=True,
 )
+register_data_kind(  # issue 13
+    "paired_families",
+    description="GENERATED paired families of interacting sequences (a known A-B coupling, not real MSAs): the true "
+    "pairs of the training species, built once into a cache (DiffPALM)",
+    batch="as peptide_pairs: <cls> A <eos> B <eos> with segment_ids [B, L] (1 = B)",
+    open="geomask.datasets.paired_families:open_paired_families",
+    collate="geomask.datasets.peptides:collate_peptide_pairs",
+    items="pairs",
+    default_data=True,
+)

@@ -272,6 +272,12 @@ def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
     from geomask.eval.sequence_command import add_sequence_eval_parsers  # issue #13: eval text, eval sequences
 
     add_sequence_eval_parsers(sub)
+    from geomask.eval.pairing_command import add_pairing_parser  # issue #13: eval pairing (DiffPALM)
+
+    add_pairing_parser(sub)
+    from geomask.eval.ripp_command import add_ripp_eval_parser  # issue #13: eval ripp (peptide task transfer)
+
+    add_ripp_eval_parser(sub)
     from geomask.eval.image_command import add_image_eval_parser  # issue #12: image methods' probes, fine-tune
 
     add_image_eval_parser(sub)

@@ -11,6 +11,13 @@ and segmentation metrics.
   ``bank`` points), the ``k`` most similar vote with weight ``exp(sim / temperature)``.
 * **Metrics**: overall accuracy over labelled points, per-class IoU, and mIoU averaged over the classes
   present in the ground truth (classes absent from it are reported as ``None``).
+* **Without coordinates** (``coords=False``, ``geomask eval probe --no-coords``): the raw baseline is the input
+  features alone (colour; a constant 1 for scans without colour, i.e. a chance baseline) instead of
+  xyz + input features, and the network (msm and random alike) is built with ``geometry: none``, so no
+  coordinate-derived input channel (``height``: z − min z; ``xyz``: coordinates minus the centroid) reaches it.
+  What is left is colour and the occupancy pattern read by translation-equivariant sparse convolutions: every
+  feature is unchanged by a global translation of a scan by a multiple of the coarsest stride
+  (``16 × voxel_size``, the U-Net's coarsest stride), so the probe cannot look positions up in a room it has seen.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from geomask.errors import UsageError
 from geomask.eval.scan_common import (
     finish_run,
     frozen_copy,
@@ -38,6 +46,8 @@ __all__ = [
     "linear_probe",
     "multires_features",
     "probe_all",
+    "probe_features",
+    "raw_features",
     "run_probe",
     "sample_level",
     "segmentation_metrics",
@@ -235,6 +245,22 @@ def _level_features(net: torch.nn.Module, scan: ScenePoints, voxel_size: float, 
     return multires_features(out.levels, scan.batch, scan.points, voxel_size, mode)
 
 
+def raw_features(scan: ScenePoints, coords: bool = True) -> Tensor:
+    """The raw baseline's features: ``[N, 3 + C]`` xyz + input features, or ``[N, C]`` input features alone
+    (colour, or the constant 1 of a scan without colour) when ``coords`` is off."""
+    return torch.cat([scan.points, scan.feats], dim=1) if coords else scan.feats
+
+
+def probe_features(net: torch.nn.Module, scan: ScenePoints, mode: str = "nearest") -> Tensor:
+    """A network's multi-resolution features of one scan (``[N, Σ C_j]``), read from a frozen copy.
+
+    Coordinates enter only through the network's own ``geometry`` input channels (``net.geometry``); a network
+    built with ``geometry: none`` gives features that a translation by a multiple of ``16 × voxel_size`` leaves
+    unchanged.
+    """
+    return _level_features(net, scan, net.voxel_size, mode)
+
+
 def run_probe(
     train: Sequence[str],
     test: Sequence[str],
@@ -247,11 +273,20 @@ def run_probe(
     seed: int | None = None,
     plot: str | Path | None = None,
     log: Callable[[str], None] | None = print,
+    coords: bool = True,
 ) -> dict[str, Any]:
     """Pretrain MSM on the training scans (or load ``checkpoint``), then probe ``msm``, ``random`` (the same
     network and initialisation, untrained) and ``raw`` (xyz + input features) with the same linear probe
     and kNN, trained on the training scans' labels and scored on the test scans. Writes ``json_path``
-    (and the per-class IoU plot, ``plot`` or ``json_path`` with ``.png``)."""
+    (and the per-class IoU plot, ``plot`` or ``json_path`` with ``.png``).
+
+    ``coords=False`` leaves coordinates out (module doc): raw = input features only, and the network is
+    built with ``geometry: none`` whatever the config says. The JSON records ``coords``.
+
+    Raises:
+        UsageError: a ``checkpoint`` whose input width does not fit the network (e.g. trained with
+            coordinate channels and loaded with ``coords=False``).
+    """
     from geomask.methods.msm import build_msm
     from geomask.train.checkpoint import load_weights
 
@@ -260,23 +295,33 @@ def run_probe(
     )
     cfg, tr, te, k = run.cfg, run.train, run.test, run.num_classes
     kwargs = run.kwargs
+    if not coords:
+        kwargs["geometry"] = "none"
     with torch.random.fork_rng():
         torch.manual_seed(cfg.seed)
         msm = build_msm(**kwargs)
     random_net = copy.deepcopy(msm).eval()
     pretrain: dict[str, Any] = {"checkpoint": str(checkpoint)} if checkpoint else {}
     if checkpoint is not None:
-        msm.load_state_dict(load_weights(checkpoint))
+        try:
+            msm.load_state_dict(load_weights(checkpoint))
+        except RuntimeError as e:  # shape mismatches: another backbone, input width or geometry
+            first = str(e).strip().splitlines()[-1].strip()
+            raise UsageError(
+                f"{checkpoint}: does not fit the network ({first}); "
+                f"geometry {kwargs.get('geometry', 'none')!r}, in_channels {kwargs['in_channels']}"
+            ) from None
     else:
         pretrain = train_steps(msm, [s.scene for s in tr], cfg, cfg.seed, log)
-    vs = msm.voxel_size
     ytr = torch.cat([s.scene.labels for s in tr])
     yte = torch.cat([s.scene.labels for s in te])
     feats = {
-        "msm": lambda s: _level_features(msm, s, vs, cfg.sample_mode),
-        "random": lambda s: _level_features(random_net, s, vs, cfg.sample_mode),
-        "raw": lambda s: torch.cat([s.points, s.feats], dim=1),
+        "msm": lambda s: probe_features(msm, s, cfg.sample_mode),
+        "random": lambda s: probe_features(random_net, s, cfg.sample_mode),
+        "raw": lambda s: raw_features(s, coords),
     }
+    if not coords and log is not None and all(s.scene.feats.size(1) == 1 for s in tr):
+        log("raw without coordinates: the scans have no colour, so raw is a constant feature (a chance baseline)")
     results: dict[str, Any] = {}
     for name, fn in feats.items():
         xtr = torch.cat([fn(s.scene) for s in tr])
@@ -289,6 +334,5 @@ def run_probe(
                 f"kNN mIoU {r['knn']['miou']:.4f} OA {r['knn']['oa']:.4f} (features {xtr.size(1)})"
             )
     bars = {f"{m}/{p}": results[m][p] for m in results for p in ("linear", "knn")}
-    return finish_run(
-        run, {"methods": results, "pretrain": pretrain}, json_path, plot, bars, "probe: per-class IoU on the test scans"
-    )
+    title = "probe: per-class IoU on the test scans" + ("" if coords else " (no coordinates)")
+    return finish_run(run, {"methods": results, "pretrain": pretrain, "coords": coords}, json_path, plot, bars, title)

@@ -45,10 +45,19 @@ def add_scan_eval_parsers(eval_subparsers: argparse._SubParsersAction) -> None:
         epilog="examples:\n"
         "  geomask eval probe --train s0.ply:s0.npy --test s1.ply:s1.npy --json probe.json \\\n"
         "      --label-map nyu40_to_scannet20 --steps 100\n"
-        "  geomask eval probe --train data/scans_train --test data/scans_test --json probe.json",
+        "  geomask eval probe --train data/scans_train --test data/scans_test --json probe.json\n"
+        "  geomask eval probe --train s0.ply:s0.npy --test s1.ply:s1.npy --json probe.json --no-coords",
     )
     _common(p, "nyu40_to_scannet20 or semantickitti_learning_to_train")
     p.add_argument("--checkpoint", default=None, metavar="CKPT", help="MSM weights (model.pt / .ckpt) to load")
+    p.add_argument(
+        "--no-coords",
+        dest="coords",
+        action="store_false",
+        help="leave coordinates out: raw = colour only (no xyz), and the network gets no coordinate input "
+        "channels (method.geometry forced to none, for msm and random alike); use when train and test scans "
+        "show the same place, where kNN on xyz is nearly a label transfer",
+    )
     p.set_defaults(func=cmd_eval_probe)
 
     p = eval_subparsers.add_parser(
@@ -92,6 +101,7 @@ def cmd_eval_probe(args: argparse.Namespace) -> int:
         steps=args.steps,
         seed=args.seed,
         plot=args.plot,
+        coords=args.coords,
     )
     return 0
 

@@ -20,6 +20,7 @@ register_method("drbert")("geomask.methods.drbert:build_drbert")  # issue 13
 register_method("clm")("geomask.methods.clm:build_clm")  # issue 13
 register_method("biphasic")("geomask.methods.biphasic:build_biphasic")  # issue 13
 register_method("pepmlm")("geomask.methods.pepmlm:build_pepmlm")  # issue 13
+register_method("diffpalm")("geomask.methods.diffpalm:build_diffpalm")  # issue 13
 register_method("mfm")("geomask.methods.mfm:build_mfm")
 register_method("hpm")("geomask.methods.hpm:build_hpm")
 register_method("graphmae2")("geomask.methods.graphmae2:build_graphmae2")

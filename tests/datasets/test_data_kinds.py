@@ -30,6 +30,7 @@ BUILTIN += ["scan_objects"]  # real objects cut out of labelled scans (issue 11)
 FOLDERS += ["scan_objects"]
 BUILTIN += ["peptide_pairs", "generated_peptides"]  # receptor-peptide pairs (issue 13)
 FOLDERS += ["peptide_pairs"]
+BUILTIN += ["paired_families"]  # GENERATED paired families, DiffPALM (issue 13)
 
 
 @pytest.fixture
@@ -57,7 +58,7 @@ def test_unknown_kind_is_one_line_naming_the_valid_ones():
         str(e.value)
         == "unknown data kind 'meshes'; valid: auto, circuits, pairs, scans, synthetic, objects, corpus, corpus_pairs, "
         "scenes, images, shapes, text, sequences, generated_text, graphs, scan_objects, peptide_pairs, "
-        "generated_peptides"
+        "generated_peptides, paired_families"
     )
     with pytest.raises(ConfigError) as e:
         load_config({"method": {"name": "mgm"}, "data": {"kind": "meshes"}})
@@ -65,7 +66,7 @@ def test_unknown_kind_is_one_line_naming_the_valid_ones():
         str(e.value)
         == "data.kind: must be one of auto, circuits, pairs, scans, synthetic, objects, corpus, corpus_pairs, scenes, "
         "images, shapes, text, sequences, generated_text, graphs, scan_objects, peptide_pairs, generated_peptides, "
-        "got 'meshes'"
+        "paired_families, got 'meshes'"
     )
     with pytest.raises(ConfigError, match=r"^data\.kind: must be one of auto, circuits"):
         data_kinds(DataConfig(kind="meshes"))

@@ -76,3 +76,41 @@ def test_probe_ignores_unlabelled_training_points():
     assert pred.shape == (300,) and int(pred.max()) < 3
     with pytest.raises(ValueError):
         linear_probe(xtr, torch.full((300,), -1), xtr, 3)
+
+
+def two_copies(offset: float, seed: int = 0, n: int = 300):
+    """One little cluster (points on a 1/64 m lattice, so every sum below is exact in float32) twice: at the
+    origin and ``offset`` metres up, far beyond the U-Net's receptive field."""
+    from geomask.points.augment import ScenePoints
+
+    g = torch.Generator().manual_seed(seed)
+    pts = torch.randint(0, 64, (n, 3), generator=g).float() / 64
+    rgb = torch.rand(n, 3, generator=g)
+    both = torch.cat([pts, pts + torch.tensor([0.0, 0.0, offset])])
+    return ScenePoints(both, torch.cat([rgb, rgb]), torch.zeros(2 * n, dtype=torch.long))
+
+
+@pytest.mark.parametrize("geometry", ["none", "height", "xyz"])
+def test_network_features_see_position_only_through_geometry_channels(geometry):
+    """The two copies have the same neighbourhoods and only their height tells them apart: without
+    coordinate channels (what --no-coords builds) their features are identical, with them they differ."""
+    from geomask.eval.probe import probe_features
+    from geomask.methods.msm import build_msm
+
+    scan = two_copies(offset=64.0)  # 512 voxels of 0.125 m, a multiple of the coarsest stride (16)
+    torch.manual_seed(0)
+    net = build_msm(backbone="Res16UNetTiny", voxel_size=0.125, geometry=geometry)
+    f = probe_features(net, scan)
+    n = len(f) // 2
+    same = torch.allclose(f[:n], f[n:], atol=1e-5)
+    assert same == (geometry == "none"), (geometry, float((f[:n] - f[n:]).abs().max()))
+
+
+def test_raw_features_with_and_without_coordinates():
+    from geomask.eval.probe import raw_features
+
+    scan = two_copies(offset=8.0, n=50)
+    on, off = raw_features(scan), raw_features(scan, coords=False)
+    assert torch.equal(on, torch.cat([scan.points, scan.feats], 1))  # unchanged default: xyz + colour
+    assert torch.equal(off, scan.feats) and off.size(1) == 3
+    assert torch.equal(off[:50], off[50:]) and not torch.equal(on[:50], on[50:])

@@ -50,6 +50,7 @@ def test_probe_and_weak_commands_write_results(tmp_path):
     for r in res["methods"].values():
         assert 0.0 <= r["linear"]["miou"] <= 1.0 and 0.0 <= r["knn"]["oa"] <= 1.0
     assert out.with_suffix(".png").is_file() and res["pretrain"]["steps"] == 2
+    assert res["coords"] is True and res["config"]["method"]["geometry"] == "height"  # default: coordinates kept
 
     out = tmp_path / "weak.json"
     cfg.write_text(CONFIG.replace("METHOD", "grid: 2"))
@@ -88,3 +89,42 @@ def test_probe_reads_prepared_scan_folders_like_the_files(tmp_path):
         results.append(json.loads(out.read_text())["methods"])
     assert results[0]["raw"] == results[1]["raw"]
     assert results[0]["msm"]["linear"]["miou"] == pytest.approx(results[1]["msm"]["linear"]["miou"], abs=1e-6)
+
+
+def write_lattice_scan(folder, name, seed, shift=0.0, n=400):
+    """A scan on a 1/64 m lattice (exact in float32 under a shift by whole metres), labels from position."""
+    rng = np.random.default_rng(seed)
+    xyz = rng.integers(0, 256, (n, 3)) / 64.0 * [1.0, 1.0, 0.5]  # 4 x 4 x 2 m
+    labels = (xyz[:, 2] > 0.6).astype(np.int64) + (xyz[:, 0] > 2.0)
+    rgb = rng.random((n, 3)) * 255  # colour carries no label: only position does
+    np.save(folder / f"{name}.npy", np.concatenate([xyz + shift, rgb], 1).astype(np.float32))
+    np.save(folder / f"{name}_labels.npy", labels)
+    return f"{folder / name}.npy:{folder / name}_labels.npy"
+
+
+def test_no_coords_removes_coordinates_and_default_keeps_them(tmp_path):
+    """--no-coords: raw is colour alone and the network has no coordinate channel, so moving the test scan by
+    2 m (16 voxels of 0.125 m: the coarsest stride) changes neither raw nor random. On these scans, labelled by
+    position with random colours, raw with xyz (the default) beats that colour-only raw by far."""
+    from geomask.eval.probe import probe_all, raw_features
+    from geomask.eval.scan_common import load_scans
+
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(CONFIG.replace("voxel_size: 0.1", "voxel_size: 0.125").replace("METHOD", "mask_cell: 2"))
+    train = write_lattice_scan(tmp_path, "a", 0)
+    results = {}
+    for shift in (0.0, 2.0):
+        test = write_lattice_scan(tmp_path, f"b{shift:g}", 1, shift)
+        out = tmp_path / f"probe_{shift:g}.json"
+        argv = ["probe", "--train", train, "--test", test, "--json", str(out), "--config", str(cfg)]
+        args = parse([*argv, "--steps", "1", "--no-coords"])
+        assert args.func(args) == 0
+        results[shift] = json.loads(out.read_text())
+    off, off_moved = results[0.0], results[2.0]
+    assert off["coords"] is False and off["config"]["method"]["geometry"] == "none"  # the config says height
+    assert off["methods"]["raw"] == off_moved["methods"]["raw"]
+    assert off["methods"]["random"] == off_moved["methods"]["random"]
+    (a,), (b,) = load_scans([train], None), load_scans([f"{tmp_path / 'b0'}.npy:{tmp_path / 'b0'}_labels.npy"], None)
+    on = probe_all(raw_features(a.scene), a.scene.labels, raw_features(b.scene), b.scene.labels, 3, 0, 5, 500, 20)
+    for probe in ("linear", "knn"):
+        assert on[probe]["miou"] > off["methods"]["raw"][probe]["miou"] + 0.15, probe

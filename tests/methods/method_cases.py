@@ -106,6 +106,7 @@ BATCHES: dict[str, Callable[[], Any]] = {
     "images": image_batch,
     "text": text_batch,
     "peptide_pairs": peptide_batch,  # issue 13
+    "paired_families": peptide_batch,  # issue 13: DiffPALM's pairs collate as peptide pairs
 }
 
 _GRAPH = {"hidden": 16, "layers": 2}
@@ -145,6 +146,7 @@ CASES: dict[str, dict[str, Any]] = {
     "clm": {"vocab_size": 40, "dim": 16, "depth": 1, "heads": 2, "max_len": 32},  # issue 13
     "biphasic": {"vocab_size": 40, "dim": 16, "depth": 1, "heads": 2, "max_len": 32, "switch_step": 0},  # MLM phase
     "pepmlm": {"dim": 16, "depth": 1, "heads": 2, "max_len": 32},  # issue 13
+    "diffpalm": {"dim": 16, "depth": 1, "heads": 2, "max_len": 32},  # issue 13
     "mfm": {**_VIT, "masker": {"name": "frequency", "radius": 4.0}},
     "hpm": {**_VIT, "decoder_dim": 16, "decoder_depth": 1, "decoder_heads": 2, "total_steps": 4},
     "selective_mae": {**_VIT, "decoder_dim": 16, "decoder_depth": 1, "decoder_heads": 2, "total_steps": 4},

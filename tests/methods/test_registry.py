@@ -132,6 +132,7 @@ def test_registry_lists_every_method_and_builds_lazily():
     others |= {"ernie_gram"}  # issue 13
     others |= {"drbert"}  # issue 13
     others |= {"clm", "biphasic", "pepmlm"}  # issue 13
+    others |= {"diffpalm"}  # issue 13
     assert set(GRAPH_METHODS) | others == set(METHODS)
     with pytest.raises(ValueError, match="unknown keyword"):
         build_method("msm", no_such_option=1)

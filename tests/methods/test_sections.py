@@ -82,6 +82,7 @@ DEFAULTS: dict[str, dict] = {
     "clm": {"masker": {"name": "causal"}, "loss": {"name": "cross_entropy"}},  # issue 13
     "biphasic": {"masker": {"name": "mlm", "ratio": 0.15}, "loss": {"name": "cross_entropy"}},
     "pepmlm": {"masker": {"name": "terminus"}, "loss": {"name": "cross_entropy"}},
+    "diffpalm": {"masker": {"name": "mlm", "ratio": 0.5}, "loss": {"name": "cross_entropy"}},  # issue 13
     "mfm": {"masker": {"name": "frequency", "radius": 4.0, "mode": "random"}, "loss": {"name": "frequency"}},
     "hpm": {"masker": {"name": "scored", "ratio": 0.75, "fraction": 0.5}, "loss": {"name": "l2"}},
     "selective_mae": {
@@ -110,6 +111,7 @@ OTHER: dict[str, dict] = {
     "clm": {"masker": {"name": "mlm", "ratio": 0.5}},  # issue 13: half the targets
     "biphasic": {"masker": {"ratio": 0.5}},
     "pepmlm": {"masker": {"name": "mlm", "ratio": 0.5}},
+    "diffpalm": {"masker": {"name": "terminus"}},  # issue 13: the whole B
     "mfm": {"loss": "l2"},
     "hpm": {"masker": {"name": "random_tokens", "ratio": 0.75}},
     "selective_mae": {"masker": {"name": "random_tokens", "ratio": 0.85}},
@@ -133,6 +135,7 @@ BUILT = {  # the classes the default sections build: (masker attribute, masker c
     "clm": ("masker", CausalMasker, "criterion", CrossEntropy),  # issue 13
     "biphasic": ("masker", MLMMasker, "criterion", CrossEntropy),
     "pepmlm": ("masker", TerminusMasker, "criterion", CrossEntropy),
+    "diffpalm": ("masker", MLMMasker, "criterion", CrossEntropy),  # issue 13
     "mfm": ("masker", FrequencyMasker, "criterion", FrequencyDistance),
     "hpm": ("masker", ScoredMasker, "criterion", L2),
     "selective_mae": ("masker", ScoredMasker, "criterion", L2),

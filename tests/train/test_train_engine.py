@@ -300,7 +300,9 @@ def test_data_kind_is_checked_before_anything_is_built(tmp_path, tiny_config):
         "data.kind: method 'mgvga' trains on circuits, pairs, synthetic, corpus or corpus_pairs data, "
         f"but {tmp_path / 'scans'} is a scans dataset"
     )
-    with pytest.raises(ConfigError, match=r"^data\.kind: method 'pointmae' trains on objects data, but data\.kind"):
+    with pytest.raises(
+        ConfigError, match=r"^data\.kind: method 'pointmae' trains on objects or scan_objects data, but data\.kind"
+    ):
         train(tiny_config("run", method={"name": "pointmae"}))
     with pytest.raises(ConfigError, match=r"^data\.roots: no such folder: .*nowhere$"):
         train(cfg, [f"data.roots=[{tmp_path / 'nowhere'}]"])
