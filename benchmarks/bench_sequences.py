@@ -12,12 +12,17 @@
    80/10/10 (HF draws per token / per word with probability 0.15, geomask exact counts; HF's whole-word mode
    reads word boundaries from the tokenizer's ``offset_mapping``, geomask from word ids).
    ``ratio mlm_collate geomask/hf: X`` and ``ratio wwm_collate geomask/hf: X`` (X > 1: geomask faster).
+3. **Packed MLM step**: the same groups of ``--pack-batch`` lines (a ``geomask prep text`` folder given by
+   ``--text``, e.g. WikiText-2's ``wiki.valid.txt``; else GENERATED lines of 1 to 8 sentences) as padded batches
+   (``collate_sequences``) and as packed rows of 128 (``collate_packed``, first-fit decreasing): an MLM training
+   step each, equal real tokens per step; padding shares and ``ratio mlm_packed packed/unpacked: X`` (real
+   tokens/s, X > 1: packing faster).
 
 Times are the best of ``--rounds`` rounds (alternating which library goes first).
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_sequences.py [--threads 1] [--rounds 5] [--size small|base]
+    .venv/bin/python benchmarks/bench_sequences.py [--threads 1] [--rounds 5] [--size small|base] [--text DIR]
 """
 
 from __future__ import annotations
@@ -161,16 +166,70 @@ def bench_collate(rounds: int) -> tuple[float, float]:
     return out[0], out[1]
 
 
+def bench_packed(rounds: int, text: str | None, group: int = 32, groups: int = 4, pack_len: int = 128) -> float:
+    from geomask.sequences.packing import collate_packed
+
+    if text:
+        from geomask.datasets.text import SequenceDataset
+
+        ds = SequenceDataset(text, "text", max_len=pack_len)
+        items = [ds[i] for i in range(min(len(ds), group * groups))]
+        what = f"{text} lines"
+    else:
+        import numpy as np
+
+        rng = np.random.default_rng(0)
+        sents = generate_text(group * groups * 8, seed=1)
+        cuts = np.cumsum(rng.integers(1, 9, group * groups))
+        lines = [" ".join(sents[a:b]) for a, b in zip([0, *cuts[:-1]], cuts)]
+        tok = train_tokenizer(lines, vocab_size=400)
+        ids, words = encode_texts(tok, lines)
+        vocab = tokenizer_vocab(tok)
+        items = [SequenceItem(t[: pack_len - 2], w[: pack_len - 2], vocab) for t, w in zip(ids, words)]
+        what = "GENERATED lines of 1-8 sentences"
+    vocab = items[0].vocab
+    chunks = [items[i : i + group] for i in range(0, len(items) - group + 1, group)]
+    padded = [collate_sequences(c) for c in chunks]
+    packed = [collate_packed(c, pack_len) for c in chunks]
+    real = sum(int(b.attention_mask.sum()) for b in padded)
+    torch.manual_seed(0)
+    model = build_method("mlm", vocab_size=max(vocab.size, 8), dim=256, depth=4, heads=4, max_len=pack_len)
+    opt = torch.optim.AdamW(model.parameters())
+    gen = torch.Generator().manual_seed(1)
+
+    def run(batches):
+        for b in batches:
+            loss = model(b, gen)["loss"]
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+    best = _best({"unpacked": lambda: run(padded), "packed": lambda: run(packed)}, rounds, 1)
+    pad_u = 1 - real / sum(b.ids.numel() for b in padded)
+    pad_p = 1 - real / sum(b.ids.numel() for b in packed)
+    rows_u = sum(b.ids.size(0) for b in padded) / len(chunks)
+    rows_p = sum(b.ids.size(0) for b in packed) / len(chunks)
+    print(
+        f"mlm_packed ({what}; {len(chunks)} steps of {group} lines, {real} real tokens; width 256, 4 blocks): "
+        f"unpacked {rows_u:.1f} rows/step, padding {pad_u:.1%}, {real / best['unpacked']:,.0f} tokens/s; "
+        f"packed to {pack_len} {rows_p:.1f} rows/step, padding {pad_p:.1%}, {real / best['packed']:,.0f} tokens/s"
+    )
+    return best["unpacked"] / best["packed"]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--size", choices=sorted(SIZES), default="small")
+    ap.add_argument("--text", default=None, help="a `geomask prep text` folder for the packed step (else GENERATED)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s)")
     step = bench_step(args.size, args.rounds)
     mlm, wwm = bench_collate(args.rounds)
+    packed = bench_packed(args.rounds, args.text)
+    print(f"ratio mlm_packed packed/unpacked: {packed:.2f}")
     print(f"ratio mlm_step geomask/hf: {step:.2f}")
     print(f"ratio mlm_collate geomask/hf: {mlm:.2f}")
     print(f"ratio wwm_collate geomask/hf: {wwm:.2f}")

@@ -150,6 +150,10 @@ BAD = [
     ("eval ripp --json {json} --finetune-steps 0", 2, "--finetune-steps"),
     ("eval ripp --json {json} --seeds -1", 2, "--seeds"),
     ("eval ripp --json {json} --max-len 2 --methods kmer", 2, "--max-len"),
+    # eval pairing (issue 13, DiffPALM)
+    ("eval pairing", 2, "--json"),
+    ("eval pairing --json {json} --pairs 0", 2, "--pairs"),
+    ("eval pairing --json {json} --length 2 --train-steps 0 --pair-steps 0", 2, "couplings"),
     # eval (scans)
     ("eval probe --train {missing_npy}:{lab} --test {pts}:{lab} --json {json}", 1, "missing.npy"),
     ("eval probe --train {pts}:{lab} --test {pts}:{lab} --json {json} --voxel-size 0", 2, "--voxel-size"),

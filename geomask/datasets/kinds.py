@@ -69,7 +69,9 @@ A method declares the kinds it trains on by name (:data:`geomask.methods.registr
 
 from __future__ import annotations
 
+import functools
 import importlib
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -135,8 +137,13 @@ class DataKind:
         """The dataset of one folder (``root``), or of the config alone (``root=None``)."""
         return _resolve(self.open)(root, cfg, seed)
 
-    def collate_fn(self) -> Callable[[list[Any]], Any]:
-        return _resolve(self.collate)
+    def collate_fn(self, cfg: Any = None) -> Callable[[list[Any]], Any]:
+        """The kind's collate; one that takes a ``cfg`` keyword gets the run's ``data`` section bound to it
+        (the text kinds read ``data.pack_length``)."""
+        fn = _resolve(self.collate)
+        if cfg is not None and "cfg" in inspect.signature(fn).parameters:
+            return functools.partial(fn, cfg=cfg)
+        return fn
 
     def group_ids(self, dataset: Any) -> Any:
         """``[len(dataset)]`` int64 group of each item."""

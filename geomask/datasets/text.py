@@ -226,8 +226,14 @@ def open_sequences(root: Path, cfg: Any, seed: int) -> SequenceDataset:
     return SequenceDataset(root, "sequences")
 
 
-def collate_text(items: Sequence[SequenceItem]) -> Any:
-    """:class:`~geomask.sequences.batch.SequenceBatch` of the items."""
+def collate_text(items: Sequence[SequenceItem], cfg: Any = None) -> Any:
+    """:class:`~geomask.sequences.batch.SequenceBatch` of the items, or with ``cfg.pack_length > 0`` (the run's
+    ``data`` section) a :class:`~geomask.sequences.packing.PackedSequenceBatch` of rows of that many tokens."""
+    pack = getattr(cfg, "pack_length", 0) if cfg is not None else 0
+    if pack:
+        from geomask.sequences.packing import collate_packed
+
+        return collate_packed(items, pack)
     return collate_sequences(items)
 
 

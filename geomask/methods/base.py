@@ -18,6 +18,9 @@ A method is five parts (masker, encoder, target, decoder, loss; see ARCHITECTURE
 * ``features(batch)``: the frozen-evaluation features of a batch (call it in eval mode).
 * ``data_kinds``: class attribute, the training-data kinds (``data.kind`` of the training config) the method
   trains on; :func:`geomask.methods.registry.method_data_kinds` reads it (the only place they are declared).
+* ``takes_packed``: class attribute, True when the method trains on packed sequence batches
+  (``data.pack_length > 0``); it is not inherited: a subclass that takes them says so itself, so a method built on
+  one that does (CLM on MLM) is refused at config time rather than mis-reading a packed row.
 * ``unused_parameters()``: names of trainable parameters that get no gradient by construction (the method
   contract test skips them); frozen parts (``requires_grad=False``, e.g. an EMA teacher) are not listed.
 """
@@ -88,7 +91,13 @@ class Method(nn.Module):
     """
 
     data_kinds: ClassVar[tuple[str, ...]] = ()
+    takes_packed: ClassVar[bool] = False
     encoder: nn.Module
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "takes_packed" not in cls.__dict__:  # opt in per class (module docstring)
+            cls.takes_packed = False
 
     def forward(self, batch: Any, generator: torch.Generator | None = None) -> dict[str, Tensor]:
         """``{"loss": total, **named terms}`` of a batch; masks and other random draws come from ``generator``

@@ -29,6 +29,7 @@ from geomask.methods.base import Method
 from geomask.methods.compose import loss_section, masker_section
 from geomask.nn.sequence_encoder import SequenceEncoder
 from geomask.sequences.batch import SequenceBatch
+from geomask.sequences.packing import PackedSequenceBatch
 
 __all__ = ["MLM", "SEQUENCE_DATA", "LMHead", "build_mlm"]
 
@@ -71,6 +72,7 @@ class MLM(Method):
     """
 
     data_kinds = SEQUENCE_DATA
+    takes_packed = True  # packed batches (geomask.sequences.packing): masks drawn per sequence
 
     def __init__(
         self,
@@ -87,8 +89,8 @@ class MLM(Method):
         tied = encoder.tokens if tie_embeddings else None
         self.head = LMHead(encoder.dim, encoder.vocab_size, encoder.norm.eps, tied)
 
-    def _check(self, batch: Any) -> SequenceBatch:
-        if not isinstance(batch, SequenceBatch):
+    def _check(self, batch: Any) -> SequenceBatch | PackedSequenceBatch:
+        if not isinstance(batch, (SequenceBatch, PackedSequenceBatch)):
             raise UsageError(f"mlm trains on sequence batches (data.kind text, sequences), got {type(batch).__name__}")
         if batch.vocab.size > self.encoder.vocab_size:
             raise UsageError(
@@ -101,18 +103,31 @@ class MLM(Method):
         """``[B, L, V]`` logits of every position."""
         return self.head(self.encoder(inputs, attention_mask))
 
-    def masked(self, batch: SequenceBatch, generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
-        """The step's mask ``[B, L]``, inputs and labels (``mlm_replace``)."""
-        layout: SequenceLayout = batch.layout()
-        mask = self.masker(layout, generator).view(batch.ids.shape) & layout.maskable
-        inputs, labels = mlm_replace(batch.ids, mask, batch.vocab, generator, self.mask_prob, self.random_prob)
+    def masked(
+        self, batch: SequenceBatch | PackedSequenceBatch, generator: torch.Generator
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """The step's mask ``[B, L]``, inputs and labels (``mlm_replace``).  A packed batch is masked as its
+        sequences (:meth:`PackedSequenceBatch.layout`: per-sequence budgets, the unpacked draws) and packed back."""
+        view = batch.unpacked() if isinstance(batch, PackedSequenceBatch) else batch
+        layout: SequenceLayout = view.layout()
+        mask = self.masker(layout, generator).view(view.ids.shape) & layout.maskable
+        inputs, labels = mlm_replace(view.ids, mask, view.vocab, generator, self.mask_prob, self.random_prob)
+        if isinstance(batch, PackedSequenceBatch):
+            return batch.pack(mask, False), batch.pack(inputs, batch.vocab.pad_id), batch.pack(labels, -100)
         return mask, inputs, labels
+
+    def encode(self, inputs: Tensor, batch: SequenceBatch | PackedSequenceBatch) -> Tensor:
+        """The encoder's ``[B, L, E]`` of ``inputs`` laid out as ``batch`` (packed: attention within each
+        sequence, positions reset at each)."""
+        if isinstance(batch, PackedSequenceBatch):
+            return self.encoder(inputs, batch.attention_mask, batch.doc_ids, batch.positions)
+        return self.encoder(inputs, batch.attention_mask)
 
     def loss_terms(self, batch: Any, generator: torch.Generator) -> dict[str, Tensor]:
         """``loss`` (= ``mlm``, the masked tokens' cross-entropy) and ``accuracy`` of the masked tokens."""
         batch = self._check(batch)
         mask, inputs, labels = self.masked(batch, generator)
-        h = self.encoder(inputs, batch.attention_mask)
+        h = self.encode(inputs, batch)
         logits = self.head(h[mask])  # only the masked rows reach the vocabulary projection
         target = labels[mask]
         if target.numel() == 0:
@@ -123,9 +138,11 @@ class MLM(Method):
         return {"loss": loss, "mlm": loss, "accuracy": acc}
 
     def features(self, batch: Any) -> Tensor:
-        """Mean of the encoder's outputs over the real tokens, ``[B, E]``."""
+        """Mean of the encoder's outputs over the real tokens, ``[B, E]`` (packed: one per sequence, ``[D, E]``)."""
         batch = self._check(batch)
-        h = self.encoder(batch.ids, batch.attention_mask)
+        h = self.encode(batch.ids, batch)
+        if isinstance(batch, PackedSequenceBatch):
+            return batch.pool(h)
         w = batch.attention_mask.unsqueeze(-1).to(h.dtype)
         return (h * w).sum(1) / w.sum(1).clamp_min(1.0)
 

@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from geomask.errors import UsageError
+from geomask.nn.vit import _drop_path, init_transformer, transformer_blocks
 from geomask.nn.vit import attention_mask as padding_attention
-from geomask.nn.vit import init_transformer, transformer_blocks
 
 __all__ = ["RotaryAttention", "SequenceEncoder", "rotary_tables"]
 
@@ -48,11 +48,17 @@ class RotaryAttention(nn.Module):
         super().__init__()
         self.heads, self.qkv, self.proj = attn.heads, attn.qkv, attn.proj
 
-    def forward(self, x: Tensor, attn_mask: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, attn_mask: Tensor | None = None, positions: Tensor | None = None) -> Tensor:
+        """``positions [B, N]`` int64: every token's position (packed rows: reset at each sequence start);
+        ``None``: ``0 .. N-1``."""
         b, n, c = x.shape
         d = c // self.heads
         q, k, v = self.qkv(x).view(b, n, 3, self.heads, d).permute(2, 0, 3, 1, 4).unbind(0)
-        cos, sin = rotary_tables(n, d, x.device, q.dtype)
+        if positions is None:
+            cos, sin = rotary_tables(n, d, x.device, q.dtype)
+        else:  # per-token tables [B, 1, N, d]
+            cos, sin = rotary_tables(int(positions.max()) + 1 if positions.numel() else 1, d, x.device, q.dtype)
+            cos, sin = cos[positions][:, None], sin[positions][:, None]
         out = F.scaled_dot_product_attention(_rotate(q, cos, sin), _rotate(k, cos, sin), v, attn_mask=attn_mask)
         return self.proj(out.transpose(1, 2).reshape(b, n, c))
 
@@ -104,16 +110,43 @@ class SequenceEncoder(nn.Module):
         if self.positions is not None:
             nn.init.trunc_normal_(self.positions, std=0.02)
 
-    def embed(self, ids: Tensor) -> Tensor:
-        """``[B, L]`` → ``[B, L, E]`` token + position embeddings."""
+    def embed(self, ids: Tensor, positions: Tensor | None = None) -> Tensor:
+        """``[B, L]`` → ``[B, L, E]`` token + position embeddings (``positions [B, L]``: per-token positions,
+        packed rows; ``None``: ``0 .. L-1``)."""
         if ids.dim() != 2 or ids.size(1) > self.max_len:
             raise UsageError(f"ids must be [B, L] with L <= max_len {self.max_len}, got {tuple(ids.shape)}")
         h = self.tokens(ids)
-        return h if self.positions is None else h + self.positions[: ids.size(1)]
+        if self.positions is None:
+            return h
+        if positions is None:
+            return h + self.positions[: ids.size(1)]
+        if positions.shape != ids.shape:
+            raise UsageError(f"positions must have the ids' shape {tuple(ids.shape)}, got {tuple(positions.shape)}")
+        return h + self.positions[positions]
 
-    def forward(self, ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
-        h = self.embed(ids)
-        attn = None if attention_mask is None else padding_attention(~attention_mask)
+    def forward(
+        self,
+        ids: Tensor,
+        attention_mask: Tensor | None = None,
+        segment_ids: Tensor | None = None,
+        positions: Tensor | None = None,
+    ) -> Tensor:
+        """Packed rows (:mod:`geomask.sequences.packing`): ``segment_ids [B, L]`` (equal = same sequence) keeps
+        attention inside each sequence (block-diagonal, combined with padding); ``positions [B, L]`` restart at
+        every sequence (learned: the embedding row; rotary: the angle)."""
+        h = self.embed(ids, positions)
+        if segment_ids is not None:
+            from geomask.sequences.packing import attention_within
+
+            attn = attention_within(segment_ids, attention_mask)
+        else:
+            attn = None if attention_mask is None else padding_attention(~attention_mask)
+        rotary = self.positions is None and positions is not None
         for block in self.blocks:
-            h = block(h, attn)
+            if rotary:  # ViTBlock.forward with the positions handed to its rotary attention
+                a = block.attn(block.norm1(h), attn, positions)
+                h = h + _drop_path(a, block.drop_path, block.training)
+                h = h + _drop_path(block.mlp(block.norm2(h)), block.drop_path, block.training)
+            else:
+                h = block(h, attn)
         return self.norm(h)

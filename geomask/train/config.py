@@ -4,7 +4,8 @@ A config has five top-level sections::
 
     seed: 0
     method:  {name: mgvga, ...keyword arguments of the method's builder}
-    data:    {kind, roots, batch_size, not_nodes, num_workers, val_fraction, synthetic: {...}, objects: {...},
+    data:    {kind, roots, batch_size, not_nodes, num_workers, val_fraction, pack_length, synthetic: {...},
+             objects: {...},
              corpus: {...}, scenes: {...}, shapes: {...}, images: {...}, generated_text: {...},
              generated_peptides: {...}}
     optim:   {name, lr, weight_decay, betas, scheduler, warmup_steps, min_lr, schedule_steps, grad_clip}
@@ -244,7 +245,10 @@ class DataConfig:
     ``corpus_pairs``, ``scenes``, ``shapes``) with ``roots`` set reads those folders instead (as ``auto``).  Items of
     different groups (graphs with and without Verilog fields) never share a batch.  ``val_fraction`` of the
     items (by a seeded permutation) is held out for validation.  ``not_nodes`` is the NOT mode of graph kinds;
-    ``images`` the crop, flip and normalisation of image batches.
+    ``images`` the crop, flip and normalisation of image batches.  ``pack_length > 0`` packs the sequences of a
+    text/sequence batch into rows of that many tokens (:func:`geomask.sequences.packing.collate_packed`: first-fit
+    decreasing, attention kept within each sequence, positions restarting; ``mlm`` takes packed batches); 0 pads
+    each batch to its longest sequence.
     """
 
     kind: str = "auto"
@@ -253,6 +257,7 @@ class DataConfig:
     not_nodes: str = "per_edge"
     num_workers: int = 0
     val_fraction: float = 0.0
+    pack_length: int = 0
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     objects: ObjectsConfig = field(default_factory=ObjectsConfig)
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
@@ -512,6 +517,7 @@ def _check(cfg: Config, source: str | None) -> None:
     choice("data", "kind", d.kind, data_kind_choices())
     choice("data", "not_nodes", d.not_nodes, NOT_MODES)
     positive("data", "batch_size", d.batch_size)
+    positive("data", "pack_length", d.pack_length, allow_zero=True)
     positive("data", "num_workers", d.num_workers, allow_zero=True)
     if not 0.0 <= d.val_fraction < 1.0:
         raise ConfigError("data", "val_fraction", f"must be in [0, 1), got {d.val_fraction}", source)

@@ -243,7 +243,7 @@ class DataModule(pl.LightningDataModule):
         return torch.utils.data.DataLoader(
             self.dataset,
             batch_sampler=batch_sampler,
-            collate_fn=self.kind.collate_fn(),
+            collate_fn=self.kind.collate_fn(self.cfg),
             num_workers=workers,
             persistent_workers=workers > 0,
         )

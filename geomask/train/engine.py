@@ -139,6 +139,10 @@ def check_data_kind(cfg: Config) -> list[tuple[str | None, str]]:
         if kind not in takes:
             what = f"{root} is a {kind} dataset" if root is not None else f"data.kind is {kind}"
             raise ConfigError("data", "kind", f"method {cfg.method.name!r} trains on {accepted} data, but {what}")
+    if cfg.data.pack_length and not getattr(registry.method_class(cfg.method.name), "takes_packed", False):
+        raise ConfigError(
+            "data", "pack_length", f"method {cfg.method.name!r} does not train on packed sequences (set it to 0)"
+        )
     return found
 
 
