@@ -56,7 +56,7 @@ from geomask.masking.layout import TokenGridLayout
 from geomask.masking.scored import ScoredLayout, ScoredMasker
 from geomask.methods.compose import loss_section, masker_section
 from geomask.methods.mae import MAE, image_values
-from geomask.nn.vit import SinCosPositions, ViT, attention_mask, init_transformer, transformer_blocks, visible_ids
+from geomask.nn.vit import MAEDecoder, ViT, attention_mask, visible_ids
 from geomask.targets import NormalizedPatches
 
 __all__ = ["SelectiveDecoder", "SelectiveMAE", "build_selective_mae", "near_share"]
@@ -73,8 +73,9 @@ def near_share(step: int, total_steps: int, switch: float = 0.25, smooth: float 
     return min(max(1.0 - (t - switch) / smooth, 0.0), 1.0)
 
 
-class SelectiveDecoder(nn.Module):
-    """A light decoder over the visible latents and mask tokens at the selected positions only.
+class SelectiveDecoder(MAEDecoder):
+    """A light decoder over the visible latents and mask tokens at the selected positions only (MAE's decoder
+    with its parameters and names; only the tokens it runs on differ).
 
     Args:
         in_dim: encoder width; out_dim: per-patch output (``Π p_d · C``).
@@ -87,32 +88,7 @@ class SelectiveDecoder(nn.Module):
         The blocks see ``c + K + R`` tokens.
     """
 
-    def __init__(
-        self,
-        in_dim: int,
-        out_dim: int,
-        dim: int = 512,
-        depth: int = 8,
-        heads: int = 16,
-        mlp_ratio: float = 4.0,
-        *,
-        spatial_dims: int = 2,
-        grid: Sequence[int] | None = None,
-        cls_token: bool = True,
-        eps: float = 1e-6,
-    ):
-        super().__init__()
-        self.num_prefix = int(cls_token)
-        self.embed = nn.Linear(in_dim, dim)
-        self.mask_token = nn.Parameter(torch.zeros(1, 1, dim))
-        self.positions = SinCosPositions(dim, spatial_dims, cls_token, grid)
-        self.blocks = transformer_blocks(dim, depth, heads, mlp_ratio, True, eps, 0.0)
-        self.norm = nn.LayerNorm(dim, eps=eps)
-        self.pred = nn.Linear(dim, out_dim)
-        init_transformer(self)
-        nn.init.normal_(self.mask_token, std=0.02)
-
-    def forward(
+    def forward(  # type: ignore[override]  # the selected positions come with the visible ones
         self,
         latent: Tensor,
         ids_keep: Tensor,
