@@ -58,6 +58,18 @@ def _config(name: str, config: str | None, method: str = "graphmae") -> dict[str
     return OmegaConf.to_container(OmegaConf.load(path), resolve=True)  # type: ignore[return-value]
 
 
+def _default_epochs(gs: GraphSet, cfg: dict[str, Any]) -> int:
+    """The dataset's published epochs, else the config's ``max_steps`` (node sets: one full-batch step per epoch;
+    graph sets: ``max_steps`` batches of ``data.batch_size`` graphs, converted to passes over the set)."""
+    if gs.name in _EPOCHS:
+        return _EPOCHS[gs.name]
+    steps = int(cfg.get("trainer", {}).get("max_steps", 100))
+    if gs.level == "node":
+        return steps
+    per_epoch = math.ceil(gs.num_graphs / int(cfg.get("data", {}).get("batch_size", 32)))
+    return max(1, round(steps / per_epoch))
+
+
 def _build(method: dict[str, Any], gs: GraphSet, seed: int) -> Any:
     from geomask.methods import build_method
 
@@ -168,7 +180,7 @@ def evaluate_graphs(
     cfg = _config(gs.name, config, method)
     m_cfg = {**cfg.get("method", {}), "name": method}
     if epochs is None:
-        epochs = _EPOCHS.get(gs.name, int(cfg.get("trainer", {}).get("max_steps", 100)))
+        epochs = _default_epochs(gs, cfg)
     probe = _PROBE[method].get(gs.name, (0.01, 1e-4, 300))
     runs: dict[str, list[float]] = {method: [], "random": [], "raw": []}
     secs: dict[str, float] = {k: 0.0 for k in runs}

@@ -115,3 +115,63 @@ def test_each_method_reads_its_own_shipped_config_and_paper_numbers():
     assert "84.50 ± 0.60" in rows
     with pytest.raises(UsageError, match="unknown method 'mae'"):
         evaluate_graphs("unused", method="mae")
+
+
+def _graph_set(name: str, num_graphs: int, classes: int = 2, seed: int = 0) -> GraphSet:
+    """``num_graphs`` small random graphs (6 nodes, a ring plus a chord per class) with one-hot node labels."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(num_graphs) % classes
+    xs, eis = [], []
+    for c in y:
+        ring = np.stack([np.arange(6), (np.arange(6) + 1) % 6])
+        chord = np.array([[0], [1 + c % 5]])
+        e = np.concatenate([ring, chord], 1)
+        eis.append(np.concatenate([e, e[::-1]], 1))
+        lab = (rng.random(6) < 0.2 + 0.6 * c / max(classes - 1, 1)).astype(int)
+        xs.append(np.eye(3, dtype=np.float32)[lab + (c % 2)])
+    t = {
+        "x": torch.from_numpy(np.concatenate(xs)),
+        "edge_index": torch.from_numpy(np.concatenate(eis, 1)),
+        "node_ptr": torch.arange(num_graphs + 1) * 6,
+        "edge_ptr": torch.tensor([0, *np.cumsum([e.shape[1] for e in eis])]),
+        "y": torch.from_numpy(y),
+    }
+    return GraphSet(name, "graph", t)
+
+
+def test_graph_set_default_epochs_convert_the_configs_batches_to_passes():
+    from geomask.eval.graphs import _config, _default_epochs
+
+    # the shipped configs at the real sets' sizes: MUTAG's and PROTEINS' published epochs, ENZYMES' from max_steps
+    for name, n, epochs in (("MUTAG", 188, 20), ("PROTEINS", 1113, 100), ("ENZYMES", 600, 100)):
+        assert _default_epochs(_graph_set(name, n), _config(name, None)) == epochs, name
+    enz = _config("ENZYMES", None)
+    assert enz["method"]["in_dim"] == 3 and enz["method"]["pooling"] == "max" and enz["data"]["batch_size"] == 32
+    # an unlisted set: 10 batches of 4 over 12 graphs (3 per pass) → 3 passes, not 10
+    cfg = {"trainer": {"max_steps": 10}, "data": {"batch_size": 4}}
+    assert _default_epochs(_graph_set("TOY", 12), cfg) == 3
+    assert _default_epochs(community_graph(n=30), cfg) == 10  # node level: one full-batch step per epoch
+
+
+def test_multiclass_graph_set_through_eval(one_thread, tmp_path):
+    pytest.importorskip("sklearn")
+    root = write_graph_set(_graph_set("SIXCLASS", 60, classes=6), tmp_path / "six")
+    cfg = (
+        "method: {name: graphmae, encoder: gin, in_dim: 3, hidden: 8, layers: 2, pooling: max,"
+        " masker: {name: uniform, ratio: 0.5}, loss: {name: sce, gamma: 1.0}}\n"
+        "data: {batch_size: 20}\noptim: {lr: 1.0e-3}\ntrainer: {max_steps: 6}\n"
+    )
+    (tmp_path / "six.yaml").write_text(cfg)
+    out = evaluate_graphs(root, seeds=1, config=str(tmp_path / "six.yaml"))
+    assert out["epochs"] == 2 and out["dataset"]["classes"] == 6  # 6 steps of 3 batches per pass
+    for name in ("graphmae", "random", "raw"):
+        assert 0.0 <= out["methods"][name]["SIXCLASS"]["accuracy"] <= 100.0
+    assert out["methods"]["raw"]["SIXCLASS"]["accuracy"] > 100 / 6 + 10  # node labels carry the class: above chance
+
+
+def test_real_enzymes_reads_six_classes_of_one_hot_node_labels(shared_data):
+    from geomask.datasets.graphs import load_graph_set
+
+    gs = load_graph_set(shared_data / "graphs" / "ENZYMES")
+    assert (gs.name, gs.level, gs.num_graphs, gs.num_classes, gs.num_features) == ("ENZYMES", "graph", 600, 6, 3)
+    assert torch.equal(gs.tensors["x"].sum(1), torch.ones(gs.tensors["x"].shape[0]))
