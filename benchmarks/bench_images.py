@@ -111,8 +111,9 @@ def simmim_bench(size: str, rounds: int, steps: int, device: torch.device) -> tu
     cpu_hf, cpu_gm = min(c for _, c in t_hf), min(c for _, c in t_gm)
     print(
         f"simmim {size} (batch {batch}, mask patch {mp}): geomask {best_gm * 1e3:.1f} ms/step, "
-        f"hf {best_hf * 1e3:.1f} ms/step (CPU time geomask {cpu_gm * 1e3:.1f}, hf {cpu_hf * 1e3:.1f}; wall per round geomask {[round(t * 1e3) for t, _ in t_gm]}, "
-        f"hf {[round(t * 1e3) for t, _ in t_hf]}); first-step loss |diff| on the same mask {diff:.2e}",
+        f"hf {best_hf * 1e3:.1f} ms/step (CPU time geomask {cpu_gm * 1e3:.1f}, hf {cpu_hf * 1e3:.1f}; "
+        f"wall per round geomask {[round(t * 1e3) for t, _ in t_gm]}, hf {[round(t * 1e3) for t, _ in t_hf]}); "
+        f"first-step loss |diff| on the same mask {diff:.2e}",
         flush=True,
     )
     return best_gm, best_hf

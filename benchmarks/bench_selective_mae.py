@@ -70,7 +70,8 @@ def timed(step, steps: int, device: torch.device) -> tuple[float, float]:
 
 
 def bench_selective_mae(size: str, rounds: int = 3, steps: int = 2, device: str = "cpu") -> dict[str, float]:
-    """ms per training step of ``mae`` and ``selective_mae`` at ``size`` (best round) and the speed-up (MAE's time over SelectiveMAE's)."""
+    """ms per training step of ``mae`` and ``selective_mae`` at ``size`` (best round) and the speed-up (MAE's time
+    over SelectiveMAE's)."""
     dev = torch.device(device)
     image, batch = SIZES[size][0], SIZES[size][-1]
     x = GridBatch(torch.rand(batch, 3, image, image, generator=torch.Generator().manual_seed(0)).to(dev), 1)
