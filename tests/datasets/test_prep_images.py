@@ -5,7 +5,6 @@ and the real CIFAR-10 subset where ../shared/data is present."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -305,9 +304,7 @@ def test_cifar10_subset(shared_data, tmp_path, capsys):
     src = shared_data / "images" / "cifar10" / "cifar10_test_2k.npz"
     if not src.is_file():
         pytest.skip(f"{src} is not present")
-    start = time.perf_counter()
     assert main(["prep", "images", str(src), "--out", str(tmp_path / "c"), "--quiet"]) == 0
-    assert time.perf_counter() - start < 30
     assert "2000  3x32x32       10  written" in capsys.readouterr().out
     images, labels, ds = _all(tmp_path / "c")
     with np.load(src) as z:
