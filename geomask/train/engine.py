@@ -119,6 +119,17 @@ class RunConflictError(ConfigError):
         super().__init__("trainer", "out_dir", message, bare=True)
 
 
+def _end_process_group(trainer: Any) -> None:
+    """After a multi-process run: wait for every rank (rank 0 has just written the weights), then destroy the
+    process group, so that no rank exits with gloo's threads still running (under torchrun a rank leaving first
+    died with ``terminate called without an active exception``, SIGABRT)."""
+    import torch.distributed as dist
+
+    if trainer.world_size > 1 and dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def check_data_kind(cfg: Config) -> list[tuple[str | None, str]]:
     """Refuse data the configured method does not train on, before anything is built.
 
@@ -596,6 +607,7 @@ def _run(
         if encoder_path is not None:
             save_weights(encoder_path, encoder)
         atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    _end_process_group(trainer)
     csv = next((lg for lg in loggers if type(lg).__name__ == "CSVLogger"), None)
     return TrainResult(
         metrics=metrics,
