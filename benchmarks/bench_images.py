@@ -37,7 +37,7 @@ from geomask.methods import build_method
 from geomask.nn.convert_hf import convert_vit_mim, simmim_keywords
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_mae import SIZES, timed_steps  # noqa: E402
+from bench_mae import SIZES, alternate  # noqa: E402
 from bench_mae import bench as mae_bench  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -101,12 +101,7 @@ def simmim_bench(size: str, rounds: int, steps: int, device: torch.device) -> tu
         ours(data, gen)["loss"].backward()
         opt_gm.step()
 
-    step_hf(), step_gm()  # warm-up
-    t_hf, t_gm = [], []
-    for r in range(rounds):
-        order = [(step_hf, t_hf), (step_gm, t_gm)]
-        for fn, out in order if r % 2 == 0 else order[::-1]:
-            out.append(timed_steps(fn, steps, device))
+    t_hf, t_gm = alternate(step_hf, step_gm, rounds, steps, device)
     best_hf, best_gm = min(t for t, _ in t_hf), min(t for t, _ in t_gm)
     cpu_hf, cpu_gm = min(c for _, c in t_hf), min(c for _, c in t_gm)
     print(

@@ -91,6 +91,18 @@ def timed_steps(step, steps: int, device: torch.device) -> tuple[float, float]:
     return (time.perf_counter() - t) / steps, (time.process_time() - c) / steps
 
 
+def alternate(step_hf, step_gm, rounds: int, steps: int, device: torch.device) -> tuple[list, list]:
+    """``(hf, geomask)`` lists of ``(wall, CPU)`` seconds per step, one per round, the two sides alternating (Hugging
+    Face first in even rounds) after one warm-up step each."""
+    step_hf(), step_gm()  # warm-up
+    t_hf, t_gm = [], []
+    for r in range(rounds):
+        order = [(step_hf, t_hf), (step_gm, t_gm)]
+        for fn, out in order if r % 2 == 0 else order[::-1]:
+            out.append(timed_steps(fn, steps, device))
+    return t_hf, t_gm
+
+
 def bench(size: str, rounds: int, steps: int, device: torch.device) -> tuple[float, float]:
     hf, ours = build_pair(size, device)
     img, batch = SIZES[size][0], SIZES[size][-1]
@@ -111,12 +123,7 @@ def bench(size: str, rounds: int, steps: int, device: torch.device) -> tuple[flo
         ours(data, gen)["loss"].backward()
         opt_gm.step()
 
-    step_hf(), step_gm()  # warm-up
-    t_hf, t_gm = [], []
-    for r in range(rounds):
-        order = [(step_hf, t_hf), (step_gm, t_gm)]
-        for fn, out in order if r % 2 == 0 else order[::-1]:
-            out.append(timed_steps(fn, steps, device))
+    t_hf, t_gm = alternate(step_hf, step_gm, rounds, steps, device)
     best_hf, best_gm = min(t for t, _ in t_hf), min(t for t, _ in t_gm)
     cpu_hf, cpu_gm = min(c for _, c in t_hf), min(c for _, c in t_gm)
     print(
