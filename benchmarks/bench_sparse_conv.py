@@ -10,6 +10,9 @@ each voxel size, for each channel width ``C → C``:
 * dense ``conv3d`` (padding 1) forward + backward over the bounding grid, or, when that would need more than
   ``--dense-max-gb``, over a centred crop, with geomask timed on the same crop.
 
+``--scaling T`` adds geomask alone at 1 and at ``T`` threads in alternating rounds (``ratio threads_Tv1_*``: the
+speed-up of ``T`` threads over one).
+
 Both sides run with ``--threads`` torch threads (default 1: spconv's CPU kernels give wrong sums with more,
 which the parity line shows); ``--spconv-threads`` sets spconv's apart (e.g. geomask on 2 cores against spconv
 on the one it runs correctly on). Times are the best of ``--repeats`` (the machine may be shared). Ratios come
@@ -135,6 +138,26 @@ def time_geomask(grid: torch.Tensor, feats: torch.Tensor, weight: torch.Tensor, 
     return res
 
 
+def time_scaling(
+    grid: torch.Tensor, feats: torch.Tensor, weight: torch.Tensor, repeats: int, threads: int, rounds: int
+) -> dict[int, dict]:
+    """geomask's kernel map, forward (map included) and forward + backward at 1 and at ``threads`` torch threads
+    in alternating rounds (the best of each over all rounds: a shared machine's load hits both alike)."""
+    before = torch.get_num_threads()
+    best: dict[int, dict] = {}
+    try:
+        for _ in range(rounds):
+            for n in (1, threads):
+                torch.set_num_threads(n)
+                res = time_geomask(grid, feats, weight, repeats)
+                keep = best.setdefault(n, res)
+                for key in ("map", "fwd_fresh", "fwdbwd"):
+                    keep[key] = min(keep[key], res[key])
+    finally:
+        torch.set_num_threads(before)
+    return best
+
+
 def time_dense(grid: torch.Tensor, feats: torch.Tensor, weight: torch.Tensor, repeats: int) -> float:
     """Forward + backward of dense conv3d (padding 1) over the bounding grid of ``grid``."""
     c_in, c_out = weight.shape[1], weight.shape[2]
@@ -205,6 +228,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--spconv-threads", type=int, default=None, help="spconv's threads when they should differ from --threads"
     )
+    ap.add_argument(
+        "--scaling",
+        type=int,
+        default=0,
+        metavar="T",
+        help="also time geomask at 1 and at T threads in alternating rounds: ratio threads_Tv1_* (T/1 speed-up)",
+    )
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds of --scaling")
     args = ap.parse_args(argv)
     if not args.scan.exists():
         print(f"skipped: scan not found: {args.scan} (pass --scan or set GEOMASK_SHARED_DATA)")
@@ -234,6 +265,17 @@ def main(argv: list[str] | None = None) -> int:
             )
             name = f"{tag}_{c}"
             ratios.append((f"kernel_map_vs_third_fwdbwd_{name}", g["fwdbwd"] / 3 / g["map"]))
+            if args.scaling > 1:
+                sc = time_scaling(grid, feats, weight, args.repeats, args.scaling, args.rounds)
+                one, many = sc[1], sc[args.scaling]
+                print(
+                    f"  geomask threads 1 -> {args.scaling}: kernel map {one['map'] * 1e3:.1f} -> "
+                    f"{many['map'] * 1e3:.1f} ms, forward {one['fwd_fresh'] * 1e3:.1f} -> "
+                    f"{many['fwd_fresh'] * 1e3:.1f} ms, forward+backward {one['fwdbwd'] * 1e3:.1f} -> "
+                    f"{many['fwdbwd'] * 1e3:.1f} ms"
+                )
+                for key, label in (("map", "kernel_map"), ("fwd_fresh", "forward"), ("fwdbwd", "fwdbwd")):
+                    ratios.append((f"threads_{args.scaling}v1_{label}_{name}", one[key] / many[key]))
             if args.spconv_python:
                 sp = run_spconv(args.spconv_python, grid, feats, weight, sp_threads, args.repeats)
                 if isinstance(sp, str):

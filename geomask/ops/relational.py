@@ -23,7 +23,7 @@ Autograd goes through a custom :class:`torch.autograd.Function` that saves only 
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numba
@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from geomask.ops.threads import single_thread
+from geomask.ops.threads import share, single_thread
 
 __all__ = [
     "REDUCTIONS",
@@ -248,7 +248,7 @@ def _forward(x: Tensor, weight: Tensor, index: RelationalIndex) -> Tensor:
     x_np, out_np, src, dst = x.numpy(), out.numpy(), index.src.numpy(), index.dst.numpy()
     ws = weight.detach().unbind(0)
 
-    def run(tile_ids: range) -> None:
+    def run(tile_ids: Iterator[int]) -> None:
         buf_in, buf_out = x.new_empty(longest, x.size(1)), x.new_empty(longest, c_out)
         bin_np, bout_np = buf_in.numpy(), buf_out.numpy()
         for t in tile_ids:
@@ -263,26 +263,65 @@ def _forward(x: Tensor, weight: Tensor, index: RelationalIndex) -> Tensor:
     # cache-sized GEMMs lose more to intra-op thread synchronisation than they gain: the threads work on
     # tiles instead (tiles own disjoint destination rows, so their scatters never collide)
     with single_thread():
-        if workers == 1:
-            run(range(len(tiles)))
-        else:
-            list(_pool(workers).map(run, [range(w, len(tiles), workers) for w in range(workers)]))
+        share(run, range(len(tiles)), workers)
     return out
 
 
-_POOLS: dict[int, ThreadPoolExecutor] = {}
+def _transposed(index: RelationalIndex) -> RelationalIndex:
+    """``index.transpose()``, cached on the index (so its tiles are computed once per index, not per step)."""
+    if "transpose" not in index._tiles:
+        index._tiles["transpose"] = index.transpose()
+    return index._tiles["transpose"]
 
 
-def _pool(workers: int) -> ThreadPoolExecutor:
-    """A process-wide thread pool of ``workers`` threads (the compiled loops and ``mm`` release the GIL)."""
-    if workers not in _POOLS:
-        _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="geomask-relational")
-    return _POOLS[workers]
+def _weight_grad(x: Tensor, weight: Tensor, index: RelationalIndex, grad_out: Tensor) -> Tensor:
+    """``grad_w[r] = Σ_{(u→v) ∈ E_r} x[u]ᵀ grad_out[v]``, relations split over worker threads.
+
+    Each relation is summed over the same edge ranges in the same order whatever the thread count (the
+    one-worker tiles of :func:`_ranges`), so the result does not depend on the number of threads.
+    """
+    grad_w = torch.zeros_like(weight)
+    c_in, c_out = x.size(1), grad_out.size(1)
+    tiles, longest, _ = _ranges(index, max(c_in, c_out), x.element_size())
+    per_rel: list[list[tuple[int, int]]] = [[] for _ in range(index.num_relations)]
+    for tile in tiles:
+        for r, a, b in tile:
+            per_rel[r].append((a, b))
+    loads = [(r, index.ptr[r + 1] - index.ptr[r]) for r in range(index.num_relations) if per_rel[r]]
+    if index.identity is not None:
+        loads.append((index.identity, index.num_src))
+    workers = torch.get_num_threads()
+    if index.num_edges * c_in * c_out < _PARALLEL_MACS * max(1, sum(map(len, per_rel))):
+        workers = 1
+    x_np, g_np, src, dst = x.numpy(), grad_out.numpy(), index.src.numpy(), index.dst.numpy()
+
+    def run(relations: Iterator[int]) -> None:
+        buf_x, buf_g = x.new_empty(longest, c_in), x.new_empty(longest, c_out)
+        bx_np, bg_np = buf_x.numpy(), buf_g.numpy()
+        for r in relations:
+            if r == index.identity:
+                torch.mm(x.t(), grad_out, out=grad_w[r])
+                continue
+            for a, b in per_rel[r]:
+                _gather_rows(x_np, src, a, b, bx_np)
+                _gather_rows(g_np, dst, a, b, bg_np)
+                grad_w[r].addmm_(buf_x[: b - a].t(), buf_g[: b - a])
+
+    with single_thread():  # the largest relations first, so the last ones to finish are small
+        share(run, [r for r, _ in sorted(loads, key=lambda rw: -rw[1])], workers)
+    return grad_w
 
 
 def _backward(
     x: Tensor, weight: Tensor, index: RelationalIndex, grad_out: Tensor, need_x: bool, need_w: bool
 ) -> tuple[Tensor | None, Tensor | None]:
+    if _compiled_path(x, weight, grad_out):
+        # grad_x is the forward of the reversed edges (tiled over x's rows, parallel like the forward);
+        # grad_w is split by relation
+        x = x.detach()
+        grad_x = _forward(grad_out, weight.detach().transpose(1, 2), _transposed(index)) if need_x else None
+        grad_w = _weight_grad(x, weight, index, grad_out) if need_w else None
+        return grad_x, grad_w
     grad_x = grad_w = None
     if need_w:
         grad_w = torch.zeros_like(weight)
@@ -294,36 +333,16 @@ def _backward(
         else:
             grad_x = x.new_zeros(x.shape)
     ptr = index.ptr
-    if not _compiled_path(x, weight, grad_out):
-        for r in range(index.num_relations):
-            a, b = ptr[r], ptr[r + 1]
-            if a == b:
-                continue
-            g = grad_out.index_select(0, index.dst[a:b])
-            src = index.src[a:b]
-            if need_x:
-                grad_x.index_add_(0, src, torch.mm(g, weight[r].t()))
-            if need_w:
-                grad_w[r] = torch.mm(x.index_select(0, src).t(), g)
-        return grad_x, grad_w
-    c_in, c_out = x.size(1), grad_out.size(1)
-    tiles, longest, _ = _ranges(index, max(c_in, c_out), x.element_size())
-    buf_x, buf_g, buf_gx = x.new_empty(longest, c_in), x.new_empty(longest, c_out), x.new_empty(longest, c_in)
-    x_np, g_np, src, dst = x.detach().numpy(), grad_out.numpy(), index.src.numpy(), index.dst.numpy()
-    gx_np = grad_x.numpy() if need_x else None
-    bx_np, bg_np, bgx_np = buf_x.numpy(), buf_g.numpy(), buf_gx.numpy()
-    w_t = weight.transpose(1, 2)
-    with single_thread():
-        for tile in tiles:
-            for r, a, b in tile:
-                n = b - a
-                _gather_rows(g_np, dst, a, b, bg_np)
-                if need_w:
-                    _gather_rows(x_np, src, a, b, bx_np)
-                    grad_w[r].addmm_(buf_x[:n].t(), buf_g[:n])
-                if need_x:
-                    torch.mm(buf_g[:n], w_t[r], out=buf_gx[:n])
-                    _scatter_add_rows(gx_np, src, a, b, bgx_np)
+    for r in range(index.num_relations):
+        a, b = ptr[r], ptr[r + 1]
+        if a == b:
+            continue
+        g = grad_out.index_select(0, index.dst[a:b])
+        src = index.src[a:b]
+        if need_x:
+            grad_x.index_add_(0, src, torch.mm(g, weight[r].t()))
+        if need_w:
+            grad_w[r] = torch.mm(x.index_select(0, src).t(), g)
     return grad_x, grad_w
 
 

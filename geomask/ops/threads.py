@@ -1,13 +1,14 @@
-"""Intra-op thread control for loops of small operations."""
+"""Intra-op thread control for loops of small operations, and a shared pool for compiled loops that release the GIL."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
-__all__ = ["single_thread"]
+__all__ = ["share", "single_thread"]
 
 
 @contextlib.contextmanager
@@ -28,3 +29,31 @@ def single_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """A process-wide thread pool of ``workers`` threads."""
+    if workers not in _POOLS:
+        _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="geomask-worker")
+    return _POOLS[workers]
+
+
+def share(run: Callable[[Iterator[int]], None], items: Sequence[int], workers: int) -> None:
+    """``run(iterator)`` on the caller's thread and ``workers - 1`` pool threads, all pulling ``items`` from one
+    shared iterator.
+
+    For loops whose bodies release the GIL (numba ``nogil`` functions, ``torch.mm``). Scheduling is dynamic:
+    a thread the OS delays on a busy machine takes fewer items instead of holding the others up. Each item is
+    processed whole by one thread, so results do not depend on which thread or how many.
+    """
+    if workers <= 1 or len(items) < 2:
+        run(iter(items))
+        return
+    shared = iter(items)  # next() on a built-in iterator is atomic under the GIL
+    futures = [_pool(workers - 1).submit(run, shared) for _ in range(min(workers, len(items)) - 1)]
+    run(shared)
+    for f in futures:
+        f.result()

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from geomask.ops.relational import RelationalIndex
-from geomask.ops.threads import single_thread
+from geomask.ops.threads import share, single_thread
 
 __all__ = ["CoordinateCache", "KernelMap", "kernel_offsets", "as_tuple"]
 
@@ -79,6 +79,46 @@ class KernelMap:
         return KernelMap(self.index.transpose(), self.offsets, self.out_stride, self.in_stride)
 
 
+@numba.njit(cache=True, nogil=True)
+def _grid_bounds(coords, stride):
+    """One pass over ``coords [N, 1 + D]``: grid units ``coords[:, 1:] // stride`` (floor), their bounds
+    ``[2, D]`` (min, max) and the largest batch index."""
+    n, d = coords.shape[0], coords.shape[1] - 1
+    grid = np.empty((n, d), dtype=np.int64)
+    bounds = np.empty((2, d), dtype=np.int64)
+    for k in range(d):
+        bounds[0, k] = coords[0, k + 1] // stride[k]
+        bounds[1, k] = bounds[0, k]
+    max_batch = coords[0, 0]
+    for i in range(n):
+        if coords[i, 0] > max_batch:
+            max_batch = coords[i, 0]
+        for k in range(d):
+            v = coords[i, k + 1] // stride[k]
+            grid[i, k] = v
+            if v < bounds[0, k]:
+                bounds[0, k] = v
+            elif v > bounds[1, k]:
+                bounds[1, k] = v
+    return grid, bounds, max_batch
+
+
+@numba.njit(cache=True, nogil=True)
+def _pack_keys(batch, grid, origin, mults, span_total):
+    """Keys ``batch * span_total + Σ (grid - origin) * mults`` ``[N]`` and whether they strictly ascend."""
+    n, d = grid.shape
+    key = np.empty(n, dtype=np.int64)
+    ascending = True
+    for i in range(n):
+        k = batch[i] * span_total
+        for j in range(d):
+            k += (grid[i, j] - origin[j]) * mults[j]
+        key[i] = k
+        if i > 0 and k <= key[i - 1]:
+            ascending = False
+    return key, ascending
+
+
 class _Level:
     """The sites of one stride in a lineage, with lazily built sorted keys."""
 
@@ -87,10 +127,16 @@ class _Level:
         self.stride = stride
         st = torch.tensor(stride, dtype=torch.long, device=coords.device)
         self.batch = coords[:, 0]
-        self.grid = torch.div(coords[:, 1:], st, rounding_mode="floor")
-        self.lo = self.grid.min(0).values if len(coords) else torch.zeros_like(st)
-        self.hi = self.grid.max(0).values if len(coords) else torch.zeros_like(st)
-        self.num_batches = int(self.batch.max()) + 1 if len(coords) else 1
+        if coords.device.type == "cpu" and coords.dtype == torch.long and len(coords):
+            grid, bounds, max_batch = _grid_bounds(coords.contiguous().numpy(), st.numpy())
+            self.grid = coords[:, 1:] if all(s == 1 for s in stride) else torch.from_numpy(grid)
+            self.lo, self.hi = torch.from_numpy(bounds[0]), torch.from_numpy(bounds[1])
+            self.num_batches = int(max_batch) + 1
+        else:
+            self.grid = torch.div(coords[:, 1:], st, rounding_mode="floor")
+            self.lo = self.grid.min(0).values if len(coords) else torch.zeros_like(st)
+            self.hi = self.grid.max(0).values if len(coords) else torch.zeros_like(st)
+            self.num_batches = int(self.batch.max()) + 1 if len(coords) else 1
         self._perm: Tensor | None = torch.arange(len(coords), device=coords.device) if sorted_unique else None
         self.identity_perm = sorted_unique  # rows already in key order: the permutation is the identity
         self._keys: dict[tuple[int, ...], tuple[Tensor, Tensor]] = {}
@@ -112,9 +158,16 @@ class _Level:
         if margin not in self._keys:
             origin, mults = self.packing(margin)
             span_total = int(mults[0]) * int(self.hi[0] - self.lo[0] + 1 + 2 * margin[0])
-            key = self.batch * span_total + ((self.grid - origin) * mults).sum(1)
+            if self.grid.device.type == "cpu" and len(self.grid):
+                key_np, ascending = _pack_keys(
+                    self.batch.numpy(), self.grid.numpy(), origin.numpy(), mults.numpy(), span_total
+                )
+                key = torch.from_numpy(key_np)
+            else:
+                key = self.batch * span_total + ((self.grid - origin) * mults).sum(1)
+                ascending = len(key) > 1 and bool((key[1:] > key[:-1]).all())
             if self._perm is None:
-                if len(key) > 1 and bool((key[1:] > key[:-1]).all()):
+                if len(key) > 1 and ascending:
                     perm = torch.arange(len(key), device=key.device)  # already in key order (voxelizers emit it)
                     self.identity_perm = True
                 else:
@@ -202,8 +255,9 @@ class CoordinateCache:
         """Map of a stride-1 convolution whose outputs are its input sites (``out[u] = Σ_k W_k in[u + o_k]``)."""
         key = ("sub", stride, kernel_size, dilation)
         if key not in self.maps:
+            workers = torch.get_num_threads()  # the compiled join splits into blocks; torch ops stay on one
             with _map_threads(coords):
-                self.maps[key] = _build_submanifold(self.level(coords, stride), kernel_size, dilation)
+                self.maps[key] = _build_submanifold(self.level(coords, stride), kernel_size, dilation, workers)
         return self.maps[key]
 
     def downsample(self, coords: Tensor, stride: tuple[int, ...], kernel_size, factor, dilation) -> KernelMap:
@@ -234,7 +288,9 @@ class CoordinateCache:
         return self.downsample(fine.coords, fine_stride, kernel_size, factor, dilation).transpose()
 
 
-def _build_submanifold(level: _Level, kernel_size: tuple[int, ...], dilation: tuple[int, ...]) -> KernelMap:
+def _build_submanifold(
+    level: _Level, kernel_size: tuple[int, ...], dilation: tuple[int, ...], workers: int = 1
+) -> KernelMap:
     offsets = kernel_offsets(kernel_size, dilation).to(level.coords.device)
     num_k = len(offsets)
     n = len(level.coords)
@@ -252,7 +308,7 @@ def _build_submanifold(level: _Level, kernel_size: tuple[int, ...], dilation: tu
     if keys.device.type == "cpu":
         row_width = kernel_size[-1] if dilation[-1] == 1 else 0
         src, dst, counts = _submanifold_merge_join(
-            keys, perm, level.identity_perm, delta, num_k, centre, centred, row_width
+            keys, perm, level.identity_perm, delta, num_k, centre, centred, row_width, workers
         )
     else:
         if all(k % 2 == 1 for k in kernel_size) and dilation[-1] == 1:
@@ -283,30 +339,24 @@ def _build_submanifold(level: _Level, kernel_size: tuple[int, ...], dilation: tu
 
 
 @numba.njit(cache=True, nogil=True)
-def _row_taps(keys, perm, row_bases, r, num_k):
-    """Edges of a centred submanifold window with dilation 1 along the last axis, in one pass over the keys.
+def _row_taps_block(keys, row_bases, r, num_k, i0, i1, ii, jj, cnt):
+    """Pairs of a centred submanifold window (dilation 1 along the last axis) for the keys ``i0 .. i1``.
 
     One merge per window row of the first half (all axes but the last); the taps along the last axis follow
     by stepping from the row's insertion point (keys are distinct integers).  Row ``k`` joins
     ``keys[i] + row_bases[k] + t`` for ``t = -r .. r`` (only ``t < 0`` on the last row, the centre row), as
-    relation ``k * (2r + 1) + t + r`` < ``K // 2``; the mirrored relation ``K - 1 - rel`` holds the same pairs
-    reversed.  ``perm`` maps key order to rows (empty: the identity).
-
-    Returns ``src [E]``, ``dst [E]`` (relation ``rel`` reads ``src = row of keys[j]`` into ``dst = row of
-    keys[i]`` where ``keys[j] = keys[i] + offset``), grouped by relation id, and ``counts [K]``.
+    relation ``rel = k * (2r + 1) + t + r`` < ``K // 2``: pair ``(i, j)`` with ``keys[j] = keys[i] + offset``
+    goes to ``ii[rel, i0 + m]``, ``jj[rel, i0 + m]`` for ``m = cnt[rel]``, ``i`` ascending (at most one pair
+    per key and relation, so the block's columns ``i0 .. i1`` hold them).
     """
     n = keys.shape[0]
     width = 2 * r + 1
-    half = num_k // 2
-    ii = np.empty((half, n), dtype=np.int64)  # scratch, touched only where written
-    jj = np.empty((half, n), dtype=np.int64)
-    cnt = np.zeros(half, dtype=np.int64)
     last = row_bases.shape[0] - 1
     for k in range(row_bases.shape[0]):
         base = row_bases[k]
         t_hi = -1 if k == last else r
-        p = 0
-        for i in range(n):
+        p = np.searchsorted(keys, keys[i0] + base)
+        for i in range(i0, i1):
             q = keys[i] + base
             while p < n and keys[p] < q:
                 p += 1
@@ -315,8 +365,8 @@ def _row_taps(keys, perm, row_bases, r, num_k):
             for t in range(0, t_hi + 1):
                 if c < n and keys[c] == q + t:
                     rel = k * width + t + r
-                    ii[rel, cnt[rel]] = i
-                    jj[rel, cnt[rel]] = c
+                    ii[rel, i0 + cnt[rel]] = i
+                    jj[rel, i0 + cnt[rel]] = c
                     cnt[rel] += 1
                     c += 1
             # t < 0: c is the last key <= q + t
@@ -324,32 +374,72 @@ def _row_taps(keys, perm, row_bases, r, num_k):
             for t in range(-1, -r - 1, -1):
                 if c >= 0 and keys[c] == q + t:
                     rel = k * width + t + r
-                    ii[rel, cnt[rel]] = i
-                    jj[rel, cnt[rel]] = c
+                    ii[rel, i0 + cnt[rel]] = i
+                    jj[rel, i0 + cnt[rel]] = c
                     cnt[rel] += 1
                     c -= 1
-    counts = np.zeros(num_k, dtype=np.int64)
-    total = 0
-    for rel in range(half):
-        counts[rel] = cnt[rel]
-        counts[num_k - 1 - rel] = cnt[rel]
-        total += 2 * cnt[rel]
-    src = np.empty(total, dtype=np.int64)
-    dst = np.empty(total, dtype=np.int64)
+
+
+@numba.njit(cache=True, nogil=True)
+def _emit_block(ii, jj, perm, i0, cnt, starts, mirror_starts, src, dst):
+    """Write one block's pairs as edges: relation ``rel`` (``src`` = row of ``keys[j]``, ``dst`` = row of
+    ``keys[i]``) from ``starts[rel]``, its mirror ``K - 1 - rel`` (the same pairs reversed) from
+    ``mirror_starts[rel]``; ``perm`` maps key order to rows (empty: the identity)."""
     ident = perm.shape[0] == 0
-    e = 0
-    for rel in range(half):
+    for rel in range(cnt.shape[0]):
+        s, ms = starts[rel], mirror_starts[rel]
         for m in range(cnt[rel]):
-            a, b = ii[rel, m], jj[rel, m]
-            src[e + m] = b if ident else perm[b]
-            dst[e + m] = a if ident else perm[a]
-        e += cnt[rel]
-    for rel in range(half - 1, -1, -1):  # mirrored relations num_k - 1 - rel, ascending ids
-        for m in range(cnt[rel]):
-            a, b = ii[rel, m], jj[rel, m]
-            src[e + m] = a if ident else perm[a]
-            dst[e + m] = b if ident else perm[b]
-        e += cnt[rel]
+            a, b = ii[rel, i0 + m], jj[rel, i0 + m]
+            if not ident:
+                a, b = perm[a], perm[b]
+            src[s + m] = b
+            dst[s + m] = a
+            src[ms + m] = a
+            dst[ms + m] = b
+
+
+_MAP_BLOCK = 16384  # keys per block of the parallel map build (and never more blocks than 4 per worker)
+
+
+def _row_taps(
+    keys: np.ndarray, perm: np.ndarray, row_bases: np.ndarray, r: int, num_k: int, workers: int = 1
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Edges of a centred submanifold window with dilation 1 along the last axis, in one pass over the keys,
+    the keys split into blocks joined on ``workers`` threads (the same edges, in the same order, for any
+    number of threads).
+
+    Returns ``src [E]``, ``dst [E]`` (relation ``rel`` reads ``src = row of keys[j]`` into ``dst = row of
+    keys[i]`` where ``keys[j] = keys[i] + offset``), grouped by relation id, ascending ``dst`` within each, and
+    ``counts [K]``.
+    """
+    n, half = len(keys), num_k // 2
+    blocks = 1 if workers <= 1 else max(1, min(4 * workers, n // _MAP_BLOCK))
+    cuts = [n * b // blocks for b in range(blocks + 1)]
+    dtype = np.int32 if n < 2**31 else np.int64
+    ii, jj = np.empty((half, n), dtype=dtype), np.empty((half, n), dtype=dtype)  # touched only where written
+    cnt = np.zeros((blocks, half), dtype=np.int64)
+
+    def join(ids) -> None:
+        for b in ids:
+            _row_taps_block(keys, row_bases, r, num_k, cuts[b], cuts[b + 1], ii, jj, cnt[b])
+
+    share(join, range(blocks), workers)
+    per_rel = cnt.sum(0)
+    counts = np.zeros(num_k, dtype=np.int64)
+    counts[:half] = per_rel
+    counts[num_k - half :] = per_rel[::-1]
+    rel_start = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    within = np.cumsum(cnt, 0) - cnt  # [blocks, half]: the block's offset inside each relation
+    starts = rel_start[:half] + within
+    mirror_starts = rel_start[num_k - 1 - np.arange(half)] + within
+    total = int(counts.sum())
+    src, dst = np.empty(total, dtype=np.int64), np.empty(total, dtype=np.int64)
+
+    def emit(ids) -> None:
+        for b in ids:
+            _emit_block(ii, jj, perm, cuts[b], cnt[b], starts[b], mirror_starts[b], src, dst)
+
+    share(emit, range(blocks), workers)
     return src, dst, counts
 
 
@@ -389,6 +479,7 @@ def _submanifold_merge_join(
     centre: int | None,
     centred: bool,
     row_width: int = 0,
+    workers: int = 1,
 ) -> tuple[Tensor, Tensor, list[int]]:
     """CPU submanifold map by merge join: edges ``src → dst`` grouped by relation, and the count per relation.
 
@@ -402,7 +493,7 @@ def _submanifold_merge_join(
         r_ = row_width // 2
         bases = delta[[row * row_width + r_ for row in range(centre // row_width + 1)]].contiguous().numpy()
         p_np = np.empty(0, dtype=np.int64) if identity_perm else perm.numpy()
-        src, dst, counts = _row_taps(k_np, p_np, bases, r_, num_k)
+        src, dst, counts = _row_taps(k_np, p_np, bases, r_, num_k, workers)
         return torch.from_numpy(src), torch.from_numpy(dst), counts.tolist()
     rel = torch.arange(centre if half else num_k)
     if not half and centre is not None:
