@@ -19,7 +19,7 @@ attention) for those with a CLM phase (CLM has no bidirectional fill-in).  Downs
 sentence gets a corrupted twin whose verb is replaced by a verb of the other subject class ("the old farmer chases
 ..."), label 1 = corrupted; train = 1500 pretraining sentences + twins, test = the 1000 held-out + twins (balanced).
 ``linear``: logistic regression on standardised frozen mean-pooled features; ``finetune``: the encoder and a linear
-head, ``--text-finetune-steps`` steps (:func:`geomask.eval.sequences._finetune`; short on purpose: at 150 steps
+head, ``--text-finetune-steps`` steps (:func:`geomask.eval.sequences.finetune_probe`; short on purpose: at 150 steps
 every model, scratch included, reaches 100 %, so a longer fine-tune measures nothing here).  Baseline
 ``bag_of_tokens``: the linear probe on token counts (it cannot see which verb goes with which noun beyond
 co-occurrence).
@@ -68,16 +68,16 @@ import torch.nn.functional as F
 from geomask.datasets.text import _VERBS, generate_text
 from geomask.eval.sequences import (
     CLUSTER_MODULUS,
-    _config,
-    _features,
-    _finetune,
-    _held_out,
-    _linear_probe,
-    _pieces,
+    cpu_config,
+    finetune_probe,
+    held_out_batch,
     kmer_features,
+    logistic_probe,
+    pooled_features,
     pretrain,
     read_peptides,
     score_positions,
+    split_pieces,
 )
 from geomask.methods import build_method
 from geomask.methods.clm import encode_causal
@@ -97,7 +97,7 @@ VARIANTS = {
 def build(name: str, vocab_size: int, steps: int, seed: int):
     """The variant's network, the ``mlm_cpu.yaml`` sizes, seeded (so every variant of a seed starts equal)."""
     method, frac = VARIANTS[name]
-    kw = {k: v for k, v in _config("mlm")["method"].items() if k not in ("name", "masker", "loss")}
+    kw = {k: v for k, v in cpu_config("mlm")["method"].items() if k not in ("name", "masker", "loss")}
     kw["vocab_size"] = vocab_size
     if frac is not None:
         kw["switch_step"] = int(round(frac * steps))
@@ -134,9 +134,9 @@ class Bidir(torch.nn.Module):
 
 
 def probes(model, tr, ytr, te, yte, ft_steps: int, seed: int) -> dict[str, float]:
-    out = _linear_probe(_features(model, tr).numpy(), ytr.numpy(), _features(model, te).numpy(), yte, seed)
+    out = logistic_probe(pooled_features(model, tr).numpy(), ytr.numpy(), pooled_features(model, te).numpy(), yte, seed)
     with torch.enable_grad():
-        out.update(_finetune(model, tr, ytr, te, yte, ft_steps, seed))
+        out.update(finetune_probe(model, tr, ytr, te, yte, ft_steps, seed))
     return out
 
 
@@ -178,7 +178,7 @@ def text_task():
     tr, te = p[:1500] + t[:1500], p[1500:] + t[1500:]
     ytr = torch.tensor([0] * 1500 + [1] * 1500)
     yte = np.array([0] * 1000 + [1] * 1000)
-    batch, positions = _held_out(all_items[5000:], 512, 16)
+    batch, positions = held_out_batch(all_items[5000:], 512, 16)
     return all_items[:5000], vocab, (tr, ytr, te, yte), batch, positions
 
 
@@ -189,13 +189,13 @@ def peptide_task(path: Path):
     held = rows.cluster % CLUSTER_MODULUS == 0
     rows, test_rows = rows.take(~held), rows.take(held)
     vocab = amino_vocab()
-    tr, te = _pieces(rows.peptides, vocab, 128), _pieces(test_rows.peptides, vocab, 128)
+    tr, te = split_pieces(rows.peptides, vocab, 128), split_pieces(test_rows.peptides, vocab, 128)
     receptors = list({tuple(r.tolist()): r for r in rows.receptors}.values())
-    corpus = tr + _pieces(receptors, vocab, 128)
+    corpus = tr + split_pieces(receptors, vocab, 128)
     median = float(rows.area.median())
     ytr = (rows.area > median).long()
     yte = (test_rows.area > median).numpy().astype(np.int64)
-    batch, positions = _held_out(te, 256, 16)
+    batch, positions = held_out_batch(te, 256, 16)
     return corpus, vocab, (tr, ytr, te, yte), batch, positions
 
 
@@ -204,11 +204,11 @@ def peptide_task(path: Path):
 
 def run_task(task: str, data, steps: int, seeds, ft_steps: int, baseline) -> dict[str, list[dict]]:
     corpus, vocab, (tr, ytr, te, yte), batch, positions = data
-    cfg = _config("mlm")  # optim + batch size, identical for every variant
+    cfg = cpu_config("mlm")  # optim + batch size, identical for every variant
     runs: dict[str, list[dict]] = {}
     base_name, base_x = baseline
     xtr, xte = base_x(tr), base_x(te)
-    runs[base_name] = [_linear_probe(xtr, ytr.numpy(), xte, yte, 0)]
+    runs[base_name] = [logistic_probe(xtr, ytr.numpy(), xte, yte, 0)]
     print(f"[{task}] {base_name}: {runs[base_name][0]}", flush=True)
     for seed in seeds:
         scratch = build("mlm", vocab.size, steps, seed)

@@ -51,14 +51,14 @@ from torch import Tensor, nn
 from geomask.datasets.peptide_tasks import PeptideTask, load_peptide_task
 from geomask.errors import UsageError
 from geomask.eval.sequences import (
-    _build,
-    _config,
-    _features,
-    _linear_probe,
-    _summarise,
+    build_sequence_method,
+    cpu_config,
     kmer_features,
+    logistic_probe,
+    pooled_features,
     pretrain,
     sequence_methods,
+    summarise_runs,
 )
 from geomask.sequences.batch import SequenceItem, collate_sequences
 from geomask.sequences.vocab import Vocab, amino_vocab
@@ -101,7 +101,7 @@ def finetune(method: nn.Module, items: Sequence[SequenceItem], labels: Tensor, s
     model = copy.deepcopy(method)
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    head = nn.Linear(_features(model, items[:2]).shape[1], 2)
+    head = nn.Linear(pooled_features(model, items[:2]).shape[1], 2)
     opt = torch.optim.AdamW([{"params": model.parameters(), "lr": 3e-4}, {"params": head.parameters(), "lr": 1e-3}])
     model.train()
     with torch.enable_grad():
@@ -125,11 +125,11 @@ def _scores(p: np.ndarray, y: np.ndarray, prefix: str) -> dict[str, float]:
 
 @torch.no_grad()
 def _predict(model: nn.Module, head: nn.Module, items: Sequence[SequenceItem]) -> np.ndarray:
-    return head(_features(model, items)).softmax(-1)[:, 1].numpy()
+    return head(pooled_features(model, items)).softmax(-1)[:, 1].numpy()
 
 
 def _probe(xtr: Tensor, ytr: Tensor, xte: Tensor, yte: Tensor, seed: int, prefix: str = "") -> dict[str, float]:
-    r = _linear_probe(xtr.numpy(), ytr.numpy(), xte.numpy(), yte.numpy(), seed)
+    r = logistic_probe(xtr.numpy(), ytr.numpy(), xte.numpy(), yte.numpy(), seed)
     return {f"{prefix}accuracy": r["linear_accuracy"], f"{prefix}auc": r["linear_auc"]}
 
 
@@ -219,14 +219,14 @@ def evaluate_ripp(
                 }
             else:
                 net = base if name == "scratch" else name
-                cfg = _config(net)
+                cfg = cpu_config(net)
                 cfg.setdefault("method", {})["max_len"] = max(max_len, int(cfg["method"].get("max_len", max_len)))
-                model = _build(net, cfg, vocab, seed)
+                model = build_sequence_method(net, cfg, vocab, seed)
                 if name != "scratch":
                     with torch.enable_grad():
                         pretrain(model, corpus, steps, cfg, seed)
                 model.eval()
-                f = {k: _features(model, v) for k, v in items.items()}
+                f = {k: pooled_features(model, v) for k, v in items.items()}
                 ra = _probe(f["A_train"], ys["A_train"], f["A_test"], ys["A_test"], seed)
                 rb = _probe(f["B_train"], ys["B_train"], f["B_test"], ys["B_test"], seed)
                 yte_a, yte_b = ys["A_test"].numpy(), ys["B_test"].numpy()
@@ -234,7 +234,7 @@ def evaluate_ripp(
                 rb |= _scores(_predict(fb, hb, items["B_test"]), yte_b, "finetune_")
                 fa, ha = finetune(model, items["A_train"], ys["A_train"], finetune_steps, seed)
                 ra |= _scores(_predict(fa, ha, items["A_test"]), yte_a, "finetune_")
-                ga = {k: _features(fa, items[k]) for k in ("B_train", "B_test")}
+                ga = {k: pooled_features(fa, items[k]) for k in ("B_train", "B_test")}
                 rb |= _probe(ga["B_train"], ys["B_train"], ga["B_test"], ys["B_test"], seed, "transfer_linear_")
                 fab, hab = finetune(fa, items["B_train"], ys["B_train"], finetune_steps, seed)
                 rb |= _scores(_predict(fab, hab, items["B_test"]), yte_b, "transfer_")
@@ -265,7 +265,7 @@ def evaluate_ripp(
         "scratch_network": base,
         **{f"{m}_seconds": round(s, 1) for m, s in secs.items()},
     }
-    return {"methods": _summarise(runs), "data": data, "config": cfg}
+    return {"methods": summarise_runs(runs), "data": data, "config": cfg}
 
 
 def results_table(result: dict[str, Any]) -> str:

@@ -60,9 +60,15 @@ __all__ = [
     "CLUSTER_MODULUS",
     "TEST_FRACTION",
     "Peptides",
+    "build_sequence_method",
+    "cpu_config",
     "evaluate_sequences",
     "evaluate_text",
+    "finetune_probe",
+    "held_out_batch",
     "kmer_features",
+    "logistic_probe",
+    "pooled_features",
     "pretrain",
     "pseudo_perplexity",
     "read_peptides",
@@ -70,6 +76,8 @@ __all__ = [
     "score_positions",
     "select_positions",
     "sequence_methods",
+    "split_pieces",
+    "summarise_runs",
     "unigram_scores",
 ]
 
@@ -211,7 +219,12 @@ def _mlm_metrics(method: nn.Module, test: SequenceBatch, positions: Tensor) -> d
 # ----------------------------------------------------------------------------------------------- pretraining
 
 
-def _config(name: str) -> dict[str, Any]:
+def cpu_config(name: str) -> dict[str, Any]:
+    """The resolved ``configs/<name>_cpu.yaml`` as a plain dict (the settings a short evaluation run takes).
+
+    Raises:
+        UsageError: no such shipped CPU config.
+    """
     from omegaconf import OmegaConf
 
     path = CONFIGS / f"{name}_cpu.yaml"
@@ -220,7 +233,9 @@ def _config(name: str) -> dict[str, Any]:
     return OmegaConf.to_container(OmegaConf.load(path), resolve=True)  # type: ignore[return-value]
 
 
-def _build(name: str, cfg: dict[str, Any], vocab: Vocab, seed: int) -> nn.Module:
+def build_sequence_method(name: str, cfg: dict[str, Any], vocab: Vocab, seed: int) -> nn.Module:
+    """Method ``name`` built from ``cfg``'s ``method`` section with ``vocab_size = vocab.size``, its weights
+    initialised under ``torch.manual_seed(seed)``."""
     from geomask.methods import build_method
 
     kw = {k: v for k, v in cfg.get("method", {}).items() if k != "name"}
@@ -277,7 +292,17 @@ def pretrain(method: nn.Module, items: Sequence[SequenceItem], steps: int, cfg: 
 # ----------------------------------------------------------------------------------------------------- data
 
 
-def _pieces(ids: Sequence[Tensor], vocab: Vocab, max_len: int, words: Sequence[Tensor] | None = None):
+def split_pieces(
+    ids: Sequence[Tensor], vocab: Vocab, max_len: int, words: Sequence[Tensor] | None = None
+) -> list[SequenceItem]:
+    """Records cut into consecutive pieces that fit ``max_len`` with the vocabulary's ``[CLS]``/``[SEP]``.
+
+    Args:
+        ids: ``[n_i]`` token ids per record.
+        vocab: the records' vocabulary.
+        max_len: the model's longest sequence, special tokens included.
+        words: ``[n_i]`` word index of every token per record (renumbered from 0 in each piece); ``None``: none.
+    """
     n = max_len - int(vocab.cls_id is not None) - int(vocab.sep_id is not None)
     out = []
     for i, t in enumerate(ids):  # one slice per piece (records, not tokens)
@@ -379,7 +404,12 @@ def kmer_features(batch: SequenceBatch, alphabet: int = 33) -> Tensor:
 # --------------------------------------------------------------------------------------------------- probes
 
 
-def _linear_probe(xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, yte: np.ndarray, seed: int) -> dict[str, float]:
+def logistic_probe(xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, yte: np.ndarray, seed: int) -> dict[str, float]:
+    """Standardised logistic regression (scikit-learn) on ``[N, F]`` features with binary labels.
+
+    Returns:
+        ``linear_accuracy`` and ``linear_auc`` (ROC AUC) on the test rows.
+    """
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
     from sklearn.pipeline import make_pipeline
@@ -394,19 +424,35 @@ def _linear_probe(xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, yte: np.nda
 
 
 @torch.no_grad()
-def _features(method: nn.Module, items: Sequence[SequenceItem], bs: int = 256) -> Tensor:
+def pooled_features(method: nn.Module, items: Sequence[SequenceItem], bs: int = 256) -> Tensor:
+    """``method.features`` of ``items`` in eval mode without gradients, ``bs`` items per batch, ``[N, E]``."""
     method.eval()
     return torch.cat([method.features(collate_sequences(items[i : i + bs])) for i in range(0, len(items), bs)])
 
 
-def _finetune(method: nn.Module, train, ytr: Tensor, test, yte: np.ndarray, steps: int, seed: int) -> dict[str, float]:
-    """Fine-tune a copy of ``method``'s encoder with a linear head on its mean-pooled features."""
+def finetune_probe(
+    method: nn.Module,
+    train: Sequence[SequenceItem],
+    ytr: Tensor,
+    test: Sequence[SequenceItem],
+    yte: np.ndarray,
+    steps: int,
+    seed: int,
+) -> dict[str, float]:
+    """Fine-tune a copy of ``method``'s encoder with a linear head on its mean-pooled features.
+
+    ``steps`` AdamW steps (encoder lr 3e-4, head 1e-3) on random batches of 32 ``train`` items with labels ``ytr``
+    ``[N]`` int64; ``method`` itself is left unchanged.
+
+    Returns:
+        ``finetune_accuracy`` and ``finetune_auc`` on ``test`` with labels ``yte``.
+    """
     from sklearn.metrics import roc_auc_score
 
     model = copy.deepcopy(method)
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    head = nn.Linear(_features(model, train[:2]).shape[1], 2)
+    head = nn.Linear(pooled_features(model, train[:2]).shape[1], 2)
     opt = torch.optim.AdamW([{"params": model.parameters(), "lr": 3e-4}, {"params": head.parameters(), "lr": 1e-3}])
     model.train()
     for _ in range(steps):
@@ -417,7 +463,7 @@ def _finetune(method: nn.Module, train, ytr: Tensor, test, yte: np.ndarray, step
         loss.backward()
         opt.step()
     with torch.no_grad():
-        p = head(_features(model, test)).softmax(-1)[:, 1].numpy()
+        p = head(pooled_features(model, test)).softmax(-1)[:, 1].numpy()
     return {"finetune_accuracy": float(((p > 0.5) == yte).mean()), "finetune_auc": float(roc_auc_score(yte, p))}
 
 
@@ -435,7 +481,9 @@ def _check_methods(methods: Sequence[str] | None, kind: str) -> list[str]:
     return list(dict.fromkeys(methods))
 
 
-def _summarise(runs: dict[str, list[dict[str, dict[str, float]]]]) -> dict[str, Any]:
+def summarise_runs(runs: dict[str, list[dict[str, dict[str, float]]]]) -> dict[str, Any]:
+    """Mean over seeds of every metric, ``runs[method][seed][part][metric]`` → ``out[method][part][metric]``
+    (plus ``<metric>_std`` where there are several seeds)."""
     out: dict[str, Any] = {}
     for name, per_seed in runs.items():
         out[name] = {}
@@ -471,8 +519,8 @@ def _run(
                 if probe is not None:
                     r["probe"] = probe(None, seed)
             else:
-                cfg = _config(base if name == "scratch" else name)
-                model = _build(base if name == "scratch" else name, cfg, vocab, seed)
+                cfg = cpu_config(base if name == "scratch" else name)
+                model = build_sequence_method(base if name == "scratch" else name, cfg, vocab, seed)
                 if name != "scratch":
                     with torch.enable_grad():
                         pretrain(model, train_items, steps, cfg, seed)
@@ -490,10 +538,12 @@ def _run(
                     file=sys.stderr,
                     flush=True,
                 )
-    return _summarise(runs), {"scratch_network": base, **{f"{m}_seconds": round(s, 1) for m, s in secs.items()}}
+    return summarise_runs(runs), {"scratch_network": base, **{f"{m}_seconds": round(s, 1) for m, s in secs.items()}}
 
 
-def _held_out(items: list[SequenceItem], max_test: int, max_positions: int) -> tuple[SequenceBatch, Tensor]:
+def held_out_batch(items: list[SequenceItem], max_test: int, max_positions: int) -> tuple[SequenceBatch, Tensor]:
+    """At most ``max_test`` items spread evenly over ``items``, collated, and the positions scored in them
+    (:func:`select_positions`, at most ``max_positions`` per sequence, seed 0)."""
     if len(items) > max_test:  # an even spread over the held-out items
         idx = torch.linspace(0, len(items) - 1, max_test).round().long().unique().tolist()
         items = [items[i] for i in idx]
@@ -530,10 +580,10 @@ def evaluate_text(
     tok = train_tokenizer(lines, vocab_size, "wordpiece")
     vocab = tokenizer_vocab(tok)
     ids, words = encode_texts(tok, lines)
-    tr_items = [it for it in _pieces(ids, vocab, max_len, words) if len(it.ids)]
+    tr_items = [it for it in split_pieces(ids, vocab, max_len, words) if len(it.ids)]
     ids, words = encode_texts(tok, held)
-    te_items = [it for it in _pieces(ids, vocab, max_len, words) if len(it.ids)]
-    batch, positions = _held_out(te_items, max_test, max_positions)
+    te_items = [it for it in split_pieces(ids, vocab, max_len, words) if len(it.ids)]
+    batch, positions = held_out_batch(te_items, max_test, max_positions)
     result, extra = _run("text", names, seeds, steps, tr_items, batch, positions, None, progress)
     data = {
         "train": str(train),
@@ -577,22 +627,24 @@ def evaluate_sequences(
     else:
         test_rows = read_peptides(test)
     vocab = amino_vocab()
-    pep_tr = _pieces(rows.peptides, vocab, max_len)
-    pep_te = _pieces(test_rows.peptides, vocab, max_len)
+    pep_tr = split_pieces(rows.peptides, vocab, max_len)
+    pep_te = split_pieces(test_rows.peptides, vocab, max_len)
     corpus = pep_tr + (
-        _pieces(list({tuple(r.tolist()): r for r in rows.receptors}.values()), vocab, max_len) if receptors else []
+        split_pieces(list({tuple(r.tolist()): r for r in rows.receptors}.values()), vocab, max_len) if receptors else []
     )
     median = float(rows.area.median())
     ytr = (rows.area > median).long()
     yte = (test_rows.area > median).numpy().astype(np.int64)
-    batch, positions = _held_out(pep_te, max_test, max_positions)
+    batch, positions = held_out_batch(pep_te, max_test, max_positions)
 
     def probe(model: nn.Module | None, seed: int) -> dict[str, float]:
         if model is None:  # the k-mer baseline
             f = [kmer_features(collate_sequences(x), vocab.size).numpy() for x in (pep_tr, pep_te)]
-            return _linear_probe(f[0], ytr.numpy(), f[1], yte, seed)
-        out = _linear_probe(_features(model, pep_tr).numpy(), ytr.numpy(), _features(model, pep_te).numpy(), yte, seed)
-        return {**out, **_finetune(model, pep_tr, ytr, pep_te, yte, finetune_steps, seed)}
+            return logistic_probe(f[0], ytr.numpy(), f[1], yte, seed)
+        out = logistic_probe(
+            pooled_features(model, pep_tr).numpy(), ytr.numpy(), pooled_features(model, pep_te).numpy(), yte, seed
+        )
+        return {**out, **finetune_probe(model, pep_tr, ytr, pep_te, yte, finetune_steps, seed)}
 
     result, extra = _run("sequences", names, seeds, steps, corpus, batch, positions, probe, progress)
     data = {

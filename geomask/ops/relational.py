@@ -150,6 +150,32 @@ def _scatter_add_rows(out, idx, a, b, rows):  # out[idx[e]] += rows[e - a] for e
             out[d, k] += rows[e - a, k]
 
 
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _gather_table(x, table, u0, u1, out):  # out[v - u0, r*C:(r+1)*C] = x[table[v, r]], zeros where table is -1
+    c = x.shape[1]
+    for v in range(u0, u1):
+        for r in range(table.shape[1]):
+            s = table[v, r]
+            o = r * c
+            if s >= 0:
+                for k in range(c):
+                    out[v - u0, o + k] = x[s, k]
+            else:
+                for k in range(c):
+                    out[v - u0, o + k] = 0.0
+
+
+@numba.njit(cache=True, nogil=True)
+def _fill_table(src, dst, ptr, table):  # table[dst[e], r] = src[e]; False when a slot would take two edges
+    for r in range(ptr.shape[0] - 1):
+        for e in range(ptr[r], ptr[r + 1]):
+            v = dst[e]
+            if table[v, r] >= 0:
+                return False
+            table[v, r] = src[e]
+    return True
+
+
 @numba.njit(cache=True, nogil=True)
 def _tile_bounds(dst, ptr, rows, num_dst):
     """``bounds [R, T + 1]``: relation ``r``'s edges into destination rows ``[t * rows, (t + 1) * rows)`` are
@@ -176,6 +202,15 @@ _TILE_BYTES = 2**21  # destination rows per tile: this many bytes of the wider f
 _MIN_ROWS = 1024  # and never fewer rows (nor edges per chunk) than this
 _CHUNK_BYTES = 2**20  # per buffer, when tiling is not possible
 _PARALLEL_MACS = 1_500_000  # tiles go to worker threads when a range averages this many multiply-adds
+# the neighbour-table path (one gather of every relation's row into [rows, R * C_in], one GEMM, no scatter) when
+# the table is nearly full and the layer not GEMM-bound, or the input is narrow (SparK's 7x7 stem on 3 colour
+# channels: 49 GEMMs with 3-wide inner products otherwise); measured on 224 px image grids, one thread: 1.3-1.7x at
+# fill >= 0.89 and 32-64 channels, no gain at 128 (fill 0.80), a loss at 256 (fill 0.63)
+_TABLE_FILL = 0.85
+_TABLE_MAX_WIDTH = 128
+_TABLE_NARROW = 16
+_TABLE_NARROW_FILL = 0.25
+_TABLE_GROUPS = 4  # grad_w partial sums on the table path: a fixed number, so threads do not change the result
 
 
 def _compiled_path(*tensors: Tensor) -> bool:
@@ -221,8 +256,93 @@ def _ranges(
     return index._tiles[key]
 
 
+def _table(index: RelationalIndex, c_in: int, c_out: int) -> np.ndarray | None:
+    """The neighbour table ``[N_dst, R]`` (int32 source row per destination and relation, -1 where none) when the
+    table path pays for this layer (see ``_TABLE_FILL``) and every destination has at most one edge per
+    relation (convolution maps); else ``None``. Cached on the index."""
+    slots = index.num_dst * index.num_relations
+    if slots == 0 or index.num_src >= 2**31:
+        return None
+    fill = index.num_edges / slots
+    if not (
+        (fill >= _TABLE_FILL and c_out <= _TABLE_MAX_WIDTH) or (c_in <= _TABLE_NARROW and fill >= _TABLE_NARROW_FILL)
+    ):
+        return None
+    if "table" not in index._tiles:
+        table = np.full((index.num_dst, index.num_relations), -1, dtype=np.int32)
+        ok = _fill_table(index.src.numpy(), index.dst.numpy(), np.asarray(index.ptr, dtype=np.int64), table)
+        if ok and index.identity is not None:
+            table[:, index.identity] = np.arange(index.num_dst, dtype=np.int32)
+        index._tiles["table"] = table if ok else None
+    return index._tiles["table"]
+
+
+def _table_rows(width: int, itemsize: int, num_dst: int, workers: int) -> int:
+    rows = max(64, _TILE_BYTES // (itemsize * width))
+    if workers > 1:
+        rows = max(64, min(rows, -(-num_dst // (4 * workers))))
+    return rows
+
+
+def _table_forward(x: Tensor, weight: Tensor, table: np.ndarray) -> Tensor:
+    """``out = [x[table[:, 0]], ..., x[table[:, R-1]]] @ weight.reshape(R * C_in, C_out)`` tile by tile, tiles
+    shared by the worker threads (disjoint output rows)."""
+    num_rel, c_in, c_out = weight.shape
+    n = table.shape[0]
+    w = weight.detach().reshape(num_rel * c_in, c_out)
+    workers = torch.get_num_threads()
+    rows = _table_rows(num_rel * c_in, x.element_size(), n, workers)
+    out = x.new_empty(n, c_out)
+    x_np = x.detach().numpy()
+
+    def run(tile_ids: Iterator[int]) -> None:
+        buf = x.new_empty(rows, num_rel * c_in)
+        buf_np = buf.numpy()
+        for t in tile_ids:
+            u0, u1 = t * rows, min((t + 1) * rows, n)
+            _gather_table(x_np, table, u0, u1, buf_np)
+            torch.mm(buf[: u1 - u0], w, out=out[u0:u1])
+
+    with single_thread():
+        share(run, range(-(-n // rows)), workers)
+    return out
+
+
+def _table_weight_grad(x: Tensor, grad_out: Tensor, table: np.ndarray, shape: torch.Size) -> Tensor:
+    """``grad_w = colsᵀ grad_out`` over tiles of the neighbour table: ``_TABLE_GROUPS`` partial sums over fixed
+    runs of tiles (shared by the worker threads), added in order (the same result for any thread count)."""
+    num_rel, c_in, c_out = shape
+    n = table.shape[0]
+    rows = _table_rows(num_rel * c_in, x.element_size(), n, 1)
+    num_tiles = -(-n // rows)
+    groups = min(_TABLE_GROUPS, num_tiles)
+    cuts = [num_tiles * g // groups for g in range(groups + 1)]
+    partial = x.new_zeros(groups, num_rel * c_in, c_out)
+    x_np = x.detach().numpy()
+
+    def run(group_ids: Iterator[int]) -> None:
+        buf = x.new_empty(rows, num_rel * c_in)
+        buf_np = buf.numpy()
+        for g in group_ids:
+            for t in range(cuts[g], cuts[g + 1]):
+                u0, u1 = t * rows, min((t + 1) * rows, n)
+                _gather_table(x_np, table, u0, u1, buf_np)
+                partial[g].addmm_(buf[: u1 - u0].t(), grad_out[u0:u1])
+
+    with single_thread():
+        share(run, range(groups), torch.get_num_threads())
+    total = partial[0]
+    for g in range(1, groups):
+        total = total + partial[g]
+    return total.view(num_rel, c_in, c_out)
+
+
 def _forward(x: Tensor, weight: Tensor, index: RelationalIndex) -> Tensor:
     c_out = weight.size(-1)
+    if _compiled_path(x, weight):
+        table = _table(index, x.size(1), c_out)
+        if table is not None:
+            return _table_forward(x, weight, table)
     if not _compiled_path(x, weight):
         out = torch.mm(x, weight[index.identity]) if index.identity is not None else x.new_zeros(index.num_dst, c_out)
         for r in range(index.num_relations):
@@ -320,7 +440,13 @@ def _backward(
         # grad_w is split by relation
         x = x.detach()
         grad_x = _forward(grad_out, weight.detach().transpose(1, 2), _transposed(index)) if need_x else None
-        grad_w = _weight_grad(x, weight, index, grad_out) if need_w else None
+        grad_w = None
+        if need_w:
+            table = _table(index, x.size(1), grad_out.size(1))
+            if table is not None:
+                grad_w = _table_weight_grad(x, grad_out, table, weight.shape)
+            else:
+                grad_w = _weight_grad(x, weight, index, grad_out)
         return grad_x, grad_w
     grad_x = grad_w = None
     if need_w:

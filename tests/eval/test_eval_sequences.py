@@ -15,9 +15,13 @@ from geomask.datasets.text import generate_text
 from geomask.eval.sequences import (
     evaluate_text,
     kmer_features,
+    logistic_probe,
+    pooled_features,
     pseudo_perplexity,
     read_peptides,
     select_positions,
+    split_pieces,
+    summarise_runs,
     unigram_scores,
 )
 from geomask.methods import build_method
@@ -179,3 +183,23 @@ def test_pretraining_beats_scratch_and_unigram_on_held_out_text(tmp_path):
     )["methods"]
     mlm = res["mlm"]["mlm"]["pseudo_perplexity"]
     assert mlm < res["unigram"]["mlm"]["pseudo_perplexity"] and mlm < res["scratch"]["mlm"]["pseudo_perplexity"]
+
+
+def test_public_helpers_pieces_probe_features_and_summary():
+    """The helpers geomask.eval.ripp and benchmarks/compare_mlm_clm.py import (issue 13: public, documented)."""
+    vocab = amino_vocab()
+    pieces = split_pieces([torch.arange(4, 14), torch.arange(4, 7)], vocab, max_len=6)
+    room = 6 - int(vocab.cls_id is not None) - int(vocab.sep_id is not None)
+    assert [len(p.ids) for p in pieces] == [room] * (10 // room) + ([10 % room] if 10 % room else []) + [3]
+    assert torch.equal(torch.cat([p.ids for p in pieces]), torch.cat([torch.arange(4, 14), torch.arange(4, 7)]))
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(80, 3, generator=g).numpy()
+    y = (x[:, 0] > 0).astype(int)
+    sep = logistic_probe(x[:60], y[:60], x[60:], y[60:], seed=0)
+    noise = logistic_probe(x[:60, 1:], y[:60], x[60:, 1:], y[60:], seed=0)
+    assert sep["linear_accuracy"] >= 0.9 and sep["linear_auc"] > noise["linear_auc"]
+    _, items = _batch((5, 9, 3, 7))
+    f = pooled_features(_tiny_mlm(), items, bs=3)
+    assert f.shape == (4, 16) and torch.isfinite(f).all()
+    runs = {"a": [{"p": {"x": 1.0}}, {"p": {"x": 3.0}}], "b": [{"p": {"x": 2.0}}]}
+    assert summarise_runs(runs) == {"a": {"p": {"x": 2.0, "x_std": 1.0}}, "b": {"p": {"x": 2.0}}}
