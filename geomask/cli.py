@@ -33,7 +33,7 @@ from typing import Any
 
 from geomask import __version__
 from geomask.arguments import Parser, nonnegative_int, positive_float, positive_int
-from geomask.circuits.recipes import DEFAULT_RECIPE_LENGTH, DEFAULT_RECIPES
+from geomask.circuits.recipes import DEFAULT_RECIPE_LENGTH, DEFAULT_RECIPES, RECIPE_FAMILIES
 from geomask.errors import GeomaskError, UsageError
 
 __all__ = ["main", "build_parser", "format_table"]
@@ -186,6 +186,7 @@ def cmd_prep_circuits(args: argparse.Namespace) -> int:
         args.out,
         recipes=args.recipes,
         recipe_length=args.recipe_length,
+        recipe_family=args.recipe_family,
         seed=args.seed,
         jobs=args.jobs,
         latches=args.latches,
@@ -444,6 +445,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--recipe-length", type=positive_int, default=DEFAULT_RECIPE_LENGTH, metavar="L", help="steps per recipe"
+    )
+    p.add_argument(
+        "--recipe-family",
+        default=RECIPE_FAMILIES[0],
+        choices=RECIPE_FAMILIES,
+        help="uniform: OpenABC-D's (--recipe-length ops drawn uniformly); varied: lengths 1..--recipe-length and a "
+        "per-recipe op mix (the recipes of `eval qor --recipe-family varied` for the same --seed)",
     )
     p.add_argument("--seed", type=int, default=0, help="recipe seed")
     _add_jobs(p, "parallel yosys conversions and ABC processes")

@@ -3,8 +3,9 @@
 
 1. Build the embedded circuit corpus: the generated Verilog designs in ``data/corpus/verilog/`` → AIGs through
    yosys → an AIG dataset (``geomask prep circuits``), and print its table.
-2. Label seeded random ABC recipes (the OpenABC-D alphabet, 20 steps) on a held-out set of designs and on the
-   pretraining designs → ``qor.csv``.
+2. Label seeded random ABC recipes (the OpenABC-D alphabet; the ``varied`` family by default: 1 .. 20 steps and a
+   per-recipe op mix, so that recipes matter) on a held-out set of designs and on the pretraining designs →
+   ``qor.csv``, and print how much recipes matter in those labels (median spread, cross-design rank correlation).
 3. Pretrain briefly, with the same budget and seed, no pretraining (scratch), MGM, MGVGA (Verilog chunks),
    MGVGA (single vector) and GraphMAE on the other corpus designs (Verilog embedded by the offline default text
    encoder), then run the QoR evaluation (OpenABC-D protocol: unseen recipes, unseen designs) on the held-out
@@ -23,9 +24,10 @@ import sys
 import time
 from pathlib import Path
 
+from geomask.circuits.recipes import RECIPE_FAMILIES
 from geomask.cli import format_table
 from geomask.cli import main as geomask_main
-from geomask.datasets.prep_circuits import prep_circuits
+from geomask.datasets.prep_circuits import find_designs, prep_circuits
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,6 +43,25 @@ def pick(sources: list[Path], n: int, index: Path) -> list[Path]:
     big = [s for s in sources if ands.get(s.stem, 200) >= 150]
     step = max(1, len(big) // n)
     return big[::step][:n]
+
+
+def label_summary(qor_csv: Path, groups: dict[str, list[Path]]) -> str:
+    """One line per group of designs: how much recipes matter in its labels (:func:`label_stats`)."""
+    from geomask.eval.metrics import label_stats
+    from geomask.eval.qor import read_qor_csv
+
+    every = read_qor_csv(qor_csv)
+    lines = []
+    for name, sources in groups.items():
+        keys = [d.key for d in find_designs(sources) if d.key in set(every.designs)]
+        if not keys:
+            continue
+        s = label_stats(every.select(keys).ands)
+        lines.append(
+            f"  {name}: {s['designs']:.0f} designs x {s['recipes']:.0f} recipes, {s['constant_designs']:.0f} constant, "
+            f"median spread {s['spread_median']:.2g} %, cross-design rank correlation {s['rank_correlation']:.2g}"
+        )
+    return "\n".join(lines)
 
 
 def closing_sentence(result: dict, metric: str = "z_mae") -> str:
@@ -82,6 +103,13 @@ def main() -> int:
         help="pretraining designs whose QoR labels also train the QoR head (0: only the held-out designs' folds)",
     )
     ap.add_argument("--recipes", type=int, default=30, help="ABC recipes per QoR design")
+    ap.add_argument(
+        "--recipe-family",
+        choices=RECIPE_FAMILIES,
+        default="varied",
+        help="QoR recipes: varied (lengths 1..20, per-recipe op mixes) or uniform (OpenABC-D's, where recipes "
+        "barely matter); uniform labels go to OUT/qor, varied to OUT/qor_varied",
+    )
     ap.add_argument("--pretrain-steps", type=int, default=150)
     ap.add_argument("--finetune-steps", type=int, default=300)
     ap.add_argument("--corpus-only", action="store_true", help="stop after building the corpus")
@@ -111,24 +139,31 @@ def main() -> int:
     pre = rest[:: max(1, len(rest) // args.pretrain_designs)][: args.pretrain_designs]
     train = pre[: args.train_designs]
     print(
-        f"[2/3] QoR labels: {len(held)} held-out and {len(train)} training designs × {args.recipes} ABC recipes",
+        f"[2/3] QoR labels: {len(held)} held-out and {len(train)} training designs × {args.recipes} ABC recipes "
+        f"({args.recipe_family})",
         flush=True,
     )
+    qor_dir = args.out / ("qor" if args.recipe_family == "uniform" else f"qor_{args.recipe_family}")
     qor = prep_circuits(
-        held + train, args.out / "qor", recipes=args.recipes, recipe_length=20, seed=0, jobs=args.jobs, latches="cut"
+        held + train,
+        qor_dir,
+        recipes=args.recipes,
+        recipe_length=20,
+        recipe_family=args.recipe_family,
+        seed=0,
+        jobs=args.jobs,
+        latches="cut",
     )
-    print(
-        f"{sum(r.get('labels', 0) for r in qor.rows)} labels in {args.out / 'qor' / 'qor.csv'}; "
-        f"{time.time() - t0:.0f} s",
-        flush=True,
-    )
+    print(f"{sum(r.get('labels', 0) for r in qor.rows)} labels in {qor_dir / 'qor.csv'}; {time.time() - t0:.0f} s")
+    if (qor_dir / "qor.csv").exists():
+        print(label_summary(qor_dir / "qor.csv", {"held-out": held, "training": train}), flush=True)
     print(
         f"[3/3] pretrain 5 methods on {len(pre)} designs ({args.pretrain_steps} steps each), QoR evaluation", flush=True
     )
     code = geomask_main(
         [
             "eval", "qor", *map(str, held),
-            "--qor-csv", str(args.out / "qor" / "qor.csv"),
+            "--qor-csv", str(qor_dir / "qor.csv"),
             "--pretrain-src", *map(str, pre),
             *(["--train-src", *map(str, train)] if train else []),
             "--pretrain-steps", str(args.pretrain_steps),

@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Preprocess circuits into an AIG dataset with ABC QoR labels (same as `geomask prep circuits`).
 
-python tools/prep_circuits.py SRC... --out DIR [--recipes N] [--recipe-length L] [--seed S] [--jobs J]
+python tools/prep_circuits.py SRC... --out DIR [--recipes N] [--recipe-length L] [--recipe-family uniform|varied]
+    [--seed S] [--jobs J]
     [--executor threads|ray] [--address ADDR]   # ray: ABC labels on a Ray cluster (pip install "geomask[ray]")
 """
 

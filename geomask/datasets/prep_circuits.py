@@ -16,7 +16,12 @@ Each step writes atomically and skips work already on disk, so a killed run star
 rest and ends with the same files as an uninterrupted run.  Designs can be added to a folder in several
 runs: the manifest, ``labels/`` and ``qor.csv`` then hold every design of the folder, exactly as one run over
 all of them writes them.  A run must use the options the folder was made with (recipes, recipe length,
-seed, latches, NOT nodes); otherwise it stops before writing anything.
+recipe family, seed, latches, NOT nodes); otherwise it stops before writing anything.
+
+Recipes come from :func:`geomask.circuits.recipes.family_recipes`, the one function ``eval qor`` draws from too:
+``uniform`` (OpenABC-D's, the default) or ``varied`` (lengths ``1 .. recipe_length``, per-recipe op mixes).  The
+options in ``header.json`` / ``manifest.json`` record the family only when it is not ``uniform``, so folders
+made before the option existed, and uniform folders made since, are byte-identical and resume each other.
 """
 
 from __future__ import annotations
@@ -37,9 +42,11 @@ from geomask.circuits.abc import label_recipes
 from geomask.circuits.recipes import (
     DEFAULT_RECIPE_LENGTH,
     DEFAULT_RECIPES,
+    RECIPE_FAMILIES,
     check_recipe_options,
-    random_recipes,
+    family_recipes,
     recipe_to_abc,
+    unpad,
 )
 from geomask.datasets.circuits import SCHEMA_VERSION, graph_record
 from geomask.datasets.executors import check_executor, make_executor
@@ -55,6 +62,8 @@ __all__ = ["Design", "PrepReport", "find_designs", "prep_circuits"]
 #: One input design (the name this module used before :class:`geomask.io.circuit.CircuitSource`).
 Design = CircuitSource
 _NOT_MODES = ("per_edge", "shared", "attr")  # geomask.circuits.graph.NOT_MODES
+#: Options a folder records only when they differ from these defaults (older folders do not record them).
+_OPTION_DEFAULTS = {"recipe_family": RECIPE_FAMILIES[0]}
 
 
 @dataclass
@@ -93,8 +102,13 @@ def _check_options(out: Path, options: dict[str, Any]) -> None:
         raise FormatError(header, f"cannot read the dataset header ({e})") from None
     if have.get("kind") != "aig":
         raise FormatError(out, f"holds a {have.get('kind')!r} dataset, not circuits; use another --out")
-    old = have.get("options", {})
-    diff = [f"{k}={old.get(k)} (this run: {v})" for k, v in sorted(options.items()) if old.get(k) != v]
+    old = {**_OPTION_DEFAULTS, **have.get("options", {})}
+    new = {**_OPTION_DEFAULTS, **options}
+    diff = [
+        f"{k}={old.get(k)} (this run: {new.get(k)})"
+        for k in sorted(old.keys() | new.keys())
+        if old.get(k) != new.get(k)
+    ]
     if diff:
         raise UsageError(
             f"{out}: already holds a dataset made with other settings: {', '.join(diff)}; "
@@ -158,6 +172,7 @@ def prep_circuits(
     *,
     recipes: int = DEFAULT_RECIPES,
     recipe_length: int = DEFAULT_RECIPE_LENGTH,
+    recipe_family: str = RECIPE_FAMILIES[0],
     seed: int = 0,
     jobs: int = 1,
     latches: str = "keep",
@@ -174,7 +189,10 @@ def prep_circuits(
         sources: circuit files and folders (see :func:`geomask.io.circuit.expand_sources`).
         out: output folder; one made before must have been made with the same options (below).
         recipes: random recipes per design (the same recipes for every design); 0 labels nothing.
-        recipe_length: steps per recipe.
+        recipe_length: steps per recipe (``varied``: the longest).
+        recipe_family: ``"uniform"`` (OpenABC-D: every recipe ``recipe_length`` uniform ops) or ``"varied"``
+            (lengths ``1 .. recipe_length`` and per-recipe op mixes): :func:`geomask.circuits.recipes.family_recipes`,
+            the same recipes as ``eval qor --recipe-family`` for the same seed, count and length.
         seed: recipe seed.
         jobs: parallel conversions, and ABC processes on threads (or the CPUs of a local Ray cluster).
         latches: ``"keep"`` or ``"cut"``.
@@ -203,6 +221,9 @@ def prep_circuits(
         raise UsageError(f"not_nodes must be one of {', '.join(_NOT_MODES)}, got {not_nodes!r}")
     if timeout <= 0 or abc_timeout <= 0:
         raise UsageError(f"timeouts must be positive, got {timeout} (yosys) and {abc_timeout} (ABC)")
+    if recipe_family not in RECIPE_FAMILIES:
+        raise UsageError(f"recipe_family must be one of {', '.join(RECIPE_FAMILIES)}, got {recipe_family!r}")
+    ids = family_recipes(recipe_family, recipes, recipe_length, seed) if recipes > 0 else None  # checked up front
     out = Path(out)
     bad_sources: list[tuple[str, str]] = []
     designs = expand_sources(sources, bad_sources)  # a bad source is a failure; the others are still done
@@ -213,6 +234,8 @@ def prep_circuits(
         "recipe_length": recipe_length,
         "seed": seed,
     }
+    if recipe_family != _OPTION_DEFAULTS["recipe_family"]:
+        options["recipe_family"] = recipe_family
     _check_options(out, options)
     writer = DatasetWriter(out, "aig", SCHEMA_VERSION, options)
     report = PrepReport()
@@ -237,9 +260,8 @@ def prep_circuits(
             report.warnings += [(records[key]["source"], w) for w in records[key].get("warnings", [])]
 
     failed: set[str] = set()
-    if recipes > 0:
-        ids = random_recipes(recipes, recipe_length, seed)
-        recipe_text = [recipe_to_abc(r) for r in ids]
+    if ids is not None:
+        recipe_text = [recipe_to_abc(r) for r in unpad(ids)]
         rbuf = io.StringIO()
         w = csv.writer(rbuf, lineterminator="\n")
         w.writerow(["recipe_id", "recipe"])
@@ -250,7 +272,7 @@ def prep_circuits(
         errors: dict[str, str] = {}
         paths = [out / "aig" / f"{k}.aig" for k in todo]
         with make_executor(executor, jobs, address) if todo else contextlib.nullcontext() as ex:
-            for lab in label_recipes(paths, ids, jobs=jobs, timeout=abc_timeout, progress=progress, executor=ex):
+            for lab in label_recipes(paths, unpad(ids), jobs=jobs, timeout=abc_timeout, progress=progress, executor=ex):
                 key = todo[lab.design]
                 if lab.error is not None:
                     errors.setdefault(key, str(lab.error))
