@@ -46,6 +46,35 @@ images      ``ImageItem(image [C, H, W] uint8, label,      :class:`geomask.datas
 shapes      as images: GENERATED pictures of drawn         as images (``C = 3``)
             shapes (10 classes, not real images), made
             on first use into the cache (``data.shapes``)
+text        ``SequenceItem(ids [n], word_ids [n],          :class:`geomask.sequences.SequenceBatch`
+            vocab)`` int64, no specials (``prep text``     (``ids [B, L]``, ``attention_mask [B, L]``,
+            folders, manifest kind ``text``)               ``lengths [B]``, ``word_ids [B, L]``, vocab);
+                                                           ``data.pack_length`` packs rows
+sequences   as text, without word ids: proteins (ESM       as text (no ``word_ids``)
+            alphabet; ``prep sequences`` folders,
+            manifest kind ``sequences``)
+generated_  as text: GENERATED sentences of a small        as text
+text        grammar (not real text), tokenized, made on
+            first use into the cache
+            (``data.generated_text``)
+graphs      a graph, PyG ``Data`` (``x [N, F]`` float,     PyG ``Batch`` (``x [sum N, F]``, ``edge_index``,
+            ``edge_index``, ``y``): raw Planetoid or TU    ``batch``, ``y``; node-level sets: one graph with
+            folders, or ``prep graphs`` folders            ``train_mask``, ``val_mask``, ``test_mask``)
+            (manifest kind ``graphs``)
+scan_       a real object cut out of a labelled scan,      dense ``[B, P, 3]`` float tensor (as objects)
+objects     ``[P, 3]`` (``prep objects`` folders,
+            manifest kind ``scan_objects``)
+peptide_    ``PeptidePair(receptor [n_r], peptide [n_p],   :class:`geomask.datasets.peptides.PeptidePairBatch`,
+pairs       vocab)`` int64 residues (``prep peptides``     a SequenceBatch of ``<cls> receptor <eos> peptide
+            folders, manifest kind ``peptide_pairs``)      <eos>`` with ``segment_ids [B, L]`` (1 = peptide)
+generated_  as peptide_pairs: GENERATED pairs (a           as peptide_pairs
+peptides    learnable rule, not real binders), made on
+            first use into the cache
+            (``data.generated_peptides``)
+paired_     as peptide_pairs (A, B): GENERATED paired      as peptide_pairs: ``<cls> A <eos> B <eos>``,
+families    families (a known A-B coupling, not real       ``segment_ids`` 1 = B
+            MSAs), the true pairs of the training
+            species, made on first use into the cache
 ==========  =============================================  =======================================================
 
 ``corpus`` and ``corpus_pairs`` are built from the repository's ``data/corpus`` on first use (one progress line)
@@ -53,9 +82,10 @@ into a cache folder, ``data.corpus.cache``, else ``$GEOMASK_CACHE``, else ``<rep
 ``<kind>-<designs>-<options hash>``, and read from there afterwards; ``scenes`` are generated rooms
 (:mod:`geomask.datasets.generated_scenes`), prepared by ``geomask prep scans``' code into that cache folder on first
 use (one progress line), ``shapes`` generated pictures (:mod:`geomask.datasets.generated_images`) prepared by
-``geomask prep images``' code the same way.  The four are **default data**
-(``default_data``): a config that sets ``data.roots`` reads those folders instead (as ``auto``), so
-``--set data.roots=[my/prep]`` points a shipped config at one's own data.
+``geomask prep images``' code the same way, and so are ``generated_text``, ``generated_peptides`` and
+``paired_families``.  These seven are **default data** (``default_data``): a config that sets ``data.roots``
+reads those folders instead (as ``auto``), so ``--set data.roots=[my/prep]`` points a shipped config at one's own
+data.
 
 Kinds with the same collate may share a run (``auto`` over a circuits and a pairs folder); others may not.
 A new kind::

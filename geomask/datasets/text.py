@@ -293,7 +293,7 @@ class GeneratedTextSpec:
     cache: str = ""
 
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: the WordPiece tokenizer is trained reproducibly (geomask.sequences.tokenizer)
 
 
 def build_generated_text(spec: GeneratedTextSpec = GeneratedTextSpec()) -> Path:

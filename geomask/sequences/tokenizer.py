@@ -8,6 +8,17 @@ and punctuation.
 Word ids: token ``t`` of a sequence belongs to word ``word_ids[t]`` (0-based within the sequence; a WordPiece
 continuation ``##x`` shares its word's id, as Hugging Face's ``DataCollatorForWholeWordMask`` groups them); special
 tokens get ``-1``.
+
+Reproducibility: training is a pure function of the text and the options, the same in every process and on every
+machine.  The ``tokenizers`` package's ``WordPieceTrainer`` is not (huggingface/tokenizers#1794): its BPE core
+creates the continuation tokens ``##x`` while iterating a hash map of words, so their ids follow the per-process
+hash order, and those ids break ties between equally frequent pairs, so even the learned vocabulary differs from run
+to run.  WordPiece is therefore trained here as plain BPE on words whose non-initial characters are re-coded as
+unused private-use characters (one per ``##x``): every symbol is then in the trainer's alphabet, which it sorts by
+code point, so ids and tie-breaks are fixed; the learned tokens are mapped back (``##`` + the original characters).
+The result is one of the vocabularies the package's own trainer can produce (the one whose ``##x`` ids come in
+character order).  Byte-level BPE has no continuation tokens (all its symbols are the sorted byte alphabet) and is
+already reproducible.
 """
 
 from __future__ import annotations
@@ -16,6 +27,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -47,10 +59,11 @@ def train_tokenizer(lines: Iterable[str], vocab_size: int = 8000, kind: str = "w
         tok.normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=True)
         tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         tok.decoder = decoders.WordPiece()
-        trainer = trainers.WordPieceTrainer(
-            vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(SPECIAL_TOKENS)
-        )
-    elif kind == "bpe":
+        vocab = _train_wordpiece_vocab(tok, lines, vocab_size, min_frequency)
+        tok.model = models.WordPiece(vocab, unk_token="[UNK]")
+        tok.add_special_tokens(list(SPECIAL_TOKENS))
+        return tok
+    if kind == "bpe":
         tok = Tokenizer(models.BPE(unk_token="[UNK]"))
         tok.normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=True)
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
@@ -60,11 +73,64 @@ def train_tokenizer(lines: Iterable[str], vocab_size: int = 8000, kind: str = "w
             min_frequency=min_frequency,
             special_tokens=list(SPECIAL_TOKENS),
             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,  # its bars print blank lines on stdout when it is not a terminal
         )
-    else:
-        raise ValueError(f"tokenizer kind must be 'wordpiece' or 'bpe', got {kind!r}")
-    tok.train_from_iterator(lines, trainer=trainer)
-    return tok
+        tok.train_from_iterator(lines, trainer=trainer)
+        return tok
+    raise ValueError(f"tokenizer kind must be 'wordpiece' or 'bpe', got {kind!r}")
+
+
+_PREFIX = "##"
+_REPEAT = 4096  # copies of one word per string fed to the trainer
+_PRIVATE = 0xF0000  # the first code point of the Supplementary Private Use Areas
+
+
+def _train_wordpiece_vocab(tok, lines: Iterable[str], vocab_size: int, min_frequency: int) -> dict[str, int]:
+    """WordPiece ``{token: id}`` learned on ``lines`` by ``tok``'s normaliser and pre-tokeniser, reproducibly
+    (module docstring): ids are the specials, the alphabet (characters, then ``##`` + character, each in code-point
+    order), then merged tokens in the order they were learned."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    norm, pre = tok.normalizer, tok.pre_tokenizer
+    words: Counter[str] = Counter()
+    for line in lines:  # what Tokenizer.train_from_iterator counts: normalised, pre-tokenised words
+        words.update(w for w, _ in pre.pre_tokenize_str(norm.normalize_str(line)))
+    chars = set("".join(words))
+    later = sorted({c for w in words for c in w[1:]})
+    code = max(_PRIVATE, max(map(ord, chars), default=0) + 1)  # above every character, if there is room
+    if code + len(later) > 0x110000:
+        code = _PRIVATE
+    free = (chr(c) for c in range(code, 0x110000) if chr(c) not in chars and not 0xD800 <= c < 0xE000)
+    recode = {c: next(free) for c in later}  # order-preserving: ##x ids follow x's code point
+    if len(recode) < len(later):  # pragma: no cover - needs ~1M distinct characters
+        raise ValueError("too many distinct characters to train a WordPiece tokenizer")
+    back = {v: k for k, v in recode.items()}
+    table = str.maketrans(recode)
+
+    def feed():
+        for w, n in words.items():
+            coded = w[0] + w[1:].translate(table) + " "
+            for k in range(0, n, _REPEAT):
+                yield coded * min(_REPEAT, n - k)
+
+    bpe = Tokenizer(models.BPE(unk_token="[UNK]"))
+    bpe.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=sorted(chars),  # the package's WordPiece alphabet: every character seen, anywhere
+        show_progress=False,
+    )
+    bpe.train_from_iterator(feed(), trainer=trainer)
+    out = {}
+    for t, i in bpe.get_vocab().items():
+        if t not in SPECIAL_TOKENS and t[0] in back:
+            t = _PREFIX + "".join(back[c] for c in t)
+        elif t not in SPECIAL_TOKENS:
+            t = t[0] + "".join(back[c] for c in t[1:])
+        out[t] = i
+    return out
 
 
 def save_tokenizer(tok, folder: str | Path) -> Path:

@@ -51,6 +51,19 @@ def test_builtin_kinds_are_listed_with_one_line_descriptions():
     assert {k for taken in METHOD_KINDS.values() for k in taken} <= set(listed)
 
 
+def test_the_module_docstring_table_names_every_kind():
+    # the first column of the table in geomask.datasets.kinds' docstring (long names wrap after "_": corpus_ pairs)
+    doc = kinds.__doc__
+    rows = doc[doc.index("kind        item") :].split("\n==========")[1].splitlines()[1:]
+    names: list[str] = []
+    for cell in (r[:10].strip() for r in rows):
+        if cell and names and names[-1].endswith("_"):
+            names[-1] += cell
+        elif cell:
+            names.append(cell)
+    assert sorted(names) == sorted(available_data_kinds())
+
+
 def test_unknown_kind_is_one_line_naming_the_valid_ones():
     with pytest.raises(UsageError) as e:
         get_data_kind("meshes")
