@@ -241,15 +241,18 @@ def build_graphmae2(
     momentum: float = 0.996,
     latent_nodes: str = "masked",
     proj_dim: int = 256,
+    gat_init: str = "glorot",
 ) -> GraphMAE2:
     """GraphMAE2: the encoder, decoder, masker and loss of :func:`~geomask.methods.graphmae.build_graphmae` (same
     keywords, both modes), plus ``remask`` / ``remask_rate`` / ``num_remask`` (re-mask views), ``lam`` /
-    ``momentum`` / ``latent_nodes`` / ``proj_dim`` (latent prediction against the EMA target encoder)."""
+    ``momentum`` / ``latent_nodes`` / ``proj_dim`` (latent prediction against the EMA target encoder); ``gat_init``
+    as GraphMAE's (GraphMAE2's authors initialise their GAT layers the same way: ``xavier_relu`` in the Cora and
+    CiteSeer configs)."""
     base = build_graphmae.__wrapped__(  # type: ignore[attr-defined]  # the aliases are checked here already
         encoder=encoder, hidden=hidden, layers=layers, num_types=num_types, dropout=dropout, gat_heads=gat_heads,
         checkpoint_nodes=checkpoint_nodes, decoder_layers=decoder_layers, mask_ratio=mask_ratio, gamma=gamma,
         masker=masker, loss=loss, num_relations=num_relations, in_dim=in_dim, replace_rate=replace_rate,
-        attn_drop=attn_drop, residual=residual, norm=norm, pooling=pooling,
+        attn_drop=attn_drop, residual=residual, norm=norm, pooling=pooling, gat_init=gat_init,
     )  # fmt: skip
     return GraphMAE2(
         base.encoder, base.decoder, hidden, base.masker, num_types, loss=base.criterion, in_dim=in_dim,

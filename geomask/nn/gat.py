@@ -44,7 +44,10 @@ from torch import Tensor, nn
 
 from geomask.nn.dropout import dropout
 
-__all__ = ["GATConv", "GATGraph", "attention_spmm", "gat_graph", "pyg_gat_state"]
+GAT_INITS = ("glorot", "xavier_relu")
+"""Initialisation schemes of :meth:`GATConv.reset_parameters`: PyG's, and DGL's / GraphMAE's."""
+
+__all__ = ["GAT_INITS", "GATConv", "GATGraph", "attention_spmm", "gat_graph", "pyg_gat_state"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -272,14 +275,32 @@ class GATConv(nn.Module):
             self.register_parameter("bias", None)
         self.reset_parameters()
 
-    def reset_parameters(self) -> None:
-        """PyG's initialisation: Glorot-uniform weights and attention vectors, zero bias."""
-        nn.init.xavier_uniform_(self.lin.weight)
-        if self.res is not None:
-            nn.init.xavier_uniform_(self.res.weight)
-        for att in (self.att_src, self.att_dst):
-            bound = math.sqrt(6.0 / (att.shape[-2] + att.shape[-1]))
-            nn.init.uniform_(att, -bound, bound)
+    def reset_parameters(self, init: str = "glorot") -> None:
+        """Initialise the parameters (zero bias in both schemes).
+
+        Args:
+            init: ``"glorot"``: PyG's Glorot-uniform weights and attention vectors (fans ``H + C`` for the
+                ``[1, H, C]`` vectors); ``"xavier_relu"``: DGL's ``GATConv`` and GraphMAE's (both its DGL and PyG
+                code), Xavier-normal with gain :math:`\\sqrt{2}` on the projection, the residual map and the
+                attention vectors (torch's fans of ``[1, H, C]``: ``H·C`` in, ``C`` out).
+
+        Raises:
+            ValueError: an unknown ``init``.
+        """
+        if init not in GAT_INITS:
+            raise ValueError(f"unknown GAT init {init!r}; valid: {', '.join(GAT_INITS)}")
+        if init == "xavier_relu":
+            gain = nn.init.calculate_gain("relu")
+            res = [self.res.weight] if self.res is not None else []
+            for w in (self.lin.weight, self.att_src, self.att_dst, *res):
+                nn.init.xavier_normal_(w, gain=gain)
+        else:
+            nn.init.xavier_uniform_(self.lin.weight)
+            if self.res is not None:
+                nn.init.xavier_uniform_(self.res.weight)
+            for att in (self.att_src, self.att_dst):
+                bound = math.sqrt(6.0 / (att.shape[-2] + att.shape[-1]))
+                nn.init.uniform_(att, -bound, bound)
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 

@@ -175,3 +175,28 @@ def test_real_enzymes_reads_six_classes_of_one_hot_node_labels(shared_data):
     gs = load_graph_set(shared_data / "graphs" / "ENZYMES")
     assert (gs.name, gs.level, gs.num_graphs, gs.num_classes, gs.num_features) == ("ENZYMES", "graph", 600, 6, 3)
     assert torch.equal(gs.tensors["x"].sum(1), torch.ones(gs.tensors["x"].shape[0]))
+
+
+# THUDM/GraphMAE configs.yml ("cora", "citeseer") and its GAT code, item by item, as geomask's config keys
+AUTHORS = {
+    "Cora": {"hidden": 512, "gat_heads": 4, "layers": 2, "dropout": 0.2, "attn_drop": 0.1, "replace_rate": 0.05,
+             "gamma": 3.0, "lr": 1e-3, "weight_decay": 2e-4, "epochs": 1500, "probe": (0.01, 1e-4, 300)},
+    "CiteSeer": {"hidden": 512, "gat_heads": 2, "layers": 2, "dropout": 0.2, "attn_drop": 0.1, "replace_rate": 0.1,
+                 "gamma": 1.0, "lr": 1e-3, "weight_decay": 2e-5, "epochs": 300, "probe": (0.01, 0.01, 300)},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("ds", sorted(AUTHORS))
+def test_shipped_node_configs_carry_the_authors_settings(ds):
+    from geomask.eval.graphs import _PROBE, _config
+
+    want, cfg = AUTHORS[ds], _config(ds, None, "graphmae")
+    m, o = cfg["method"], cfg["optim"]
+    for key in ("hidden", "gat_heads", "layers", "dropout", "attn_drop", "replace_rate"):
+        assert m[key] == want[key], key
+    assert (m["encoder"], m["decoder_layers"], m["residual"], m["norm"]) == ("gat", 1, False, None)
+    assert m["gat_init"] == "xavier_relu"  # DGL's GATConv init (Xavier-normal, gain sqrt 2), not PyG's Glorot
+    assert m["masker"] == {"name": "uniform", "ratio": 0.5} and m["loss"] == {"name": "sce", "gamma": want["gamma"]}
+    assert (o["name"], o["scheduler"]) == ("adam", "cosine")
+    assert (o["lr"], o["weight_decay"]) == (want["lr"], want["weight_decay"])
+    assert cfg["trainer"]["max_steps"] == want["epochs"] and _PROBE["graphmae"][ds] == want["probe"]

@@ -87,3 +87,15 @@ def test_builder_checks():
         build(pooling="median")
     with pytest.raises(ValueError, match="in_dim=6"):
         build()(feature_batch(f=5), torch.Generator())
+
+
+def test_gat_init_graphmae_xavier_relu_or_default_glorot():
+    def att_std(model: GraphMAE) -> float:
+        return model.encoder.convs[0].att_src.std().item()
+
+    kw = {"in_dim": 600, "hidden": 256, "gat_heads": 2, "replace_rate": 0.0}
+    ours, pyg = build(gat_init="xavier_relu", **kw), build(**kw)  # the default stays PyG's
+    assert att_std(ours) == pytest.approx(2 * (1 / (3 * 128)) ** 0.5, rel=0.15)  # xavier_normal, gain sqrt 2
+    assert att_std(pyg) == pytest.approx((2 / (2 + 128)) ** 0.5, rel=0.15)  # PyG's Glorot-uniform
+    with pytest.raises(ValueError, match="gat_init"):
+        build(gat_init="kaiming")

@@ -133,3 +133,24 @@ def test_bad_edges():
         conv(torch.randn(4, 3), torch.tensor([[0, 4], [1, 2]]))
     with pytest.raises(ValueError, match=r"\[2, E\]"):
         conv(torch.randn(4, 3), torch.zeros(3, 2, dtype=torch.long))
+
+
+def test_init_schemes_glorot_and_graphmae_xavier_relu():
+    torch.manual_seed(0)
+    conv = GATConv(1433, 128, heads=4, residual=True)  # Cora's first GraphMAE layer
+    glorot = {k: v.std().item() for k, v in conv.named_parameters() if k != "bias"}
+    with torch.no_grad():
+        conv.bias.fill_(1.0)
+    conv.reset_parameters("xavier_relu")
+    relu = {k: v.std().item() for k, v in conv.named_parameters() if k != "bias"}
+    assert conv.bias.abs().max() == 0
+    # DGL / GraphMAE: std = sqrt(2) * sqrt(2 / (fan_in + fan_out)); torch's fans of [1, H, C] are H·C and C
+    expect = {"lin.weight": (2 * 2 / (1433 + 512)) ** 0.5, "res.weight": (2 * 2 / (1433 + 512)) ** 0.5}
+    expect |= {k: (2 * 2 / (512 + 128)) ** 0.5 for k in ("att_src", "att_dst")}
+    for k, std in expect.items():
+        assert relu[k] == pytest.approx(std, rel=0.1), k
+    # PyG's Glorot-uniform: std = sqrt(2 / (fan_in + fan_out)), the attention vectors' fans H + C
+    assert glorot["lin.weight"] == pytest.approx((2 / (1433 + 512)) ** 0.5, rel=0.05)
+    assert glorot["att_src"] == pytest.approx((2 / (4 + 128)) ** 0.5, rel=0.15)
+    with pytest.raises(ValueError, match="unknown GAT init"):
+        conv.reset_parameters("kaiming")
