@@ -6,15 +6,16 @@ Each layer is a pre-norm residual block, like :class:`~geomask.nn.deepgcn.ResPlu
     \\mathbf{x}' = \\mathbf{x} + \\mathrm{Conv}\\big(\\mathrm{Dropout}(\\mathrm{ReLU}(\\mathrm{LayerNorm}(
     \\mathbf{x}))), \\mathcal{E}\\big)
 
-with ``Conv`` one of PyG's ``GCNConv``, ``GINConv`` (2-layer MLP) or ``GATConv`` (``heads`` heads of
-``H / heads`` channels, concatenated).  Messages flow along ``edge_index`` (fanin → gate).
+with ``Conv`` one of PyG's ``GCNConv``, ``GINConv`` (2-layer MLP) or a GAT layer (``heads`` heads of ``H / heads``
+channels, concatenated; :class:`geomask.nn.gat.GATConv`, PyG ``GATConv``'s semantics and parameter names on sorted
+edges, the graph sorted once per forward for every layer).  Messages flow along ``edge_index`` (fanin → gate).
 """
 
 from __future__ import annotations
 
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch_geometric.nn import GATConv, GCNConv, GINConv
+from torch_geometric.nn import GCNConv, GINConv
 
 from geomask.errors import UsageError
 from geomask.nn.aggregation import NeighborTable
@@ -35,7 +36,7 @@ def _conv(kind: str, hidden: int, heads: int) -> nn.Module:
     if kind == "gat":
         if hidden % heads:
             raise ValueError(f"hidden ({hidden}) must be divisible by heads ({heads}) for GAT")
-        return GATConv(hidden, hidden // heads, heads=heads)
+        return FastGATConv(hidden, hidden // heads, heads=heads)
     raise ValueError(f"unknown GNN kind {kind!r}; valid: {', '.join(GNN_KINDS)}")
 
 
@@ -75,9 +76,10 @@ class GNNEncoder(nn.Module):
                 f"encoder {self.kind!r} reads no edge types (the graphs carry inversions as edge_type): use "
                 "encoder deepgcn with num_relations=2, or not_nodes per_edge / shared"
             )
+        graph = gat_graph(edge_index, x.shape[0]) if self.kind == "gat" else None  # sorted once for every layer
         for conv, norm in zip(self.convs, self.norms):
             h = F.dropout(F.relu(norm(x)), self.dropout, self.training)
-            x = x + conv(h, edge_index)
+            x = x + (conv(h, edge_index) if graph is None else conv(h, edge_index, graph))
         return x
 
 
