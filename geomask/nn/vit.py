@@ -142,7 +142,9 @@ class Attention(nn.Module):
 
     def forward(self, x: Tensor, attn_mask: Tensor | None = None) -> Tensor:
         b, n, c = x.shape
-        q, k, v = self.qkv(x).view(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
+        # split q, k, v on the [B, N, 3, H, D] view itself: their gradients stack straight back into that layout
+        # (one copy), where permuting to [3, B, H, N, D] first costs a stack and a re-layout copy per step
+        q, k, v = (t.transpose(1, 2) for t in self.qkv(x).view(b, n, 3, self.heads, c // self.heads).unbind(2))
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
         return self.proj(out.transpose(1, 2).reshape(b, n, c))
 
