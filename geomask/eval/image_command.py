@@ -106,9 +106,10 @@ def add_image_eval_parser(eval_subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--pretrain-steps",
         type=nonnegative_int,
-        default=500,
+        default=None,
         metavar="N",
-        help="pretraining steps per method and seed (default 500)",
+        help="pretraining steps per method and seed, the same for every method (default: each method's own, "
+        "geomask.eval.images.PRETRAIN_STEPS: spark 1500, the others 500)",
     )
     p.add_argument(
         "--finetune-steps",

@@ -4,9 +4,11 @@ scratch network.
 For each method (default: every registered method whose ``data_kinds`` include ``images``) and seed:
 
 1. **Pretrain** a fresh model (built with the seed from ``configs/<name>_cpu.yaml``, the ``method`` section, plus
-   ``--config`` overrides) on the ``--train`` images for ``pretrain_steps`` steps: a plain loop (AdamW with the
-   config's ``optim`` lr / weight decay / betas / warmup / cosine / grad clip, batch ``data.batch_size``), random
-   resized crops (scale 0.2-1) and flips drawn from the step's generator, like ``geomask pretrain``.
+   ``--config`` overrides) on the ``--train`` images for ``pretrain_steps`` steps (``--pretrain-steps`` for every
+   method; without it :data:`PRETRAIN_STEPS` of the method, else :data:`DEFAULT_PRETRAIN_STEPS`): a plain loop
+   (AdamW with the config's ``optim`` lr / weight decay / betas / warmup / cosine / grad clip, batch
+   ``data.batch_size``), random resized crops (area ``data.images.crop_scale``, default 0.2-1) and flips drawn from
+   the step's generator, like ``geomask pretrain``.
 2. **Frozen features** ``method.features(batch)`` of every train and test image, scored by
    * ``linear``: top-1 of a logistic regression (one linear layer, Adam lr 1e-2, weight decay 1e-4, full batch,
      ``probe_epochs`` steps) on features standardised with the train set's mean and std;
@@ -49,6 +51,8 @@ from geomask.errors import FormatError, GeomaskError, UsageError
 
 __all__ = [
     "DEFAULT_METHODS",
+    "DEFAULT_PRETRAIN_STEPS",
+    "PRETRAIN_STEPS",
     "ImageEvalBudget",
     "ImageSet",
     "evaluate_images",
@@ -64,6 +68,12 @@ __all__ = [
 
 DEFAULT_METHODS = ("mae", "simmim", "spark", "mfm", "hpm")
 """The image methods of issue #12 in table order; other registered image methods follow them."""
+DEFAULT_PRETRAIN_STEPS = 500
+"""Pretraining steps of a method without its own entry in :data:`PRETRAIN_STEPS`."""
+PRETRAIN_STEPS: dict[str, int] = {"spark": 1500}
+"""Per-method default pretraining steps (issue #12's budget: at most 15 minutes of pretraining per method on 2
+cores).  SparK: 1500 steps (about 10 epochs of 10,000 images; its whole CIFAR-10 evaluation, baselines included,
+took 251 s on one thread), at ``configs/spark_cpu.yaml``'s lr 5e-4 (its comment gives the measurements)."""
 KNN_K = 20
 KNN_TEMPERATURE = 0.07
 _CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -239,7 +249,12 @@ def pretrain(model: nn.Module, x: Tensor, cfg: dict[str, Any], steps: int, seed:
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _cosine(s, steps, warmup) if cosine else 1.0)
     clip = o.get("grad_clip")
     bs = min(int(d.get("batch_size", 64)), len(x))
-    aug = ImageAugment((0.2, 1.0), (3 / 4, 4 / 3), True)
+    crops = d.get("images") or {}
+    aug = ImageAugment(
+        tuple(crops.get("crop_scale", (0.2, 1.0))),  # type: ignore[arg-type]
+        tuple(crops.get("crop_ratio", (3 / 4, 4 / 3))),  # type: ignore[arg-type]
+        bool(crops.get("flip", True)),
+    )
     gen = torch.Generator().manual_seed(seed)
     model.train()
     for step in range(steps):
@@ -429,15 +444,22 @@ def reconstruction_rows(
 
 @dataclass(frozen=True)
 class ImageEvalBudget:
-    """The one budget every method and baseline gets (the command's options)."""
+    """The one budget every method and baseline gets (the command's options); ``pretrain_steps=None``: each
+    method's own default (:meth:`steps_for`)."""
 
     methods: tuple[str, ...] = ()
     seeds: tuple[int, ...] = (0,)
-    pretrain_steps: int = 500
+    pretrain_steps: int | None = None
     finetune_steps: int = 300
     finetune_batch: int = 64
     probe_epochs: int = 300
     overrides: dict[str, Any] = field(default_factory=dict)
+
+    def steps_for(self, method: str) -> int:
+        """``pretrain_steps``, or without it :data:`PRETRAIN_STEPS` of ``method`` (:data:`DEFAULT_PRETRAIN_STEPS`)."""
+        if self.pretrain_steps is not None:
+            return int(self.pretrain_steps)
+        return PRETRAIN_STEPS.get(method, DEFAULT_PRETRAIN_STEPS)
 
 
 def _signature(model: nn.Module) -> tuple:
@@ -496,7 +518,7 @@ def evaluate_images(
     left_out: dict[str, str] = {}
     for m in list(methods):  # a method that cannot be built on these images is left out with one line
         try:
-            net = _build(m, cfgs[m], 0, budget.pretrain_steps)
+            net = _build(m, cfgs[m], 0, budget.steps_for(m))
             features(net, xa[:2])
         except GeomaskError as e:
             _left_out(m, e, left_out)
@@ -519,7 +541,7 @@ def evaluate_images(
             for s in budget.seeds:
                 if owner == m:  # this architecture's random and scratch baselines
                     t0 = time.perf_counter()
-                    rnd = _build(m, cfg, s, budget.pretrain_steps)
+                    rnd = _build(m, cfg, s, budget.steps_for(m))
                     fa, fb = features(rnd, xa), features(rnd, xb)
                     add(base("random", m), "linear", linear_top1(fa, ya, fb, yb, s, budget.probe_epochs, classes), 0.0)
                     add(base("random", m), "knn", knn_top1(fa, ya, fb, yb), time.perf_counter() - t0)
@@ -527,8 +549,8 @@ def evaluate_images(
                     fine = finetune_top1(rnd, xa, ya, xb, yb, budget.finetune_steps, budget.finetune_batch, s, classes)
                     add(base("scratch", m), "finetune", fine, time.perf_counter() - t0)
                 t0 = time.perf_counter()
-                model = _build(m, cfg, s, budget.pretrain_steps)
-                pretrain(model, xa, cfg, budget.pretrain_steps, s)
+                model = _build(m, cfg, s, budget.steps_for(m))
+                pretrain(model, xa, cfg, budget.steps_for(m), s)
                 fa, fb = features(model, xa), features(model, xb)
                 add(m, "linear", linear_top1(fa, ya, fb, yb, s, budget.probe_epochs, classes), 0.0)
                 add(m, "knn", knn_top1(fa, ya, fb, yb), 0.0)
@@ -562,6 +584,7 @@ def evaluate_images(
         "methods": methods,
         "seeds": list(budget.seeds),
         "pretrain_steps": budget.pretrain_steps,
+        "pretrain_steps_per_method": {m: budget.steps_for(m) for m in methods},
         "finetune_steps": budget.finetune_steps,
         "finetune_batch": budget.finetune_batch,
         "probe_epochs": budget.probe_epochs,

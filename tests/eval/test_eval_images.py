@@ -175,3 +175,44 @@ def test_a_config_naming_another_encoder_replaces_the_shipped_method_section():
     assert cnn == {"name": "simmim", "encoder": "cnn", "backbone": "tiny"}  # no ViT keys left behind
     vit = method_config("simmim", {"method": {"encoder": "vit", "depth": 2}})["method"]
     assert vit["depth"] == 2 and vit["dim"] == method_config("simmim")["method"]["dim"]  # merged into the shipped one
+
+
+def test_pretraining_steps_are_per_method_unless_given():
+    from geomask.eval.image_command import add_image_eval_parser
+    from geomask.eval.images import DEFAULT_PRETRAIN_STEPS, PRETRAIN_STEPS, ImageEvalBudget
+
+    own = ImageEvalBudget()
+    assert own.steps_for("spark") == PRETRAIN_STEPS["spark"] != DEFAULT_PRETRAIN_STEPS
+    assert own.steps_for("mae") == DEFAULT_PRETRAIN_STEPS
+    given = ImageEvalBudget(pretrain_steps=7)
+    assert given.steps_for("spark") == given.steps_for("mae") == 7
+    import argparse
+
+    sub = argparse.ArgumentParser().add_subparsers()
+    add_image_eval_parser(sub)
+    action = next(a for a in sub.choices["images"]._actions if a.dest == "pretrain_steps")
+    assert action.default is None
+    for name, steps in PRETRAIN_STEPS.items():  # the help states every per-method default
+        assert f"{name} {steps}" in action.help
+    assert f"the others {DEFAULT_PRETRAIN_STEPS}" in action.help
+
+
+def test_pretraining_crops_follow_the_config(monkeypatch):
+    import geomask.datasets.image_augment as image_augment
+
+    seen = []
+    real = image_augment.ImageAugment
+
+    def spy(*args):
+        seen.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(image_augment, "ImageAugment", spy)
+    cfg = method_config("mae", TINY)
+    model = _build("mae", cfg, 0, 1)
+    x = torch.randn(4, 3, 16, 16)
+    pretrain(model, x, cfg, 1, seed=0)
+    assert seen[-1][0] == (0.2, 1.0)  # MAE's default
+    cfg["data"]["images"] = {"crop_scale": [0.67, 1.0]}  # SparK's ImageNet recipe
+    pretrain(model, x, cfg, 1, seed=0)
+    assert seen[-1][0] == (0.67, 1.0)
