@@ -234,11 +234,13 @@ def _batch(values: Tensor, labels: Tensor | None = None) -> Any:
 def pretrain(model: nn.Module, x: Tensor, cfg: dict[str, Any], steps: int, seed: int) -> None:
     """``steps`` steps of ``model``'s loss on random batches of normalised images ``x`` (module docstring)."""
     from geomask.datasets.image_augment import ImageAugment
+    from geomask.train.optimizers import build_optimizer
 
     if steps <= 0:
         return
     o, d = cfg.get("optim") or {}, cfg.get("data") or {}
-    opt = torch.optim.AdamW(
+    opt = build_optimizer(
+        str(o.get("name", "adamw")),
         model.parameters(),
         lr=float(o.get("lr", 1e-3)),
         weight_decay=float(o.get("weight_decay", 0.05)),

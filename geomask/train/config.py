@@ -87,7 +87,7 @@ __all__ = [
 ]
 
 NOT_MODES = ("per_edge", "shared", "attr")
-OPTIMIZERS = ("adamw", "adam", "sgd")
+OPTIMIZERS = ("adamw", "adam", "sgd", "lamb")
 SCHEDULERS = ("none", "cosine", "linear")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 LOGGERS = ("csv", "tensorboard")

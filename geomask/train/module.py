@@ -33,6 +33,7 @@ from torch import nn
 
 from geomask.methods.base import seeded_rng
 from geomask.train.config import OptimConfig
+from geomask.train.optimizers import build_optimizer
 
 __all__ = ["MethodModule", "step_seed"]
 
@@ -126,11 +127,7 @@ class MethodModule(pl.LightningModule):
     def configure_optimizers(self) -> Any:
         o = self.optim_cfg
         params = [p for p in self.method.parameters() if p.requires_grad]
-        if o.name == "sgd":
-            opt = torch.optim.SGD(params, lr=o.lr, momentum=o.betas[0], weight_decay=o.weight_decay)
-        else:
-            cls = torch.optim.AdamW if o.name == "adamw" else torch.optim.Adam
-            opt = cls(params, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+        opt = build_optimizer(o.name, params, o.lr, tuple(o.betas), o.weight_decay)
         if o.scheduler == "none" and o.warmup_steps == 0:
             return opt
         warmup, total, floor = o.warmup_steps, o.schedule_steps or self.max_steps, o.min_lr / o.lr
