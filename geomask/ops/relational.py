@@ -12,6 +12,18 @@ and the rows it reads and writes (neighbours of a block of sites are near it in 
 instead of sweeping the whole feature matrix once per relation. Rows are gathered and scattered by compiled
 loops (numba; serial, so repeated destinations are summed correctly) through preallocated buffers, the matrix
 product is ``torch.mm(out=...)``. Unsorted destinations fall back to chunks of each relation's range in order.
+Tiles own disjoint destination rows, so worker threads share them (dynamic scheduling,
+:func:`geomask.ops.threads.share`) and every row is summed in the same order for any number of threads.
+
+When nearly every (destination, relation) slot holds one edge (convolutions on dense grids: images, SparK), or the
+input is narrow (a 7x7 stem on 3 colour channels), the *neighbour-table path* replaces the loop: per tile one
+gather of every relation's source row into ``[rows, R * C_in]`` (zeros where there is none) and one GEMM with the
+weights stacked to ``[R * C_in, C_out]``, no scatter at all (thresholds measured: ``_TABLE_FILL`` ...).
+
+Backward: ``grad_x`` is the forward of the reversed edges (``index.transpose()``, cached; it tiles and parallelises
+like the forward and takes the table path by the same rule), ``grad_w`` is split by relation over the threads (each
+relation summed over the same ranges in the same order) or, on the table path, summed over a fixed number of tile
+groups; so outputs and gradients do not depend on the thread count (tested bit for bit).
 Elsewhere (GPU, half precision) it is ``index_select`` → ``mm`` → ``index_add_`` per relation.
 
 .. math::
