@@ -214,6 +214,7 @@ _TILE_BYTES = 2**21  # destination rows per tile: this many bytes of the wider f
 _MIN_ROWS = 1024  # and never fewer rows (nor edges per chunk) than this
 _CHUNK_BYTES = 2**20  # per buffer, when tiling is not possible
 _PARALLEL_MACS = 1_500_000  # tiles go to worker threads when a range averages this many multiply-adds
+_TILES_PER_WORKER = 2  # with several workers, tiles are small enough for at least this many per worker
 # the neighbour-table path (one gather of every relation's row into [rows, R * C_in], one GEMM, no scatter) when
 # the table is nearly full and the layer not GEMM-bound, or the input is narrow (SparK's 7x7 stem on 3 colour
 # channels: 49 GEMMs with 3-wide inner products otherwise); measured on 224 px image grids, one thread: 1.3-1.7x at
@@ -243,7 +244,7 @@ def _ranges(
         return index._tiles[key]
     rows = max(_MIN_ROWS, _TILE_BYTES // (itemsize * width))
     if workers > 1:
-        rows = max(_MIN_ROWS, min(rows, -(-index.num_dst // (2 * workers))))
+        rows = max(_MIN_ROWS, min(rows, -(-index.num_dst // (_TILES_PER_WORKER * workers))))
     ptr = index.ptr
     ok = False
     if index.dst.numel() and index.num_dst > 0:
