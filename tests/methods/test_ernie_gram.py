@@ -92,10 +92,12 @@ def test_generator_replaces_units_with_same_length_identities():
     assert float(oa["mlm"]) != pytest.approx(float(ob["mlm"]))  # the main model saw the generator's samples
 
 
-def test_tiny_run_beats_the_unigram_baseline():
+def _trained_tiny(steps: int, test_sentences: int, **extra):
+    """A tiny ERNIE-Gram on the word-batch fixture (lexicon mined from its training half), trained ``steps`` seeded
+    AdamW steps; returns the model (eval mode), the vocabulary, the training and the held-out items."""
     torch.manual_seed(0)
     vocab, train = word_batches(640, 0)
-    _, test = word_batches(64, 1)
+    _, test = word_batches(test_sentences, 1)
     ids = torch.cat([it.ids for it in train])
     lex = mine_lexicon(ids, vocab_size=vocab.size, top_k=30, min_count=5)
     grams = [row[:n].tolist() for row, n in zip(lex.grams, lex.lengths)]
@@ -111,18 +113,25 @@ def test_tiny_run_beats_the_unigram_baseline():
         generator_dim=16,
         generator_depth=1,
         generator_heads=2,
+        **extra,
     )
     opt = torch.optim.AdamW(m.parameters(), lr=3e-3)
     g = torch.Generator().manual_seed(0)
     m.train()
-    for _ in range(120):
+    for _ in range(steps):
         idx = torch.randint(0, len(train), (32,), generator=g)
         out = m(collate_sequences([train[i] for i in idx]), g)
         opt.zero_grad()
         out["loss"].backward()
         opt.step()
-    # held-out masked-token loss: ERNIE-Gram's fine head vs the training unigram distribution, same masks
     m.eval()
+    return m, vocab, train, test
+
+
+def test_tiny_run_beats_the_unigram_baseline():
+    m, vocab, train, test = _trained_tiny(120, 64)
+    ids = torch.cat([it.ids for it in train])
+    # held-out masked-token loss: ERNIE-Gram's fine head vs the training unigram distribution, same masks
     batch = collate_sequences(test)
     gt = torch.Generator().manual_seed(1)
     layout = batch.layout()
@@ -203,37 +212,7 @@ def test_rtd_head_beats_the_majority_class_on_held_out_batches():
     """A short seeded run (generator_ratio 1.0 so that every masked unit carries a sample, rtd_weight 5.0): on
     held-out sentences the RTD head's accuracy beats always answering the majority class ("original") and its
     log-loss the class prior's entropy, both measured on the same held-out labels."""
-    torch.manual_seed(0)
-    vocab, train = word_batches(640, 0)
-    _, test = word_batches(128, 1)
-    ids = torch.cat([it.ids for it in train])
-    lex = mine_lexicon(ids, vocab_size=vocab.size, top_k=30, min_count=5)
-    grams = [row[:n].tolist() for row, n in zip(lex.grams, lex.lengths)]
-    m = build_method(
-        "ernie_gram",
-        vocab_size=vocab.size,
-        lexicon=grams,
-        lexicon_size=32,
-        dim=32,
-        depth=1,
-        heads=2,
-        max_len=32,
-        generator_dim=16,
-        generator_depth=1,
-        generator_heads=2,
-        generator_ratio=1.0,
-        rtd_weight=5.0,
-    )
-    opt = torch.optim.AdamW(m.parameters(), lr=3e-3)
-    g = torch.Generator().manual_seed(0)
-    m.train()
-    for _ in range(300):
-        idx = torch.randint(0, len(train), (32,), generator=g)
-        out = m(collate_sequences([train[i] for i in idx]), g)
-        opt.zero_grad()
-        out["loss"].backward()
-        opt.step()
-    m.eval()
+    m, _, _, test = _trained_tiny(300, 128, generator_ratio=1.0, rtd_weight=5.0)
     batch = collate_sequences(test)
     probs, labels = [], []
     for seed in range(4):  # four corruptions of the held-out sentences
