@@ -301,7 +301,6 @@ def build_generated_text(spec: GeneratedTextSpec = GeneratedTextSpec()) -> Path:
     temporary folder renamed into place; under a file lock)."""
     import os
     import shutil
-    import tempfile
 
     from geomask.datasets.readers import cache_root
 
@@ -320,7 +319,11 @@ def build_generated_text(spec: GeneratedTextSpec = GeneratedTextSpec()) -> Path:
             file=sys.stderr,
             flush=True,
         )
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=base))
+        # a fixed name (we hold the lock; a killed builder's leftovers are removed): the manifest records the
+        # source's path, so the same cache root gives the same bytes on every build
+        tmp = base / f".{out.name}.building"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
         sents = generate_text(spec.lines * spec.sentences_per_line, spec.seed)
         k = spec.sentences_per_line
         src = tmp / "generated.txt"

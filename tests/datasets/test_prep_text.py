@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 from geomask.cli import main
 from geomask.datasets.sequences import prep_sequences
@@ -93,3 +94,19 @@ def test_wikitext_prep(tmp_path, shared_data):
     assert not failures and rows[0]["records"] > 1000
     ds = SequenceDataset(tmp_path / "w", "text")
     assert len(ds) >= rows[0]["records"] and int(ds.ids.max()) < ds.vocab.size
+
+
+def test_generated_text_cache_is_the_same_bytes_on_every_build(tmp_path):
+    """Two builds of the GENERATED text cache under the same cache root (the second after removing the first) write
+    byte-identical folders: tokenizer, token shards and manifest (which records the source's path)."""
+    from geomask.datasets.text import GeneratedTextSpec, build_generated_text
+
+    def build() -> dict[str, bytes]:
+        out = build_generated_text(GeneratedTextSpec(lines=60, vocab_size=120, cache=str(tmp_path / "cache")))
+        files = {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+        shutil.rmtree(out)
+        return files
+
+    first, second = build(), build()
+    assert first.keys() == second.keys() and "manifest.json" in first
+    assert first == second
