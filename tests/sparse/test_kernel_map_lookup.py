@@ -41,3 +41,24 @@ def test_down_maps_by_table_and_by_search_are_the_same(monkeypatch, kernel, fact
     (ei_a, et_a), (ei_b, et_b) = maps[0].index.edges(), maps[1].index.edges()
     assert maps[0].index.ptr == maps[1].index.ptr
     assert torch.equal(ei_a, ei_b) and torch.equal(et_a, et_b)
+
+
+def test_level_bounds_and_keys_match_the_torch_expressions():
+    """The compiled one-pass level (grid = floor(coords / stride), bounds, batch count, packed keys) equals the
+    plain torch expressions, negative coordinates and strides above 1 included."""
+
+    g = torch.Generator().manual_seed(0)
+    for stride in ((1, 1, 1), (2, 4, 2)):
+        st = torch.tensor(stride)
+        grid = torch.unique(torch.randint(-20, 20, (300, 3), generator=g), dim=0) * st
+        batch = torch.randint(0, 3, (len(grid), 1), generator=g)
+        coords = torch.cat([batch, grid], 1)
+        lvl = _Level(coords, stride)
+        expected_grid = torch.div(coords[:, 1:], st, rounding_mode="floor")
+        assert torch.equal(lvl.grid, expected_grid)
+        assert torch.equal(lvl.lo, expected_grid.min(0).values) and torch.equal(lvl.hi, expected_grid.max(0).values)
+        assert lvl.num_batches == int(batch.max()) + 1
+        keys, perm = lvl.keys((1, 1, 1))
+        origin, mults = lvl.packing((1, 1, 1))
+        raw = coords[:, 0] * lvl.span_total((1, 1, 1)) + ((expected_grid - origin) * mults).sum(1)
+        assert torch.equal(keys, raw[perm]) and bool((keys[1:] > keys[:-1]).all())
