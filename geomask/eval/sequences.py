@@ -32,7 +32,11 @@ mean-pooled features trained ``finetune_steps`` steps (AdamW, lr 1e-3 head / 3e-
 and ROC AUC on the held-out rows.
 
 A method whose ``logits(inputs, attention_mask) -> [B, L, V]`` is not a masked-token prediction (a class attribute
-``masked_lm = False``, e.g. a causal LM) or that has no ``logits`` gets probes only.
+``masked_lm = False``) or that has no ``logits`` gets probes only. A causal LM (class attribute ``lm_scoring =
+"causal"`` and ``causal_logits(ids, attention_mask) -> [B, L, V]``: CLM) is scored at the same positions by what it
+was trained to do, ``log p(x_t | x_<t)`` from position ``t - 1`` of the unmasked sequence: its ``accuracy`` and
+``pseudo_perplexity`` are then next-token accuracy and perplexity over those positions (a masked copy read by a
+causal encoder would ask it a question it never learned).
 """
 
 from __future__ import annotations
@@ -138,6 +142,8 @@ def score_positions(method: nn.Module, batch: SequenceBatch, positions: Tensor) 
     logp, hit = torch.empty(rows.numel()), torch.empty(rows.numel(), dtype=torch.bool)
     if rows.numel() == 0:
         return logp, hit
+    if getattr(method, "lm_scoring", "masked") == "causal":
+        return _score_causal(method, batch, rows, cols, truth)
     was = method.training
     method.eval()
     fast = _mlm_head(method)
@@ -153,6 +159,26 @@ def score_positions(method: nn.Module, batch: SequenceBatch, positions: Tensor) 
         logits = logits.float().log_softmax(-1)
         logp[s : s + chunk] = logits.gather(1, truth[s : s + chunk, None]).squeeze(1).cpu()
         hit[s : s + chunk] = (logits.argmax(-1) == truth[s : s + chunk]).cpu()
+    method.train(was)
+    return logp, hit
+
+
+@torch.no_grad()
+def _score_causal(method: nn.Module, batch: SequenceBatch, rows: Tensor, cols: Tensor, truth: Tensor):
+    """``(log p(x_t | x_<t) [K], argmax == x_t [K])`` at ``(rows, cols)`` from ``method.causal_logits`` of the
+    unmasked sequences (position ``t - 1`` predicts token ``t``; scored positions are never the first)."""
+    was = method.training
+    method.eval()
+    logp, hit = torch.empty(rows.numel()), torch.empty(rows.numel(), dtype=torch.bool)
+    chunk = max(1, _BATCH_ELEMENTS // (batch.ids.size(1) * batch.vocab.size))
+    for s in range(0, batch.ids.size(0), chunk):
+        sel = (rows >= s) & (rows < s + chunk)
+        if not bool(sel.any()):
+            continue
+        logits = method.causal_logits(batch.ids[s : s + chunk], batch.attention_mask[s : s + chunk])
+        out = logits[rows[sel] - s, (cols[sel] - 1).clamp(min=0)].float().log_softmax(-1)
+        logp[sel] = out.gather(1, truth[sel, None]).squeeze(1).cpu()
+        hit[sel] = (out.argmax(-1) == truth[sel]).cpu()
     method.train(was)
     return logp, hit
 
@@ -233,13 +259,36 @@ def cpu_config(name: str) -> dict[str, Any]:
     return OmegaConf.to_container(OmegaConf.load(path), resolve=True)  # type: ignore[return-value]
 
 
-def build_sequence_method(name: str, cfg: dict[str, Any], vocab: Vocab, seed: int) -> nn.Module:
+def build_sequence_method(
+    name: str, cfg: dict[str, Any], vocab: Vocab, seed: int, corpus: Sequence[SequenceItem] | None = None
+) -> nn.Module:
     """Method ``name`` built from ``cfg``'s ``method`` section with ``vocab_size = vocab.size``, its weights
-    initialised under ``torch.manual_seed(seed)``."""
+    initialised under ``torch.manual_seed(seed)``.
+
+    A method that takes an n-gram ``lexicon`` (ERNIE-Gram) gets one mined from ``corpus`` (the evaluation's
+    training items, in this vocabulary) with its config's ``lexicon_size`` / ``min_count`` / ``measure``: a
+    lexicon named in a CPU config belongs to another vocabulary (the GENERATED text's) and would mean nothing here.
+    """
     from geomask.methods import build_method
+    from geomask.methods.registry import method_defaults, method_keywords
 
     kw = {k: v for k, v in cfg.get("method", {}).items() if k != "name"}
     kw["vocab_size"] = vocab.size
+    if corpus is not None and "lexicon" in method_keywords(name):
+        from geomask.sequences.ngrams import mine_lexicon
+
+        opts = {**method_defaults(name), **kw}
+        ids = torch.cat([it.ids for it in corpus]) if corpus else torch.zeros(0, dtype=torch.long)
+        offsets = torch.tensor([0] + [len(it.ids) for it in corpus]).cumsum(0)
+        lex = mine_lexicon(
+            ids,
+            offsets,
+            vocab_size=vocab.size,
+            top_k=int(opts["lexicon_size"]),
+            min_count=int(opts["min_count"]),
+            measure=str(opts["measure"]),
+        )
+        kw["lexicon"] = [row[:n].tolist() for row, n in zip(lex.grams, lex.lengths)]
     torch.manual_seed(seed)
     return build_method(name, **kw)
 
@@ -520,7 +569,7 @@ def _run(
                     r["probe"] = probe(None, seed)
             else:
                 cfg = cpu_config(base if name == "scratch" else name)
-                model = build_sequence_method(base if name == "scratch" else name, cfg, vocab, seed)
+                model = build_sequence_method(base if name == "scratch" else name, cfg, vocab, seed, train_items)
                 if name != "scratch":
                     with torch.enable_grad():
                         pretrain(model, train_items, steps, cfg, seed)

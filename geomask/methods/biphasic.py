@@ -51,6 +51,7 @@ class Biphasic(CLM):
     """
 
     data_kinds = SEQUENCE_DATA
+    lm_scoring = "masked"  # it ends in its MLM phase
     steps: Tensor
 
     def __init__(

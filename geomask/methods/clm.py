@@ -68,6 +68,7 @@ class CLM(MLM):
     """
 
     data_kinds = SEQUENCE_DATA
+    lm_scoring = "causal"  # evaluations score it left to right (log p(x_t | x_<t)), not with a token masked
 
     def __init__(self, encoder: SequenceEncoder, masker: Masker, loss: nn.Module, tie_embeddings: bool = True):
         super().__init__(encoder, masker, loss, tie_embeddings)

@@ -203,3 +203,45 @@ def test_public_helpers_pieces_probe_features_and_summary():
     assert f.shape == (4, 16) and torch.isfinite(f).all()
     runs = {"a": [{"p": {"x": 1.0}}, {"p": {"x": 3.0}}], "b": [{"p": {"x": 2.0}}]}
     assert summarise_runs(runs) == {"a": {"p": {"x": 2.0, "x_std": 1.0}}, "b": {"p": {"x": 2.0}}}
+
+
+def test_ngram_lexicon_is_mined_from_the_evaluation_corpus():
+    """ERNIE-Gram's CPU config names the GENERATED text's lexicon (another vocabulary): evaluated on peptides
+    (33 amino-acid ids) it must get a lexicon mined from the evaluation's own training items — ids inside this
+    vocabulary, n-grams that occur in the corpus — instead of failing or silently reading foreign ids."""
+    from geomask.eval.sequences import build_sequence_method, cpu_config
+
+    vocab = amino_vocab()
+    motif = [5, 9, 12]
+    g = torch.Generator().manual_seed(0)
+    items = [
+        SequenceItem(torch.cat([torch.randint(4, 24, (6,), generator=g), torch.tensor(motif)]), None, vocab)
+        for _ in range(40)
+    ]
+    cfg = cpu_config("ernie_gram")
+    model = build_sequence_method("ernie_gram", cfg, vocab, 0, items)
+    grams = [row[:n].tolist() for row, n in zip(model.grams, model.gram_lengths)]
+    assert grams and all(0 <= t < vocab.size for gram in grams for t in gram)
+    assert motif in grams or motif[:2] in grams  # the repeated motif is the corpus's strongest n-gram
+
+
+def test_causal_lm_is_scored_left_to_right_by_a_prefix_loop():
+    """CLM (``lm_scoring = "causal"``) gets log p(x_t | x_<t): equal to running it on each prefix x_<t alone and
+    reading the last position; biphasic (which ends as an MLM) keeps the masked scoring."""
+    from geomask.eval.sequences import score_positions
+
+    batch, items = _batch(lengths=(6, 9, 4))
+    torch.manual_seed(0)
+    clm = build_method("clm", vocab_size=33, dim=16, depth=1, heads=2, max_len=32).eval()
+    positions = batch.maskable
+    logp, hit = score_positions(clm, batch, positions)
+    expected, expected_hit = [], []
+    for b, t in zip(*torch.nonzero(positions, as_tuple=True)):
+        prefix = batch.ids[b : b + 1, :t]
+        with torch.no_grad():
+            row = clm.causal_logits(prefix, torch.ones_like(prefix, dtype=torch.bool))[0, -1].log_softmax(-1)
+        expected.append(float(row[batch.ids[b, t]]))
+        expected_hit.append(bool(row.argmax() == batch.ids[b, t]))
+    torch.testing.assert_close(logp, torch.tensor(expected), atol=1e-5, rtol=1e-5)
+    assert hit.tolist() == expected_hit
+    assert build_method("biphasic", vocab_size=33, dim=16, depth=1, heads=2, max_len=32).lm_scoring == "masked"
