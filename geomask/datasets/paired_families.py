@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -45,7 +44,7 @@ from torch import Tensor
 from geomask.datasets.peptides import PeptidePair
 from geomask.datasets.store import DatasetReader, DatasetWriter
 from geomask.errors import FormatError, UsageError
-from geomask.io.atomic import build_lock
+from geomask.io.atomic import build_once
 from geomask.sequences.vocab import AMINO_ACIDS, ESM_TOKENS, Vocab, amino_vocab
 
 __all__ = [
@@ -168,39 +167,25 @@ def _options(spec: PairedFamiliesSpec) -> dict[str, Any]:
 
 
 def build_paired_families(spec: PairedFamiliesSpec = PairedFamiliesSpec()) -> Path:
-    """The cache folder of the GENERATED families of ``spec``, built on first use (atomically, under a file lock)."""
-    import os
-    import shutil
-    import tempfile
-
+    """The cache folder of the GENERATED families of ``spec``, built on first use
+    (:func:`geomask.io.atomic.build_once`: under a file lock, renamed into place)."""
     from geomask.datasets.readers import cache_root
 
     spec.check()
     opts = _options(spec)
     digest = hashlib.sha256(json.dumps(opts, sort_keys=True).encode()).hexdigest()[:12]
-    base = cache_root(spec.cache)
-    out = base / f"paired_families-seed{spec.seed}-{digest}"
-    if (out / "manifest.json").is_file():
-        return out
-    base.mkdir(parents=True, exist_ok=True)
-    with build_lock(out):
-        if (out / "manifest.json").is_file():
-            return out
-        print(
-            f"generating {spec.families} paired families (GENERATED, not real MSAs) into {out} (first use) ...",
-            file=sys.stderr,
-            flush=True,
-        )
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=base))
+    out = cache_root(spec.cache) / f"paired_families-seed{spec.seed}-{digest}"
+
+    def write(work: Path) -> Path:
         fam = generate_paired_families(spec)
-        writer = DatasetWriter(tmp, KIND, SCHEMA, opts)
+        writer = DatasetWriter(work, KIND, SCHEMA, opts)
         shard = {"a": fam.a.int(), "b": fam.b.int(), "a_sites": fam.a_sites, "b_sites": fam.b_sites}
         writer.write("families", {**shard, "tables": fam.tables}, {"pairs": int(fam.a[..., 0].numel())})
         writer.finalize()
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    return out
+        return work
+
+    message = f"generating {spec.families} paired families (GENERATED, not real MSAs) into {out} (first use) ..."
+    return build_once(out, message, write)
 
 
 class PairedFamiliesDataset(torch.utils.data.Dataset):

@@ -39,7 +39,7 @@ from torch import Tensor
 from geomask.datasets.store import DatasetReader, DatasetWriter
 from geomask.datasets.text import source_key
 from geomask.errors import FormatError
-from geomask.io.atomic import build_lock
+from geomask.io.atomic import build_once
 from geomask.masking.sequence_terminus import TerminusLayout
 from geomask.sequences.batch import SequenceBatch, SequenceItem, collate_sequences
 from geomask.sequences.vocab import AMINO_ACIDS, Vocab, amino_vocab, encode_protein, invalid_residues
@@ -274,38 +274,22 @@ GENERATOR_VERSION = 1
 
 def build_generated_peptides(spec: GeneratedPeptidesSpec = GeneratedPeptidesSpec()) -> Path:
     """The cache folder of the GENERATED pairs of ``spec``, built on first use by :func:`prep_peptides`
-    (atomically, under a file lock)."""
-    import os
-    import shutil
-    import tempfile
-
+    (:func:`geomask.io.atomic.build_once`: under a file lock, renamed into place, the same bytes on every build)."""
     from geomask.datasets.readers import cache_root
 
     opts = {"pairs": spec.pairs, "seed": spec.seed, "version": GENERATOR_VERSION}
     digest = hashlib.sha256(json.dumps(opts, sort_keys=True).encode()).hexdigest()[:12]
-    base = cache_root(spec.cache)
-    out = base / f"generated_peptides-{spec.pairs}-seed{spec.seed}-{digest}"
-    if (out / "manifest.json").is_file():
-        return out
-    base.mkdir(parents=True, exist_ok=True)
-    with build_lock(out):
-        if (out / "manifest.json").is_file():
-            return out
-        print(
-            f"generating {spec.pairs} peptide pairs (GENERATED, not real binders) into {out} (first use) ...",
-            file=sys.stderr,
-            flush=True,
-        )
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=base))
-        src = tmp / "generated_pairs.csv"
+    out = cache_root(spec.cache) / f"generated_peptides-{spec.pairs}-seed{spec.seed}-{digest}"
+
+    def write(work: Path) -> Path:
+        src = work / "generated_pairs.csv"
         rows = generate_peptide_pairs(spec.pairs, spec.seed)
         src.write_text("Receptor Sequence,Sequence\n" + "".join(f"{r},{p}\n" for r, p in rows))
-        prep_peptides([src], tmp / "data", progress=False)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp / "data", out)
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
+        prep_peptides([src], work / "data", progress=False)
+        return work / "data"
+
+    message = f"generating {spec.pairs} peptide pairs (GENERATED, not real binders) into {out} (first use) ..."
+    return build_once(out, message, write)
 
 
 def open_generated_peptides(root: None, cfg: Any, seed: int) -> PeptidePairDataset:

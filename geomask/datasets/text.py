@@ -35,7 +35,7 @@ import torch
 
 from geomask.datasets.store import DatasetReader, DatasetWriter, safe_key
 from geomask.errors import FormatError
-from geomask.io.atomic import build_lock
+from geomask.io.atomic import build_once
 from geomask.sequences.batch import SequenceItem, collate_sequences
 from geomask.sequences.vocab import Vocab
 
@@ -297,43 +297,25 @@ GENERATOR_VERSION = 2  # 2: the WordPiece tokenizer is trained reproducibly (geo
 
 
 def build_generated_text(spec: GeneratedTextSpec = GeneratedTextSpec()) -> Path:
-    """The cache folder of the GENERATED text of ``spec``, built on first use (prep text's code, atomically: a
-    temporary folder renamed into place; under a file lock)."""
-    import os
-    import shutil
-
+    """The cache folder of the GENERATED text of ``spec``, built on first use by prep text's code
+    (:func:`geomask.io.atomic.build_once`: under a file lock, renamed into place, the same bytes on every build)."""
     from geomask.datasets.readers import cache_root
 
     opts = {**spec.__dict__, "version": GENERATOR_VERSION}
     opts.pop("cache")
     digest = hashlib.sha256(json.dumps(opts, sort_keys=True).encode()).hexdigest()[:12]
-    base = cache_root(spec.cache)
-    out = base / f"generated_text-{spec.lines}-seed{spec.seed}-{digest}"
-    if (out / "manifest.json").is_file():
-        return out
-    with build_lock(out):  # one builder among processes
-        if (out / "manifest.json").is_file():
-            return out
-        print(
-            f"generating {spec.lines} lines of text (GENERATED, not real text) into {out} (first use) ...",
-            file=sys.stderr,
-            flush=True,
-        )
-        # a fixed name (we hold the lock; a killed builder's leftovers are removed): the manifest records the
-        # source's path, so the same cache root gives the same bytes on every build
-        tmp = base / f".{out.name}.building"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+    out = cache_root(spec.cache) / f"generated_text-{spec.lines}-seed{spec.seed}-{digest}"
+
+    def write(work: Path) -> Path:
         sents = generate_text(spec.lines * spec.sentences_per_line, spec.seed)
         k = spec.sentences_per_line
-        src = tmp / "generated.txt"
+        src = work / "generated.txt"
         src.write_text("\n".join(" ".join(sents[i : i + k]) for i in range(0, len(sents), k)) + "\n")
-        prep_text([src], tmp / "data", vocab_size=spec.vocab_size, progress=False)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp / "data", out)
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
+        prep_text([src], work / "data", vocab_size=spec.vocab_size, progress=False)
+        return work / "data"
+
+    message = f"generating {spec.lines} lines of text (GENERATED, not real text) into {out} (first use) ..."
+    return build_once(out, message, write)
 
 
 def open_generated_text(root: None, cfg: Any, seed: int) -> SequenceDataset:

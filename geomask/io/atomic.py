@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_with", "build_lock", "file_mode"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_with", "build_lock", "build_once", "file_mode"]
 
 _UMASK_LOCK = threading.Lock()
 
@@ -78,3 +78,32 @@ def build_lock(out: str | Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def build_once(out: str | Path, message: str, write: Callable[[Path], Path]) -> Path:
+    """The dataset folder ``out``, built on first use (``out/manifest.json`` marks a finished build).
+
+    Under :func:`build_lock`, ``message`` goes to stderr and ``write(work)`` fills a build folder of a fixed name,
+    ``.<out name>.building`` beside ``out`` (a killed builder's leftovers are removed first), returning the folder
+    inside it (or ``work`` itself) that is renamed into place. The fixed name keeps any source path a manifest
+    records the same, so every build under one cache root writes the same bytes.
+    """
+    import shutil
+    import sys
+
+    out = Path(out)
+    if (out / "manifest.json").is_file():
+        return out
+    with build_lock(out):  # one builder among processes
+        if (out / "manifest.json").is_file():  # another process built it while this one waited
+            return out
+        print(message, file=sys.stderr, flush=True)
+        work = out.with_name(f".{out.name}.building")
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        result = write(work)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(result, out)
+        shutil.rmtree(work, ignore_errors=True)
+    return out

@@ -62,3 +62,28 @@ def test_build_lock_is_exclusive_across_processes(tmp_path):
         held = subprocess.run([sys.executable, "-c", probe, lock])
     free = subprocess.run([sys.executable, "-c", probe, lock])
     assert (held.returncode, free.returncode) == (3, 0)
+
+
+def test_build_once_builds_once_in_a_fixed_folder_and_clears_leftovers(tmp_path, capsys):
+    """``build_once``: a killed builder's leftovers are removed, ``write`` sees the fixed ``.<name>.building``
+    folder and its returned folder lands at ``out``; a second call finds the manifest and does not build again."""
+    from geomask.io.atomic import build_once
+
+    out = tmp_path / "cache" / "thing"
+    leftover = tmp_path / "cache" / ".thing.building"
+    leftover.mkdir(parents=True)
+    (leftover / "stale.txt").write_text("from a killed build")
+    calls = []
+
+    def write(work):
+        calls.append(work)
+        assert not (work / "stale.txt").exists()
+        (work / "data").mkdir()
+        (work / "data" / "manifest.json").write_text("{}")
+        (work / "source.txt").write_text("scratch")
+        return work / "data"
+
+    assert build_once(out, "building thing", write) == out
+    assert calls == [leftover] and (out / "manifest.json").is_file() and not leftover.exists()
+    assert "building thing" in capsys.readouterr().err
+    assert build_once(out, "building thing", write) == out and len(calls) == 1
