@@ -38,7 +38,6 @@ setting of masked LM on one set probed on both), no label, no test peptide, opti
 
 from __future__ import annotations
 
-import copy
 import sys
 import time
 from collections.abc import Sequence
@@ -53,6 +52,7 @@ from geomask.errors import UsageError
 from geomask.eval.sequences import (
     build_sequence_method,
     cpu_config,
+    finetune_head,
     kmer_features,
     logistic_probe,
     pooled_features,
@@ -63,7 +63,7 @@ from geomask.eval.sequences import (
 from geomask.sequences.batch import SequenceItem, collate_sequences
 from geomask.sequences.vocab import Vocab, amino_vocab
 
-__all__ = ["BASELINES", "evaluate_ripp", "finetune", "results_table", "split_task"]
+__all__ = ["BASELINES", "evaluate_ripp", "results_table", "split_task"]
 
 BASELINES = ("kmer", "scratch")
 _TABLE = (
@@ -89,32 +89,6 @@ def split_task(task: PeptideTask, seed: int, test_size: float = 0.2) -> tuple[Te
 
 def _items(task: PeptideTask, vocab: Vocab, max_len: int) -> list[SequenceItem]:
     return [SequenceItem(t[: max_len - 2], None, vocab) for t in task.ids]
-
-
-def finetune(method: nn.Module, items: Sequence[SequenceItem], labels: Tensor, steps: int, seed: int):
-    """A copy of ``method`` and a new linear head on its mean-pooled features, trained ``steps`` steps of
-    cross-entropy on random batches of 32 (AdamW, lr 3e-4 encoder / 1e-3 head; the seed's generator).
-
-    Returns:
-        ``(model, head)``, both in eval mode.
-    """
-    model = copy.deepcopy(method)
-    gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    head = nn.Linear(pooled_features(model, items[:2]).shape[1], 2)
-    opt = torch.optim.AdamW([{"params": model.parameters(), "lr": 3e-4}, {"params": head.parameters(), "lr": 1e-3}])
-    model.train()
-    with torch.enable_grad():
-        for _ in range(steps):
-            idx = torch.randint(len(items), (32,), generator=gen)
-            logits = head(model.features(collate_sequences([items[i] for i in idx.tolist()])))
-            loss = nn.functional.cross_entropy(logits, labels[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-    model.eval()
-    head.eval()
-    return model, head
 
 
 def _scores(p: np.ndarray, y: np.ndarray, prefix: str) -> dict[str, float]:
@@ -230,13 +204,13 @@ def evaluate_ripp(
                 ra = _probe(f["A_train"], ys["A_train"], f["A_test"], ys["A_test"], seed)
                 rb = _probe(f["B_train"], ys["B_train"], f["B_test"], ys["B_test"], seed)
                 yte_a, yte_b = ys["A_test"].numpy(), ys["B_test"].numpy()
-                fb, hb = finetune(model, items["B_train"], ys["B_train"], finetune_steps, seed)
+                fb, hb = finetune_head(model, items["B_train"], ys["B_train"], finetune_steps, seed)
                 rb |= _scores(_predict(fb, hb, items["B_test"]), yte_b, "finetune_")
-                fa, ha = finetune(model, items["A_train"], ys["A_train"], finetune_steps, seed)
+                fa, ha = finetune_head(model, items["A_train"], ys["A_train"], finetune_steps, seed)
                 ra |= _scores(_predict(fa, ha, items["A_test"]), yte_a, "finetune_")
                 ga = {k: pooled_features(fa, items[k]) for k in ("B_train", "B_test")}
                 rb |= _probe(ga["B_train"], ys["B_train"], ga["B_test"], ys["B_test"], seed, "transfer_linear_")
-                fab, hab = finetune(fa, items["B_train"], ys["B_train"], finetune_steps, seed)
+                fab, hab = finetune_head(fa, items["B_train"], ys["B_train"], finetune_steps, seed)
                 rb |= _scores(_predict(fab, hab, items["B_test"]), yte_b, "transfer_")
                 r = {a.name: ra, b.name: rb}
             runs[name].append(r)

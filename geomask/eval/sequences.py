@@ -68,6 +68,7 @@ __all__ = [
     "cpu_config",
     "evaluate_sequences",
     "evaluate_text",
+    "finetune_head",
     "finetune_probe",
     "held_out_batch",
     "kmer_features",
@@ -479,6 +480,32 @@ def pooled_features(method: nn.Module, items: Sequence[SequenceItem], bs: int = 
     return torch.cat([method.features(collate_sequences(items[i : i + bs])) for i in range(0, len(items), bs)])
 
 
+def finetune_head(method: nn.Module, items: Sequence[SequenceItem], labels: Tensor, steps: int, seed: int):
+    """A copy of ``method`` and a new linear head on its mean-pooled features, trained ``steps`` steps of
+    cross-entropy on random batches of 32 (AdamW, lr 3e-4 encoder / 1e-3 head; the seed's generator).
+
+    Returns:
+        ``(model, head)``, both in eval mode.
+    """
+    model = copy.deepcopy(method)
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    head = nn.Linear(pooled_features(model, items[:2]).shape[1], 2)
+    opt = torch.optim.AdamW([{"params": model.parameters(), "lr": 3e-4}, {"params": head.parameters(), "lr": 1e-3}])
+    model.train()
+    with torch.enable_grad():
+        for _ in range(steps):
+            idx = torch.randint(len(items), (32,), generator=gen)
+            logits = head(model.features(collate_sequences([items[i] for i in idx.tolist()])))
+            loss = nn.functional.cross_entropy(logits, labels[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    model.eval()
+    head.eval()
+    return model, head
+
+
 def finetune_probe(
     method: nn.Module,
     train: Sequence[SequenceItem],
@@ -498,19 +525,7 @@ def finetune_probe(
     """
     from sklearn.metrics import roc_auc_score
 
-    model = copy.deepcopy(method)
-    gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    head = nn.Linear(pooled_features(model, train[:2]).shape[1], 2)
-    opt = torch.optim.AdamW([{"params": model.parameters(), "lr": 3e-4}, {"params": head.parameters(), "lr": 1e-3}])
-    model.train()
-    for _ in range(steps):
-        idx = torch.randint(len(train), (32,), generator=gen)
-        logits = head(model.features(collate_sequences([train[i] for i in idx.tolist()])))
-        loss = nn.functional.cross_entropy(logits, ytr[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    model, head = finetune_head(method, train, ytr, steps, seed)
     with torch.no_grad():
         p = head(pooled_features(model, test)).softmax(-1)[:, 1].numpy()
     return {"finetune_accuracy": float(((p > 0.5) == yte).mean()), "finetune_auc": float(roc_auc_score(yte, p))}

@@ -16,8 +16,9 @@ from geomask.datasets import peptide_tasks
 from geomask.datasets.peptide_tasks import TASKS, PeptideTask, load_peptide_task, read_task_csv
 from geomask.errors import FormatError
 from geomask.eval import ripp
-from geomask.eval.ripp import evaluate_ripp, finetune, results_table, split_task
+from geomask.eval.ripp import evaluate_ripp, results_table, split_task
 from geomask.eval.ripp_command import _TASKS, add_ripp_eval_parser, cmd_eval_ripp
+from geomask.eval.sequences import finetune_head
 from geomask.sequences.batch import SequenceItem
 from geomask.sequences.vocab import amino_vocab, encode_protein
 
@@ -115,7 +116,7 @@ def test_finetune_beats_its_untrained_start():
     items = [SequenceItem(t, None, vocab) for t in task.ids]
     torch.manual_seed(0)
     net = build_method("mlm", vocab_size=vocab.size, dim=32, depth=1, heads=2, max_len=32)
-    model, head = finetune(net, items[:64], task.labels[:64], 150, 0)
+    model, head = finetune_head(net, items[:64], task.labels[:64], 150, 0)
     untrained = torch.nn.Linear(32, 2)
     with torch.no_grad():
         p = ripp._predict(model, head, items[64:])
