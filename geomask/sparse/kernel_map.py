@@ -80,11 +80,11 @@ class KernelMap:
 
 
 @numba.njit(cache=True, nogil=True)
-def _grid_bounds(coords, stride):
-    """One pass over ``coords [N, 1 + D]``: grid units ``coords[:, 1:] // stride`` (floor), their bounds
-    ``[2, D]`` (min, max) and the largest batch index."""
+def _grid_bounds(coords, stride, keep_grid):
+    """One pass over ``coords [N, 1 + D]``: grid units ``coords[:, 1:] // stride`` (floor; written out only when
+    ``keep_grid``, else ``[0, D]``), their bounds ``[2, D]`` (min, max) and the largest batch index."""
     n, d = coords.shape[0], coords.shape[1] - 1
-    grid = np.empty((n, d), dtype=np.int64)
+    grid = np.empty((n if keep_grid else 0, d), dtype=np.int64)
     bounds = np.empty((2, d), dtype=np.int64)
     for k in range(d):
         bounds[0, k] = coords[0, k + 1] // stride[k]
@@ -95,7 +95,8 @@ def _grid_bounds(coords, stride):
             max_batch = coords[i, 0]
         for k in range(d):
             v = coords[i, k + 1] // stride[k]
-            grid[i, k] = v
+            if keep_grid:
+                grid[i, k] = v
             if v < bounds[0, k]:
                 bounds[0, k] = v
             elif v > bounds[1, k]:
@@ -128,8 +129,9 @@ class _Level:
         st = torch.tensor(stride, dtype=torch.long, device=coords.device)
         self.batch = coords[:, 0]
         if coords.device.type == "cpu" and coords.dtype == torch.long and len(coords):
-            grid, bounds, max_batch = _grid_bounds(coords.contiguous().numpy(), st.numpy())
-            self.grid = coords[:, 1:] if all(s == 1 for s in stride) else torch.from_numpy(grid)
+            unit = all(s == 1 for s in stride)  # grid units are the coordinates themselves
+            grid, bounds, max_batch = _grid_bounds(coords.contiguous().numpy(), st.numpy(), not unit)
+            self.grid = coords[:, 1:] if unit else torch.from_numpy(grid)
             self.lo, self.hi = torch.from_numpy(bounds[0]), torch.from_numpy(bounds[1])
             self.num_batches = int(max_batch) + 1
         else:
