@@ -65,7 +65,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from geomask.datasets.text import _VERBS, generate_text
+from geomask.datasets.text import GENERATED_VERBS, generate_text
 from geomask.eval.sequences import (
     CLUSTER_MODULUS,
     cpu_config,
@@ -154,9 +154,9 @@ def intrinsic(model, name: str, batch, positions) -> dict[str, float]:
 
 def corrupt(sentence: str, rng: np.random.Generator) -> str:
     w = sentence.split()  # "the ADJ NOUN VERB ...": the verb is the fourth word
-    cls = "animal" if w[3] in _VERBS["animal"] else "person"
+    cls = "animal" if w[3] in GENERATED_VERBS["animal"] else "person"
     other = "person" if cls == "animal" else "animal"
-    w[3] = _VERBS[other][rng.integers(len(_VERBS[other]))]
+    w[3] = GENERATED_VERBS[other][rng.integers(len(GENERATED_VERBS[other]))]
     return " ".join(w)
 
 

@@ -25,9 +25,10 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -41,6 +42,7 @@ from geomask.sequences.vocab import Vocab
 
 __all__ = [
     "SCHEMA",
+    "GENERATED_VERBS",
     "GeneratedTextSpec",
     "SequenceDataset",
     "build_generated_text",
@@ -245,10 +247,10 @@ _NOUNS = {
     "person": ["farmer", "teacher", "doctor", "child", "sailor", "painter", "baker", "king"],
     "thing": ["table", "stone", "letter", "basket", "window", "bridge", "lamp", "river"],
 }
-_VERBS = {
-    "animal": ["eats", "chases", "sees", "follows"],
-    "person": ["reads", "builds", "paints", "carries"],
-}
+GENERATED_VERBS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {"animal": ("eats", "chases", "sees", "follows"), "person": ("reads", "builds", "paints", "carries")}
+)
+"""The generated grammar's verbs per subject class (read-only; probes that swap a verb's class use it)."""
 _ADJ = {
     "animal": ["hungry", "quick", "small", "wild"],
     "person": ["old", "kind", "tired", "clever"],
@@ -263,12 +265,12 @@ def generate_text(sentences: int, seed: int = 0) -> list[str]:
     their noun's class, a place and a time phrase from fixed lists), a pure function of ``(sentences, seed)``."""
     rng = np.random.default_rng(seed)
     out = []
-    classes = list(_VERBS)
+    classes = list(GENERATED_VERBS)
     for _ in range(sentences):
         c = classes[rng.integers(len(classes))]
         subj = _NOUNS[c][rng.integers(8)]
         adj = _ADJ[c][rng.integers(4)]
-        verb = _VERBS[c][rng.integers(4)]
+        verb = GENERATED_VERBS[c][rng.integers(4)]
         oc = "animal" if c == "animal" and verb in ("chases", "follows", "sees") and rng.random() < 0.7 else "thing"
         if c == "animal" and verb == "eats":
             oc = "thing" if rng.random() < 0.3 else "animal"
