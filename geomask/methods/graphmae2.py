@@ -27,10 +27,16 @@ or the features ``x`` of generic graphs when built with ``in_dim``).  Two change
   ``θ̄ ← m θ̄ + (1 - m) θ`` (``momentum`` m); ``forward`` never changes them.  In AIG mode the target encoder reads
   the online type embedding (detached).
 
-Notes on the authors' code (THUDM/GraphMAE2, read for facts): its latent term is computed on the *visible* nodes
-(``latent_nodes="visible"``), its re-mask views' losses are summed (here averaged, so ``lam`` keeps its meaning for
-any ``num_remask``), its EMA update runs inside ``forward`` before the optimiser step (here after it), and its
-``replace_rate`` option is never read (set it 0 to match).
+Notes on the authors' code (THUDM/GraphMAE2, read for facts): its latent term covers the *visible* nodes when no
+``targets`` are given (``latent_nodes="visible"``) but *all* nodes in full-batch training (Cora, CiteSeer, PubMed:
+``main_full_batch.py`` passes every node as ``targets``; ``latent_nodes="all"``); its re-mask views' losses are
+summed (here averaged, so ``lam`` keeps its meaning for any ``num_remask``); its EMA update runs inside ``forward``
+before the optimiser step (here after it); its ``replace_rate`` option is never read (set it 0 to match).  For
+Cora, CiteSeer and PubMed it builds the model with ``zero_init``: the input ``[MASK]``, the decoder ``[MASK]`` and
+``W_{e2d}`` keep PyTorch's defaults (zeros, zeros, ``nn.Linear``'s), as GraphMAE's (``token_init="zeros"``, the
+default here); its Xavier-normal draw (``token_init="xavier"``) is for its standardised large sets.  On Cora's
+row-normalised bag of words a Xavier-normal ``[MASK]`` (norm about 1.4 against about 0.25 for a real row) swamps the
+encoder's input and the probe accuracy falls below the random encoder's (issue #14).
 """
 
 from __future__ import annotations
@@ -53,10 +59,11 @@ from geomask.methods.graphmae import GraphMAE, build_graphmae
 from geomask.methods.mgvga import graph_batch_vector
 from geomask.nn.aggregation import build_neighbors
 
-__all__ = ["LATENT_NODES", "REMASKS", "GraphMAE2", "build_graphmae2"]
+__all__ = ["LATENT_NODES", "REMASKS", "TOKEN_INITS", "GraphMAE2", "build_graphmae2"]
 
 REMASKS = ("random", "fixed")
 LATENT_NODES = ("masked", "visible", "all")
+TOKEN_INITS = ("zeros", "xavier")
 
 
 class GraphMAE2(GraphMAE):
@@ -73,6 +80,9 @@ class GraphMAE2(GraphMAE):
         momentum: m of the EMA target, in [0, 1].
         latent_nodes: the rows of the latent term: ``masked``, ``visible`` or ``all`` nodes.
         proj_dim: width of the projector's inner layer.
+        token_init: feature mode: ``"zeros"`` (zero ``[MASK]`` tokens, ``enc2dec`` as ``nn.Linear`` draws it: the
+            authors' ``zero_init`` for Cora / CiteSeer / PubMed, and GraphMAE's) or ``"xavier"`` (the authors'
+            Xavier-normal tokens and ``enc2dec`` with gain 1.414, for standardised features); AIG mode ignores it.
 
     Shapes:
         batch: PyG ``Batch`` with ``node_type [N]`` (AIG mode) or ``x [N, F]`` (feature mode), ``edge_index [2, E]``.
@@ -96,6 +106,7 @@ class GraphMAE2(GraphMAE):
         momentum: float = 0.996,
         latent_nodes: str = "masked",
         proj_dim: int = 256,
+        token_init: str = "zeros",
     ):
         super().__init__(
             encoder, decoder, hidden, masker, num_types, loss=loss, in_dim=in_dim, replace_rate=replace_rate,
@@ -105,6 +116,8 @@ class GraphMAE2(GraphMAE):
             raise ValueError(f"unknown remask {remask!r}; valid: {', '.join(REMASKS)}")
         if latent_nodes not in LATENT_NODES:
             raise ValueError(f"unknown latent_nodes {latent_nodes!r}; valid: {', '.join(LATENT_NODES)}")
+        if token_init not in TOKEN_INITS:
+            raise ValueError(f"unknown token_init {token_init!r}; valid: {', '.join(TOKEN_INITS)}")
         if not 0.0 < remask_rate < 1.0:
             raise ValueError(f"remask_rate must be in (0, 1), got {remask_rate}")
         if num_remask < 1:
@@ -117,12 +130,15 @@ class GraphMAE2(GraphMAE):
         self.latent_nodes = latent_nodes
         self.remasker = UniformMasker(remask_rate)
         self.latent_loss = ScaledCosineError(1.0)
-        if in_dim is not None:  # the authors' token initialisation (Xavier-normal), not GraphMAE's zeros
+        self.token_init = token_init
+        xavier = in_dim is None or token_init == "xavier"  # AIG mode: its tokens as before
+        if in_dim is not None and xavier:  # the authors' Xavier-normal tokens (their non-zero_init datasets)
             nn.init.normal_(self.mask_token, 0.0, math.sqrt(2.0 / (1 + in_dim)))
             nn.init.xavier_normal_(self.enc2dec.weight, gain=1.414)
         if remask == "random":
-            self.dec_mask_token = nn.Parameter(torch.empty(hidden))
-            nn.init.normal_(self.dec_mask_token, 0.0, math.sqrt(2.0 / (1 + hidden)))
+            self.dec_mask_token = nn.Parameter(torch.zeros(hidden))
+            if xavier:
+                nn.init.normal_(self.dec_mask_token, 0.0, math.sqrt(2.0 / (1 + hidden)))
         else:
             self.register_parameter("dec_mask_token", None)
         if lam > 0.0:
@@ -242,12 +258,13 @@ def build_graphmae2(
     latent_nodes: str = "masked",
     proj_dim: int = 256,
     gat_init: str = "glorot",
+    token_init: str = "zeros",
 ) -> GraphMAE2:
     """GraphMAE2: the encoder, decoder, masker and loss of :func:`~geomask.methods.graphmae.build_graphmae` (same
     keywords, both modes), plus ``remask`` / ``remask_rate`` / ``num_remask`` (re-mask views), ``lam`` /
     ``momentum`` / ``latent_nodes`` / ``proj_dim`` (latent prediction against the EMA target encoder); ``gat_init``
     as GraphMAE's (GraphMAE2's authors initialise their GAT layers the same way: ``xavier_relu`` in the Cora and
-    CiteSeer configs)."""
+    CiteSeer configs); ``token_init`` (feature mode) ``zeros`` or ``xavier``, see :class:`GraphMAE2`."""
     base = build_graphmae.__wrapped__(  # type: ignore[attr-defined]  # the aliases are checked here already
         encoder=encoder, hidden=hidden, layers=layers, num_types=num_types, dropout=dropout, gat_heads=gat_heads,
         checkpoint_nodes=checkpoint_nodes, decoder_layers=decoder_layers, mask_ratio=mask_ratio, gamma=gamma,
@@ -257,5 +274,5 @@ def build_graphmae2(
     return GraphMAE2(
         base.encoder, base.decoder, hidden, base.masker, num_types, loss=base.criterion, in_dim=in_dim,
         replace_rate=replace_rate, pooling=pooling, remask=remask, remask_rate=remask_rate, num_remask=num_remask,
-        lam=lam, momentum=momentum, latent_nodes=latent_nodes, proj_dim=proj_dim,
+        lam=lam, momentum=momentum, latent_nodes=latent_nodes, proj_dim=proj_dim, token_init=token_init,
     )  # fmt: skip
