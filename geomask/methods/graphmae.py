@@ -186,8 +186,10 @@ class GraphMAE(Method):
             )
         b, num_graphs = self._graphs_of(batch)
         mask = self.masker(RowLayout(b, num_graphs), generator)
-        h = self.enc2dec(self.encoder(self._corrupt(x, mask, generator), edge_index))
-        pred = self.decoder(h.masked_fill(mask.unsqueeze(1), 0.0), edge_index)
+        enc = self.encoder(self._corrupt(x, mask, generator), edge_index)
+        keep = (~mask).nonzero().squeeze(1)  # re-mask: enc2dec only on the rows that stay (the others are zero)
+        h = enc.new_zeros(enc.shape[0], self.enc2dec.out_features)
+        pred = self.decoder(h.index_copy_(0, keep, self.enc2dec(enc.index_select(0, keep))), edge_index)
         sce = self.criterion(pred, x, mask)
         return {"sce": sce, "loss": sce}
 

@@ -13,6 +13,10 @@ edges, the graph sorted once per forward for every layer).  Messages flow along 
 
 from __future__ import annotations
 
+import warnings
+from typing import NamedTuple
+
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn import GCNConv, GINConv
@@ -22,8 +26,9 @@ from geomask.nn.aggregation import NeighborTable
 from geomask.nn.dropout import dropout
 from geomask.nn.gat import GATConv as FastGATConv
 from geomask.nn.gat import gat_graph
+from geomask.nn.norm_act import norm_prelu
 
-__all__ = ["FEATURE_GNN_KINDS", "GNN_KINDS", "FeatureGNN", "GNNEncoder"]
+__all__ = ["FEATURE_GNN_KINDS", "GNN_KINDS", "FeatureGNN", "GINGraph", "GNNEncoder", "gin_graph", "gin_sum"]
 
 GNN_KINDS = ("gcn", "gin", "gat")
 
@@ -83,6 +88,59 @@ class GNNEncoder(nn.Module):
         return x
 
 
+class GINGraph(NamedTuple):
+    """The sum aggregation of a GIN layer as two CSR matrices over ``N`` nodes, built once per forward.
+
+    ``adj[i, j]`` counts the edges ``j → i`` (repeated edges summed) plus one on the diagonal, so ``adj @ h`` is
+    ``h_i + Σ_{j → i} h_j`` (GIN's ``(1 + ε) h + Σ`` with ``ε = 0``); ``adj_t`` is its transpose, for the
+    backward pass.
+    """
+
+    adj: Tensor
+    adj_t: Tensor
+
+
+def _csr(row: Tensor, col: Tensor, n: int, dtype: torch.dtype) -> Tensor:
+    key, count = torch.unique(row * n + col, return_counts=True)  # sorted by (row, col); repeats counted
+    r = torch.div(key, n, rounding_mode="floor")
+    crow = torch.zeros(n + 1, dtype=torch.long, device=row.device)
+    crow[1:] = torch.bincount(r, minlength=n).cumsum(0)
+    with warnings.catch_warnings():  # "sparse CSR support is in beta" (torch 2.x): the product used here is stable
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(crow, key - r * n, count.to(dtype), (n, n), check_invariants=False)
+
+
+def gin_graph(edge_index: Tensor, num_nodes: int, dtype: torch.dtype = torch.float32) -> GINGraph:
+    """:class:`GINGraph` of ``edge_index`` (messages ``edge_index[0] → edge_index[1]``) with self-loops added.
+
+    Shapes:
+        edge_index ``[2, E]`` → two ``[N, N]`` sparse CSR matrices with ``nnz ≤ E + N``.
+    """
+    loops = torch.arange(num_nodes, device=edge_index.device)
+    src, dst = torch.cat([edge_index[0], loops]), torch.cat([edge_index[1], loops])
+    return GINGraph(_csr(dst, src, num_nodes, dtype), _csr(src, dst, num_nodes, dtype))
+
+
+class _GINSum(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, h: Tensor, adj: Tensor, adj_t: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.adj_t = adj_t
+        return torch.sparse.mm(adj, h)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        return torch.sparse.mm(ctx.adj_t, grad.contiguous()), None, None
+
+
+def gin_sum(h: Tensor, graph: GINGraph) -> Tensor:
+    """``h_i + Σ_{j → i} h_j`` as one sparse-dense product (its gradient: the transposed product).
+
+    Shapes:
+        h ``[N, C]`` → ``[N, C]``.
+    """
+    return _GINSum.apply(h.contiguous(), graph.adj, graph.adj_t)
+
+
 FEATURE_GNN_KINDS = ("gat", "gin")
 
 
@@ -108,10 +166,14 @@ class FeatureGNN(nn.Module):
     with ``Conv`` a GAT layer (:class:`geomask.nn.gat.GATConv`: PyG ``GATConv``'s semantics and parameter names, so
     older checkpoints load; ``heads`` heads of ``hidden / heads`` channels, concatenated; self-loops added;
     attention dropout ``attn_drop``; the sorted edges are built once per call and shared by the layers) or PyG's
-    ``GINConv`` (a 2-layer MLP with the norm inside, sum aggregation), the
-    residual term only with ``residual`` (``W_r`` the identity where the widths agree), ``σ`` PReLU.  The last
-    layer maps to ``out_dim`` with ``out_heads`` heads (averaged for GAT) and keeps its norm and activation only
-    when ``encoding`` (GraphMAE's encoder; its decoder is one plain layer).
+    ``GINConv`` (a 2-layer MLP with the norm inside, sum aggregation; parameter names kept, so older checkpoints
+    load).  On CPU the GIN layers run a faster path with the same results to float rounding: the sum as one
+    sparse CSR product built once per call (:func:`gin_graph`, :func:`gin_sum`), summed on the narrower side of
+    the MLP's first linear layer (the decoder's ``H → F`` sums ``F``-wide rows: ``W Σ h = Σ W h``), and batch norm +
+    PReLU fused in training (:func:`geomask.nn.norm_act.norm_prelu`); other devices, or a nonzero ``ε``, run PyG's
+    ``GINConv``.  The residual term only with ``residual`` (``W_r`` the identity where the widths agree), ``σ``
+    PReLU.  The last layer maps to ``out_dim`` with ``out_heads`` heads (averaged for GAT) and keeps its norm and
+    activation only when ``encoding`` (GraphMAE's encoder; its decoder is one plain layer).
 
     Args:
         kind: ``"gat"`` or ``"gin"``.
@@ -175,11 +237,31 @@ class FeatureGNN(nn.Module):
             self.acts.append(nn.PReLU() if keep else nn.Identity())
 
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
-        graph = gat_graph(edge_index, x.shape[0]) if self.kind == "gat" else None
+        if self.kind == "gat":
+            graph = gat_graph(edge_index, x.shape[0])
+        elif x.device.type == "cpu" and not any(bool(conv.eps) for conv in self.convs):
+            graph = gin_graph(edge_index, x.shape[0], x.dtype)  # built once for every layer
+        else:  # PyG's GINConv (other devices, or ε ≠ 0 loaded from a checkpoint)
+            graph = None
+        fast = isinstance(graph, GINGraph)
         for conv, res, norm, act in zip(self.convs, self.res, self.norms, self.acts):
             h = dropout(x, self.in_drop, self.training)  # geomask's cheap-mask dropout (p to 1/65536)
-            out = conv(h, edge_index, graph) if graph is not None else conv(h, edge_index)
+            if fast:
+                out = self._gin(conv.nn, h, graph)
+            else:
+                out = conv(h, edge_index, graph) if graph is not None else conv(h, edge_index)
             if res is not None:
                 out = out + res(h)
-            x = act(norm(out))
+            x = norm_prelu(out, norm, act) if fast else act(norm(out))  # fast: BatchNorm + PReLU fused in training
         return x
+
+    @staticmethod
+    def _gin(mlp: nn.Sequential, h: Tensor, graph: GINGraph) -> Tensor:
+        """``mlp(h_i + Σ_j h_j)``, summing on the narrower side of the first linear layer (``W (Σ h) = Σ W h``)."""
+        lin0, norm, act, lin1 = mlp
+        if lin0.out_features < lin0.in_features:  # the decoder's H → F: aggregate F-wide rows
+            z = gin_sum(F.linear(h, lin0.weight), graph)
+            z = z + lin0.bias if lin0.bias is not None else z
+        else:
+            z = lin0(gin_sum(h, graph))
+        return lin1(norm_prelu(z, norm, act))

@@ -36,3 +36,20 @@ def test_eval_and_zero_probability_are_identity_and_gradients_flow():
     torch.testing.assert_close(x.grad, (y / x).detach().nan_to_num())
     with pytest.raises(ValueError, match="dropout probability"):
         dropout(x, 1.0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("grad", [True, False])
+def test_compiled_pass_is_the_mask_product_bit_for_bit(dtype, grad):
+    # dropout's one-pass CPU kernel against x * dropout_mask(...) from the same draws, forward and backward
+    x = torch.randn(37, 11, dtype=dtype).t().requires_grad_(grad)  # non-contiguous input
+    g = torch.randn(11, 37, dtype=dtype)
+    torch.manual_seed(5)
+    y = dropout(x, 0.2, True)
+    torch.manual_seed(5)
+    m = dropout_mask(x.shape, 0.2, x)
+    assert torch.equal(y, x * m)
+    assert 0 < int((y == 0).sum()) < y.numel() and y.shape == x.shape
+    if grad:
+        (gx,) = torch.autograd.grad(y, x, g)
+        assert torch.equal(gx, g * m)
