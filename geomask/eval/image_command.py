@@ -109,7 +109,7 @@ def add_image_eval_parser(eval_subparsers: argparse._SubParsersAction) -> None:
         default=None,
         metavar="N",
         help="pretraining steps per method and seed, the same for every method (default: each method's own, "
-        "geomask.eval.images.PRETRAIN_STEPS: spark 1500, the others 500)",
+        "geomask.eval.images.PRETRAIN_STEPS: spark 1500, mfm 1000, the others 500)",
     )
     p.add_argument(
         "--finetune-steps",

@@ -11,12 +11,13 @@ import pytest
 import torch
 import yaml
 
+from geomask.errors import UsageError
 from geomask.grids import GridBatch
 from geomask.losses.frequency import spectrum
 from geomask.masking import TokenGridLayout
 from geomask.masking.image_frequency import frequency_filter
 from geomask.methods import build_method
-from geomask.methods.mfm import MFM
+from geomask.methods.mfm import MFM, token_scaled_radius
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -124,3 +125,18 @@ def test_training_beats_returning_the_corrupted_input_on_gratings():
         # the baseline: the corrupted image itself as the prediction (nothing recovered on the masked frequencies)
         baseline = m.criterion(spectrum(out.corrupted), out.target_spectrum, out.mask)
     assert float(out.loss) < 0.85 * float(baseline), (float(out.loss), float(baseline))
+
+
+def test_token_scaled_radius_keeps_mfms_cycles_per_token():
+    assert token_scaled_radius(224, 16) == pytest.approx(16.0)  # MFM's ViT-B/16 setting itself
+    assert token_scaled_radius(32, 4) == pytest.approx(16 * 8 / 14)
+    assert token_scaled_radius((32, 64), 4) == pytest.approx(16 * 8 / 14)  # the fewest tokens along an axis
+    with pytest.raises(UsageError):
+        token_scaled_radius(2, 4)
+
+
+def test_cpu_config_radius_is_scaled_by_the_token_grid_not_the_image():
+    # issue #12: 16 * 32 / 224 = 2.3 (MFM's share of the image spectrum) left CIFAR-10 features below random init
+    kw = yaml.safe_load((CONFIGS / "mfm_cpu.yaml").read_text())["method"]
+    want = token_scaled_radius(kw["image_size"], kw["patch_size"])
+    assert 0.9 * want <= kw["masker"]["radius"] <= 1.25 * want, (kw["masker"]["radius"], want)
