@@ -200,3 +200,60 @@ def test_shipped_node_configs_carry_the_authors_settings(ds):
     assert (o["name"], o["scheduler"]) == ("adam", "cosine")
     assert (o["lr"], o["weight_decay"]) == (want["lr"], want["weight_decay"])
     assert cfg["trainer"]["max_steps"] == want["epochs"] and _PROBE["graphmae"][ds] == want["probe"]
+
+
+# THUDM/GraphMAE configs.yml ("MUTAG", "PROTEINS"; unset keys take main_graph.py's argparse defaults: replace_rate 0,
+# residual off, scheduler off) and its GIN code, item by item, as geomask's config keys
+AUTHORS_TU = {
+    "MUTAG": {"in_dim": 7, "hidden": 32, "layers": 5, "dropout": 0.2, "replace_rate": 0.1, "ratio": 0.75,
+              "gamma": 2.0, "pooling": "sum", "lr": 5e-4, "batch_size": 64, "epochs": 20},
+    "PROTEINS": {"in_dim": 3, "hidden": 512, "layers": 3, "dropout": 0.2, "replace_rate": 0.0, "ratio": 0.5,
+                 "gamma": 1.0, "pooling": "max", "lr": 1.5e-4, "batch_size": 32, "epochs": 100},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("ds", sorted(AUTHORS_TU))
+def test_shipped_tu_configs_carry_the_authors_settings(ds):
+    from geomask.eval.graphs import _config, _default_epochs
+
+    want, cfg = AUTHORS_TU[ds], _config(ds, None, "graphmae")
+    m, o, d = cfg["method"], cfg["optim"], cfg["data"]
+    for key in ("in_dim", "hidden", "layers", "dropout", "replace_rate", "pooling"):
+        assert m[key] == want[key], key
+    assert (m["encoder"], m["decoder_layers"], m.get("residual", False), m["norm"]) == ("gin", 1, False, "batchnorm")
+    assert m["masker"] == {"name": "uniform", "ratio": want["ratio"]}
+    assert m["loss"] == {"name": "sce", "gamma": want["gamma"]}
+    assert (o["name"], o["scheduler"], o["lr"], o["weight_decay"]) == ("adam", "none", want["lr"], 0.0)
+    assert d["batch_size"] == want["batch_size"]
+    n = {"MUTAG": 188, "PROTEINS": 1113}[ds]
+    assert _default_epochs(_graph_set(ds, n), cfg) == want["epochs"]
+    assert cfg["trainer"]["max_steps"] == want["epochs"] * -(-n // want["batch_size"])  # the same budget as steps
+
+
+def test_graph_svm_uses_one_split_for_every_seed():
+    """GraphMAE scores every pretraining seed on ``StratifiedKFold(10, shuffle=True, random_state=0)``: the same
+    features then score the same for every seed (a per-seed split would move them, as it does here)."""
+    pytest.importorskip("sklearn")
+    from geomask.eval.graphs import SVM_SPLIT_SEED, _score
+
+    gs = _graph_set("NOISY", 60)
+    gs.tensors["y"] = torch.from_numpy(np.random.default_rng(1).integers(0, 2, 60))  # labels the folds cannot all fit
+    x = gs.tensors["x"].reshape(60, 6, 3).sum(1)
+    y = gs.tensors["y"].numpy()
+    assert svm_accuracy(x.numpy(), y, seed=0) != svm_accuracy(x.numpy(), y, seed=1)  # the split does matter here
+    assert SVM_SPLIT_SEED == 0 and _score(x, gs, (0.01, 0.0, 1), 0) == _score(x, gs, (0.01, 0.0, 1), 1)
+
+
+@pytest.mark.parametrize(("ds", "graphs", "labels"), [("MUTAG", 188, 7), ("PROTEINS", 1113, 3)])
+def test_real_tu_sets_read_as_graphmae_does(shared_data, ds, graphs, labels):
+    """One-hot node labels as features (DGL's TUDataset stores PROTEINS' attributes as ``node_attr``, which GraphMAE's
+    loader never reads), the files' edges in both directions, no self-loops in the data (GIN adds its own)."""
+    from geomask.datasets.graphs import load_graph_set
+
+    gs = load_graph_set(shared_data / "graphs" / ds)
+    assert (gs.name, gs.level, gs.num_graphs, gs.num_features) == (ds, "graph", graphs, labels)
+    assert torch.equal(gs.tensors["x"].sum(1), torch.ones(gs.tensors["x"].shape[0]))
+    ei = gs.tensors["edge_index"]
+    assert bool((ei[0] != ei[1]).all())
+    e = set(map(tuple, ei.T.tolist()))
+    assert all((v, u) in e for u, v in e)
