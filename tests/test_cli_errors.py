@@ -108,6 +108,7 @@ BAD = [
     ("prep objects {pts}:{lab} --out {root}/o --quiet", 1, "cloud_labels.npy: has no instance ids"),
     ("eval objects {scans} --json {json} --seeds -1", 2, "--seeds"),
     ("eval objects {scans} --json {json}", 1, "holds 'scan' items, expected 'scan_objects'"),
+    ("eval objects {scans} --json {json} --pretrain-crops -5", 2, "--pretrain-crops"),
     # list
     ("list", 2, "required"),
     ("list everything", 2, "invalid choice"),

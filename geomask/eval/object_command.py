@@ -11,9 +11,24 @@ initialisation) and two raw-point baselines are scored by the one-vs-rest linear
 in training:
 
 * ``sorted``: each coordinate's sorted values at 32 quantiles (``[96]``);
-* ``histogram``: the fraction of points in each cell of an 8×8×8 grid over ``[-1, 1]^3`` (``[512]``).
+* ``histogram``: the fraction of points in each cell of an 8×8×8 grid over ``[-1, 1]^3`` (``[512]``);
+* ``majority``: every held-out object gets the most frequent training class (no SVM).
 
-The JSON holds ``{"methods": {NAME: {"accuracy", "accuracy_std", "per_seed"}}, "data": {...}, "config": {...}}``.
+The features are those of Point-MAE's linear-SVM evaluation: the final (layer-normalised) encoder tokens of all
+patches, pooled by mean and by max and concatenated (``[2C]``; Point-M2AE sums the two poolings).  Point-BERT's and
+Point-MAE's released code fit scikit-learn's ``LinearSVC()`` with its fixed default C = 1 on raw features; here C is
+fixed as well (``--svm-c``, default 1, no search on the held-out objects) and the features are standardised with
+the training objects' mean and deviation, so that raw-point and network features meet the same C.
+
+``--pretrain-crops N`` adds N unlabelled clouds to the pretraining set: random object-sized ball crops
+(:func:`~geomask.eval.objects.scan_crops`; radii drawn among the training objects' own radii) of the scans whose
+objects are all training objects, read from the ``source`` paths the folder's manifest records (or
+``--crop-scans``), spread evenly over them and drawn anew for every seed.  A scan with held-out objects is never
+cropped, so crops need ``--split scene``.
+
+The JSON holds ``{"methods": {NAME: {"accuracy", "accuracy_std", "per_seed"}}, "data": {...}, "config": {...}}``;
+``data.per_seed[SEED]`` gives the training and held-out counts per class (``train_classes`` / ``test_classes``,
+``{label id: objects}``) and the number of crops.
 """
 
 from __future__ import annotations
@@ -104,6 +119,72 @@ def _pretrain(model: Any, pos: Any, steps: int, batch_size: int, lr: float, wd: 
     return losses
 
 
+def _class_counts(labels: Any) -> dict[str, int]:
+    import torch
+
+    ids, n = torch.unique(labels, return_counts=True)
+    return {str(int(i)): int(c) for i, c in zip(ids, n)}
+
+
+def _crop_sources(ds: Any, held_out: set[int], crop_scans: list[str] | None) -> list[Path]:
+    """The scans crops may come from: the manifest's sources of the scenes without held-out objects, or
+    ``crop_scans`` (refused when one is a held-out scene's recorded source or named after it)."""
+    from geomask.datasets.prep_objects import MANIFEST_KIND, SCHEMA_VERSION
+    from geomask.datasets.store import DatasetReader
+    from geomask.errors import UsageError
+
+    items = DatasetReader(ds.root, kind=MANIFEST_KIND, max_schema=SCHEMA_VERSION).items
+    if crop_scans:
+        banned = {Path(items[k]["source"]).resolve() for k in held_out}
+        keys = [ds.scenes[k] for k in held_out]
+        for path in map(Path, crop_scans):
+            if path.resolve() in banned or any(path.name.startswith(key) for key in keys):
+                raise UsageError(f"--crop-scans: {path} is a held-out scan (held out: {', '.join(keys)})")
+        return [Path(p) for p in crop_scans]
+    out = []
+    for k in range(len(ds.scenes)):
+        if k in held_out:
+            continue
+        path = Path(items[k]["source"])
+        if not path.is_file():
+            raise UsageError(
+                f"--pretrain-crops: scene {ds.scenes[k]!r}'s scan {path} (recorded by prep objects) is not here; "
+                "give the training scans with --crop-scans"
+            )
+        out.append(path)
+    if not out:
+        raise UsageError("--pretrain-crops: every scan holds held-out objects (use --split scene)")
+    return out
+
+
+def _crops(ds: Any, test: Any, count: int, crop_scans: list[str] | None, seed: int) -> Any:
+    """``count`` crops of the training scans (module doc), ``[count, P, 3]``."""
+    import torch
+
+    from geomask.datasets.prep_objects import MANIFEST_KIND, SCHEMA_VERSION
+    from geomask.datasets.store import DatasetReader
+    from geomask.errors import UsageError
+    from geomask.eval.objects import scan_crops
+    from geomask.io.scans import read_scan
+
+    held_out = {int(k) for k in torch.unique(ds.scene[test])}
+    sources = _crop_sources(ds, held_out, crop_scans)
+    reader = DatasetReader(ds.root, kind=MANIFEST_KIND, max_schema=SCHEMA_VERSION)
+    radii = torch.cat([reader.load(k)["scales"].float() for k in range(len(ds.scenes)) if k not in held_out])
+    gen = torch.Generator().manual_seed(seed)
+    share = [count // len(sources) + (i < count % len(sources)) for i in range(len(sources))]
+    out = []
+    for path, n in zip(sources, share):
+        if n == 0:
+            continue
+        pts = torch.from_numpy(read_scan(path).points[:, :3]).float()
+        try:
+            out.append(scan_crops(pts, radii, n, ds.points.size(1), gen)[0])
+        except ValueError as e:
+            raise UsageError(f"{path}: {e}") from None
+    return torch.cat(out)
+
+
 def evaluate_objects(
     root: str | Path,
     *,
@@ -114,11 +195,14 @@ def evaluate_objects(
     test_scenes: list[str] | None = None,
     batch_size: int = 16,
     svm_c: float = 1.0,
+    pretrain_crops: int = 0,
+    crop_scans: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Pretrain per seed on the training objects and probe the held-out ones (module doc); returns the result.
+    """Pretrain per seed on the training objects (and ``pretrain_crops`` crops of the training scans) and probe
+    the held-out ones (module doc); returns the result.
 
     Raises:
-        UsageError: a bad split, no held-out object of a class seen in training.
+        UsageError: a bad split, no held-out object of a class seen in training, crops without a training scan.
         FormatError: ``root`` is not a ``scan_objects`` folder.
     """
     import torch
@@ -129,13 +213,18 @@ def evaluate_objects(
     from geomask.methods.registry import build_method
     from geomask.train.config import load_config
 
+    if pretrain_crops and split != "scene":
+        raise UsageError(
+            "--pretrain-crops needs --split scene: under --split instance every scan holds held-out objects"
+        )
     cfg = load_config(config)
     ds = ScanObjectDataset(root)
     raw = {"sorted": sorted_features(ds.points), "histogram": histogram_features(ds.points)}
-    per_seed: dict[str, list[float]] = {"pretrained": [], "random": [], "sorted": [], "histogram": []}
+    per_seed: dict[str, list[float]] = {"pretrained": [], "random": [], "sorted": [], "histogram": [], "majority": []}
     info: dict[str, Any] = {}
     for seed in seeds:
         train, test = _split(ds, split, test_scenes, seed)
+        held = test.clone()  # crops never come from a scan with held-out objects, seen classes or not
         seen = torch.isin(ds.labels, torch.unique(ds.labels[train]))
         test = test & seen
         if not bool(test.any()):
@@ -144,13 +233,24 @@ def evaluate_objects(
         _, y_tr = torch.unique(y_tr, return_inverse=True)
         classes = torch.unique(ds.labels[train])
         y_te = torch.searchsorted(classes, y_te)
-        info[str(seed)] = {"train": int(train.sum()), "test": int(test.sum()), "classes": len(classes)}
+        info[str(seed)] = {
+            "train": int(train.sum()),
+            "test": int(test.sum()),
+            "classes": len(classes),
+            "train_classes": _class_counts(ds.labels[train]),
+            "test_classes": _class_counts(ds.labels[test]),
+        }
+        per_seed["majority"].append(float((y_te == torch.bincount(y_tr).argmax()).double().mean()))
+        pool = ds.points[train]
+        if pretrain_crops:
+            pool = torch.cat([pool, _crops(ds, held, pretrain_crops, crop_scans, seed)])
+        info[str(seed)]["crops"] = pretrain_crops
         torch.manual_seed(seed)
         model = build_method(cfg.method.name, **cfg.method.kwargs)
         feats = extract_features(model, ds.points)
         per_seed["random"].append(svm_accuracy(feats[train], y_tr, feats[test], y_te, svm_c))
         t0 = time.perf_counter()
-        losses = _pretrain(model, ds.points[train], steps, batch_size, cfg.optim.lr, cfg.optim.weight_decay, seed)
+        losses = _pretrain(model, pool, steps, batch_size, cfg.optim.lr, cfg.optim.weight_decay, seed)
         info[str(seed)] |= {
             "pretrain_s": round(time.perf_counter() - t0, 1),
             "loss_first": losses[0] if losses else None,
@@ -174,6 +274,8 @@ def evaluate_objects(
             "steps": steps,
             "batch_size": batch_size,
             "svm_c": svm_c,
+            "pretrain_crops": pretrain_crops,
+            "crop_scans": crop_scans,
             "method": {"name": cfg.method.name, **cfg.method.kwargs},
         },
     }
@@ -205,6 +307,8 @@ def cmd_eval_objects(args: argparse.Namespace) -> int:
         test_scenes=args.test_scenes,
         batch_size=args.batch_size,
         svm_c=args.svm_c,
+        pretrain_crops=args.pretrain_crops,
+        crop_scans=args.crop_scans,
     )
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.json, json.dumps(result, indent=1) + "\n")
@@ -222,10 +326,12 @@ def add_object_eval_parser(eval_subparsers: argparse._SubParsersAction) -> None:
         description="Split the objects of a geomask prep objects folder by scene (default: the last scan held out) "
         "or by instance (a seeded half), pretrain the config's method per seed on the training objects only, and "
         "score a linear SVM on the held-out objects for the pretrained features, the same network untrained "
-        "(random) and raw-point features (sorted coordinates, occupancy histogram).",
+        "(random), raw-point features (sorted coordinates, occupancy histogram) and the majority class. "
+        "--pretrain-crops adds object-sized ball crops of the training scans to the pretraining set.",
         epilog="example:\n"
         "  geomask prep objects ../shared/data/scans/scannet --out data/scan_objects\n"
-        "  geomask eval objects data/scan_objects --json objects.json --seeds 0 1 --steps 300",
+        "  geomask eval objects data/scan_objects --json objects.json --seeds 0 1 --steps 300\n"
+        "  geomask eval objects data/scan_objects --json objects.json --seeds 0 1 2 --pretrain-crops 2000",
     )
     p.add_argument("root", metavar="DIR", help="a geomask prep objects folder")
     p.add_argument("--json", required=True, metavar="OUT", help="write the accuracies here (JSON)")
@@ -236,5 +342,19 @@ def add_object_eval_parser(eval_subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--split", choices=("scene", "instance"), default="scene", help="how objects are held out")
     p.add_argument("--test-scenes", nargs="+", default=None, metavar="KEY", help="scenes held out (default: last)")
     p.add_argument("--svm-c", type=positive_float, default=1.0, metavar="C", help="the SVM's C (fixed)")
+    p.add_argument(
+        "--pretrain-crops",
+        type=nonnegative_int,
+        default=0,
+        metavar="N",
+        help="also pretrain on N object-sized ball crops of the training scans (0: objects only)",
+    )
+    p.add_argument(
+        "--crop-scans",
+        nargs="+",
+        default=None,
+        metavar="SCAN",
+        help="scans to crop (default: the training scenes' sources in the folder's manifest)",
+    )
     p.add_argument("--threads", type=positive_int, default=1, metavar="T", help="CPU threads")
     p.set_defaults(func=cmd_eval_objects)

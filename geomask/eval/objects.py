@@ -11,6 +11,9 @@ L2-loss SVM) on standardised features, fitted by full-batch L-BFGS:
 
 Few-shot classification follows Point-BERT / Point-MAE's N-way K-shot episodes, here with the SVM on
 frozen features: each episode draws N classes, K support and Q query objects per class.
+
+:func:`scan_crops` makes unlabelled pretraining clouds out of a whole scan: random object-sized balls of its
+points, resampled and normalised exactly like the objects of ``geomask prep objects``.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-__all__ = ["extract_features", "few_shot", "linear_svm", "svm_accuracy"]
+__all__ = ["extract_features", "few_shot", "linear_svm", "scan_crops", "svm_accuracy"]
 
 
 @torch.no_grad()
@@ -131,3 +134,77 @@ def few_shot(
         accs.append(svm_accuracy(sx, sy, qx, qy, c))
     t = torch.tensor(accs, dtype=torch.float64)
     return float(t.mean()), float(t.std(unbiased=False))
+
+
+def scan_crops(
+    points: Tensor,
+    radii: Tensor,
+    num_crops: int,
+    num_points: int,
+    generator: torch.Generator,
+    min_points: int = 32,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Random ball crops of one scan, each resampled and normalised like a ``geomask prep objects`` object.
+
+    A crop is the scan's points within radius ``r`` of a centre: the centre is one of the scan's points drawn at
+    random, ``r`` one of ``radii`` (e.g. the scan's own objects' radii, so crops are object-sized).  A crop with
+    fewer than ``min_points`` points is drawn again (at most ``10 * num_crops`` draws in all); at most
+    ``4 * num_points`` of its points (a random subset) are then resampled to ``num_points`` by
+    :func:`~geomask.datasets.prep_objects.cut_objects` (farthest point sampling, or seeded repeats), centred on
+    their mean and scaled so that the farthest lies on the unit sphere.  One distance pass per crop; all crops
+    are resampled in one batch.
+
+    Args:
+        points: ``[N, 3]`` scan coordinates.
+        radii: ``[R]`` crop radii to draw from (scan units).
+        num_crops: C, crops to return.
+        num_points: P, points per crop.
+        generator: draws centres, radii, subsets and the resampling (same seed: same crops).
+        min_points: the fewest scan points a crop may hold.
+
+    Returns:
+        ``(crops [C, P, 3], centers [C, 3], scales [C])`` with ``scan = crop * scale + center``.
+
+    Raises:
+        ValueError: bad sizes, or fewer than ``num_crops`` crops reach ``min_points`` points.
+    """
+    from geomask.datasets.prep_objects import cut_objects
+
+    if points.dim() != 2 or points.size(1) != 3 or points.size(0) == 0:
+        raise ValueError(f"need scan points [N, 3], got {tuple(points.shape)}")
+    if radii.numel() == 0 or bool((radii <= 0).any()):
+        raise ValueError("need at least one radius, all positive")
+    if num_crops < 1 or num_points < 1 or min_points < 1:
+        raise ValueError(
+            f"num_crops, num_points, min_points must be positive, got {num_crops}, {num_points}, {min_points}"
+        )
+    pos, radii = points.float(), radii.float().flatten()
+    cap = 4 * num_points
+    chosen: list[Tensor] = []
+    for _ in range(10 * num_crops):
+        if len(chosen) == num_crops:
+            break
+        centre = pos[torch.randint(pos.size(0), (1,), generator=generator)]
+        r = radii[torch.randint(radii.numel(), (1,), generator=generator)]
+        inside = torch.nonzero((pos - centre).pow(2).sum(-1) <= r * r).flatten()
+        if inside.numel() < min_points:
+            continue
+        if inside.numel() > cap:
+            inside = inside[torch.randperm(inside.numel(), generator=generator)[:cap]]
+        chosen.append(inside)
+    if len(chosen) < num_crops:
+        raise ValueError(
+            f"only {len(chosen)} of {num_crops} crops held {min_points} points in {10 * num_crops} draws "
+            "(radii too small for this scan?)"
+        )
+    idx = torch.cat(chosen)
+    crop = torch.repeat_interleave(torch.arange(1, num_crops + 1), torch.tensor([len(c) for c in chosen]))
+    out, _ = cut_objects(
+        pos[idx].numpy(),
+        torch.zeros(len(idx), dtype=torch.long).numpy(),
+        crop.numpy(),
+        min_points=1,
+        num_points=num_points,
+        generator=generator,
+    )
+    return out["points"], out["centers"], out["scales"]

@@ -138,9 +138,28 @@ def test_raw_point_baselines_and_the_object_probe_run(tmp_path):
         "data: {kind: objects}\n"
     )
     result = evaluate_objects(tmp_path / "out", seeds=[0], steps=2, config=str(cfg), batch_size=4)
-    assert set(result["methods"]) == {"pointmae", "random", "sorted", "histogram"}
-    assert result["data"]["per_seed"]["0"]["train"] == 4 and result["data"]["per_seed"]["0"]["test"] == 4
+    assert set(result["methods"]) == {"pointmae", "random", "sorted", "histogram", "majority"}
+    info = result["data"]["per_seed"]["0"]
+    assert info["train"] == 4 and info["test"] == 4 and info["crops"] == 0
+    assert sum(info["train_classes"].values()) == 4 and sum(info["test_classes"].values()) == 4
     assert all(0.0 <= m["accuracy"] <= 1.0 for m in result["methods"].values())
+    # crops of the training scan only: the held-out scan is refused, and so is a split without a training scan
+    from geomask.errors import UsageError
+
+    crops = evaluate_objects(tmp_path / "out", seeds=[0], steps=2, config=str(cfg), batch_size=4, pretrain_crops=6)
+    assert crops["data"]["per_seed"]["0"]["crops"] == 6 and crops["config"]["pretrain_crops"] == 6
+    assert crops["methods"]["random"] == result["methods"]["random"]  # same seed, same initialisation
+    with pytest.raises(UsageError, match="held-out scan"):
+        evaluate_objects(
+            tmp_path / "out",
+            seeds=[0],
+            steps=1,
+            config=str(cfg),
+            pretrain_crops=2,
+            crop_scans=[str(tmp_path / "scene0001_00_vert_all.npy")],
+        )
+    with pytest.raises(UsageError, match="needs --split scene"):
+        evaluate_objects(tmp_path / "out", seeds=[1], steps=1, config=str(cfg), split="instance", pretrain_crops=2)
 
 
 @pytest.mark.shared

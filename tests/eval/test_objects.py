@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from geomask.eval.objects import extract_features, few_shot, linear_svm, svm_accuracy
+from geomask.eval.objects import extract_features, few_shot, linear_svm, scan_crops, svm_accuracy
 from geomask.methods.pointmae import build_pointmae
 from geomask.points.synthetic import SHAPES, synthetic_objects
 
@@ -55,3 +55,25 @@ def test_frozen_features_of_synthetic_objects_beat_chance():
     assert torch.equal(feats, extract_features(m, pos, batch_size=7))  # deterministic, batch independent
     acc = svm_accuracy(feats[:72], y[:72], feats[72:], y[72:])
     assert acc > 1.5 / len(SHAPES), acc  # chance is 1 / 6; seeded, so this is deterministic
+
+
+def test_scan_crops_are_normalised_deterministic_and_come_from_the_scan():
+    g = torch.Generator().manual_seed(0)
+    scan = torch.rand(3000, 3, generator=g) * torch.tensor([4.0, 4.0, 2.0])
+    other = scan + 100.0  # another scan: no crop point may come from it
+    radii = torch.tensor([0.3, 0.5, 0.8])
+    crops, centers, scales = scan_crops(scan, radii, 12, 64, torch.Generator().manual_seed(1))
+    assert crops.shape == (12, 64, 3) and centers.shape == (12, 3) and scales.shape == (12,)
+    assert torch.allclose(crops.norm(dim=-1).amax(1), torch.ones(12)) and crops.mean(1).abs().max() < 1e-5
+    back = crops * scales[:, None, None] + centers[:, None]
+    exact = "donot_use_mm_for_euclid_dist"
+    assert torch.cdist(back.reshape(-1, 3), scan, compute_mode=exact).amin(1).max() < 1e-4  # all scan points
+    assert torch.cdist(back.reshape(-1, 3), other).amin(1).min() > 90
+    assert bool((scales <= 2 * radii.max() + 1e-5).all())  # inside a ball of a drawn radius
+    again = scan_crops(scan, radii, 12, 64, torch.Generator().manual_seed(1))[0]
+    assert torch.equal(crops, again)
+    assert not torch.equal(crops, scan_crops(scan, radii, 12, 64, torch.Generator().manual_seed(2))[0])
+    with pytest.raises(ValueError, match="crops held"):
+        scan_crops(scan, torch.tensor([1e-4]), 4, 64, torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="radius"):
+        scan_crops(scan, torch.tensor([0.0]), 4, 64, torch.Generator().manual_seed(0))
