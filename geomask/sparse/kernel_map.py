@@ -383,6 +383,44 @@ def _row_taps_block(keys, row_bases, r, num_k, i0, i1, ii, jj, cnt):
 
 
 @numba.njit(cache=True, nogil=True)
+def _row_taps_block_r1(keys, row_bases, i0, i1, ii, jj, cnt):
+    """:func:`_row_taps_block` for ``r = 1`` (3-wide windows: the 3×3×3 kernels), the same pairs in the same
+    order, each row's three counters kept in locals (the general loop reloads ``cnt`` after every store: it may
+    alias ``ii`` / ``jj`` for the compiler) and the taps unrolled."""
+    n = keys.shape[0]
+    last = row_bases.shape[0] - 1
+    for k in range(row_bases.shape[0]):
+        base = row_bases[k]
+        rel = 3 * k + 1  # the row's centre tap t = 0
+        cm, c0, cp = cnt[rel - 1], 0, 0
+        if k < last:
+            c0, cp = cnt[rel], cnt[rel + 1]
+        p = np.searchsorted(keys, keys[i0] + base)
+        for i in range(i0, i1):
+            q = keys[i] + base
+            while p < n and keys[p] < q:
+                p += 1
+            if k < last:  # t = 0, 1: from the first key >= q
+                c = p
+                if c < n and keys[c] == q:
+                    ii[rel, i0 + c0] = i
+                    jj[rel, i0 + c0] = c
+                    c0 += 1
+                    c += 1
+                if c < n and keys[c] == q + 1:
+                    ii[rel + 1, i0 + cp] = i
+                    jj[rel + 1, i0 + cp] = c
+                    cp += 1
+            if p >= 1 and keys[p - 1] == q - 1:  # t = -1: the last key <= q - 1
+                ii[rel - 1, i0 + cm] = i
+                jj[rel - 1, i0 + cm] = p - 1
+                cm += 1
+        cnt[rel - 1] = cm
+        if k < last:
+            cnt[rel], cnt[rel + 1] = c0, cp
+
+
+@numba.njit(cache=True, nogil=True)
 def _emit_block(ii, jj, perm, i0, cnt, starts, mirror_starts, src, dst):
     """Write one block's pairs as edges: relation ``rel`` (``src`` = row of ``keys[j]``, ``dst`` = row of
     ``keys[i]``) from ``starts[rel]``, its mirror ``K - 1 - rel`` (the same pairs reversed) from
@@ -423,7 +461,10 @@ def _row_taps(
 
     def join(ids) -> None:
         for b in ids:
-            _row_taps_block(keys, row_bases, r, num_k, cuts[b], cuts[b + 1], ii, jj, cnt[b])
+            if r == 1:
+                _row_taps_block_r1(keys, row_bases, cuts[b], cuts[b + 1], ii, jj, cnt[b])
+            else:
+                _row_taps_block(keys, row_bases, r, num_k, cuts[b], cuts[b + 1], ii, jj, cnt[b])
 
     share(join, range(blocks), workers)
     per_rel = cnt.sum(0)
