@@ -34,9 +34,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -200,22 +198,9 @@ def build_shapes(spec: Any = ShapesSpec(), *, progress: bool = True) -> Path:
         FormatError: ``prep_images`` could not prepare the generated file (a bug: the build is left unfinished).
     """
     from geomask.datasets.prep_images import prep_images
-    from geomask.io.atomic import atomic_write_bytes, atomic_write_text, build_lock
+    from geomask.io.atomic import atomic_write_bytes, atomic_write_text, build_once
 
-    out = shapes_dir(spec)
-    if (out / "manifest.json").is_file():
-        return out
-    with build_lock(out):  # one builder among processes
-        if (out / "manifest.json").is_file():  # another process built it while this one waited
-            return out
-        if progress:
-            print(
-                f"generating {spec.images} images of drawn shapes (GENERATED, not real images) into {out} "
-                "(first use) ...",
-                file=sys.stderr,
-                flush=True,
-            )
-        partial = out.with_name(out.name + ".partial")
+    def write(partial: Path) -> Path:
         staging = partial / "generated"
         staging.mkdir(parents=True, exist_ok=True)
         images, labels = generate_shapes(spec.images, spec.size, spec.seed)
@@ -233,5 +218,8 @@ def build_shapes(spec: Any = ShapesSpec(), *, progress: bool = True) -> Path:
         }
         atomic_write_text(partial / "generated.json", json.dumps(about, indent=1, sort_keys=True) + "\n")
         shutil.rmtree(staging)
-        os.replace(partial, out)
-    return out
+        return partial
+
+    out = shapes_dir(spec)
+    message = f"generating {spec.images} images of drawn shapes (GENERATED, not real images) into {out} (first use) ..."
+    return build_once(out, message if progress else None, write, resume=True)

@@ -28,9 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -503,22 +501,9 @@ def build_scenes(spec: Any = SceneSpec(), *, progress: bool = True) -> Path:
         FormatError: a scene that ``prep_scans`` could not prepare (a bug: the build is left unfinished).
     """
     from geomask.datasets.scans import prep_scans
-    from geomask.io.atomic import build_lock
+    from geomask.io.atomic import atomic_write_text, build_once
 
-    out = scenes_dir(spec)
-    if (out / "manifest.json").is_file():
-        return out
-    with build_lock(out):  # one builder among processes
-        if (out / "manifest.json").is_file():  # another process built it while this one waited
-            return out
-        if progress:
-            print(
-                f"generating {spec.scenes} synthetic indoor scenes (generated rooms, not real scans) into {out} "
-                "(first use) ...",
-                file=sys.stderr,
-                flush=True,
-            )
-        partial = out.with_name(out.name + ".partial")
+    def write(partial: Path) -> Path:
         staging = partial / "generated"
         staging.mkdir(parents=True, exist_ok=True)
         sources = []
@@ -534,9 +519,12 @@ def build_scenes(spec: Any = SceneSpec(), *, progress: bool = True) -> Path:
             **_options(spec),
             "room_types": [ROOM_TYPES[i % len(ROOM_TYPES)] for i in range(spec.scenes)],
         }
-        from geomask.io.atomic import atomic_write_text
-
         atomic_write_text(partial / "generated.json", json.dumps(about, indent=1, sort_keys=True) + "\n")
         shutil.rmtree(staging)
-        os.replace(partial, out)
-    return out
+        return partial
+
+    out = scenes_dir(spec)
+    message = (
+        f"generating {spec.scenes} synthetic indoor scenes (generated rooms, not real scans) into {out} (first use) ..."
+    )
+    return build_once(out, message if progress else None, write, resume=True)

@@ -80,13 +80,15 @@ def build_lock(out: str | Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def build_once(out: str | Path, message: str, write: Callable[[Path], Path]) -> Path:
+def build_once(out: str | Path, message: str | None, write: Callable[[Path], Path], *, resume: bool = False) -> Path:
     """The dataset folder ``out``, built on first use (``out/manifest.json`` marks a finished build).
 
     Under :func:`build_lock`, ``message`` goes to stderr and ``write(work)`` fills a build folder of a fixed name,
     ``.<out name>.building`` beside ``out`` (a killed builder's leftovers are removed first), returning the folder
     inside it (or ``work`` itself) that is renamed into place. The fixed name keeps any source path a manifest
-    records the same, so every build under one cache root writes the same bytes.
+    records the same, so every build under one cache root writes the same bytes.  ``message`` None prints
+    nothing; ``resume`` keeps a killed builder's work instead (folder ``<out name>.partial``, for builders whose
+    ``write`` skips what is already finished, such as the resumable ``prep`` writers).
     """
     import shutil
     import sys
@@ -97,10 +99,12 @@ def build_once(out: str | Path, message: str, write: Callable[[Path], Path]) -> 
     with build_lock(out):  # one builder among processes
         if (out / "manifest.json").is_file():  # another process built it while this one waited
             return out
-        print(message, file=sys.stderr, flush=True)
-        work = out.with_name(f".{out.name}.building")
-        shutil.rmtree(work, ignore_errors=True)
-        work.mkdir(parents=True)
+        if message is not None:
+            print(message, file=sys.stderr, flush=True)
+        work = out.with_name(f"{out.name}.partial" if resume else f".{out.name}.building")
+        if not resume:
+            shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True, exist_ok=resume)
         result = write(work)
         if out.exists():
             shutil.rmtree(out)
