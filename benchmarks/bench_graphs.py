@@ -21,6 +21,10 @@ concatenated), their GIN (``(1 + ε) h + Σ`` neighbours, then ``MLP(2)`` with n
 ``encoder_to_decoder``, re-mask ``rep[mask] = 0`` and ``sce_loss``.  PyG's own ``softmax`` and
 ``torch_geometric.utils.scatter`` do the edge work, as PyG's GATConv would.
 
+Optimisers: geomask's side is built by :func:`geomask.train.optimizers.build_optimizer` from the config's ``optim``
+section, as ``geomask pretrain`` builds it (torch's fused Adam on CPU); the reference keeps plain
+``torch.optim.Adam`` (its default for-loop implementation on CPU), as the authors' code does.
+
 Timing: rounds alternate the two (reference first in even rounds), ``--epochs`` epochs a round, after one warm-up
 epoch each; the time per epoch is the best round's mean (the machine may be shared), for each thread count of
 ``--threads``.  Ratios come last: ``ratio graphmae_epoch_<dataset> geomask/reference: X`` per dataset (the
@@ -51,6 +55,7 @@ from torch_geometric.utils import add_self_loops, remove_self_loops, scatter, so
 
 from geomask.datasets.graphs import collate_graph_batch, load_graph_set
 from geomask.methods import build_method
+from geomask.train.optimizers import build_optimizer
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = {"cora": ("Cora", "graphmae_cora.yaml"), "proteins": ("PROTEINS", "graphmae_proteins.yaml")}
@@ -195,8 +200,10 @@ def build_pair(name: str, gs):
         m.get("replace_rate", 0.0), m["loss"]["gamma"], m["dropout"], m.get("attn_drop", 0.1),
     )  # fmt: skip
     o = cfg["optim"]
-    opts = [torch.optim.Adam(mod.parameters(), lr=o["lr"], weight_decay=o["weight_decay"]) for mod in (ours, ref)]
-    return (ours, opts[0]), (ref, opts[1]), int(cfg["data"]["batch_size"])
+    # geomask's side: the optimiser geomask's training builds (fused Adam on CPU); the reference: plain torch Adam
+    opt = build_optimizer(o["name"], ours.parameters(), float(o["lr"]), weight_decay=float(o["weight_decay"]))
+    opt_ref = torch.optim.Adam(ref.parameters(), lr=o["lr"], weight_decay=o["weight_decay"])
+    return (ours, opt), (ref, opt_ref), int(cfg["data"]["batch_size"])
 
 
 def batches(gs, bs: int, gen: torch.Generator):

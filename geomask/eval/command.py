@@ -203,15 +203,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
             train_labels=train_labels,
             encoding=args.recipe_encoding,
             target=args.target,
+            head=args.qor_head,
+            stats_model=args.design_stats,
         )
     elif args.task == "equivalence":
         from geomask.eval.equivalence import run_equivalence
 
         result = run_equivalence(designs, budget, pre, progress=progress)
     else:
-        from geomask.eval.probability import run_probability
+        from geomask.eval.probability import check_val_designs, run_probability
 
-        result = run_probability(designs, budget, pre, progress=progress)
+        try:
+            check_val_designs(len(designs), args.val_designs, budget.finetune_encoder)
+        except ValueError as e:
+            raise UsageError(f"--val-designs: {e}") from None
+        result = run_probability(
+            designs, budget, pre, progress=progress, val_designs=args.val_designs, val_every=args.val_every
+        )
     if args.plots:
         for p in write_plots(result, args.plots, args.task):
             print(f"wrote {p}", file=sys.stderr)
@@ -234,6 +242,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 "recipe_family": f"from {args.qor_csv}" if args.qor_csv else args.recipe_family,
                 "recipe_encoding": args.recipe_encoding,
                 "target": args.target,
+                "head": args.qor_head,
             }
             if args.task == "qor"
             else {}
@@ -340,6 +349,18 @@ def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
                 help="train the encoder with the head (--finetune-steps steps, encoder at --lr) instead of a head "
                 "on frozen embeddings",
             )
+        if task == "probability":
+            p.add_argument(
+                "--val-designs",
+                type=int,
+                default=0,
+                metavar="N",
+                help="with --finetune-encoder: hold N training designs out per seed and keep the fine-tuning step "
+                "with their lowest MAE (early stopping; 0: train all --finetune-steps steps)",
+            )
+            p.add_argument(
+                "--val-every", type=positive_int, default=25, metavar="K", help="steps between validation measurements"
+            )
         if task == "qor":
             p.add_argument(
                 "--recipes", type=positive_int, default=DEFAULT_RECIPES, metavar="N", help="random recipes per design"
@@ -371,6 +392,18 @@ def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
                 choices=("z", "log_ratio"),
                 help="what the head regresses: per-design z-scores of the AND count, or its log ratio to the design's "
                 "initial AND count (metrics stay on z-scores)",
+            )
+            p.add_argument(
+                "--qor-head",
+                default="concat",
+                choices=("concat", "film", "bilinear"),
+                help="how the head combines graph and recipe: concat, film (the design modulates the recipe's "
+                "hidden layer) or bilinear (recipe-only prediction + a low-rank design x recipe term)",
+            )
+            p.add_argument(
+                "--design-stats",
+                action="store_true",
+                help="also run design_stats: the same head on AND/level/PI/PO/latch counts instead of a graph encoder",
             )
             p.add_argument(
                 "--folds",

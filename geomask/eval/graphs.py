@@ -28,6 +28,7 @@ from torch import Tensor
 
 from geomask.datasets.graphs import GraphSet, collate_graph_batch, load_graph_set
 from geomask.errors import UsageError
+from geomask.train.optimizers import build_optimizer
 
 __all__ = ["METHODS", "PAPER", "SVM_SPLIT_SEED", "evaluate_graphs", "linear_probe", "pretrain", "svm_accuracy", "table"]
 
@@ -89,8 +90,11 @@ def pretrain(model: Any, gs: GraphSet, epochs: int, cfg: dict[str, Any], seed: i
     """Train ``model`` for ``epochs`` passes over ``gs`` (node level: one full-batch step per epoch), calling its
     ``on_train_step_end`` after every optimiser step."""
     o, d = cfg.get("optim", {}), cfg.get("data", {})
-    opt = torch.optim.Adam(
-        model.parameters(), lr=float(o.get("lr", 1e-3)), weight_decay=float(o.get("weight_decay", 0))
+    opt = build_optimizer(  # as geomask pretrain builds it (torch's fused Adam on the CPU)
+        str(o.get("name", "adam")),
+        model.parameters(),
+        float(o.get("lr", 1e-3)),
+        weight_decay=float(o.get("weight_decay", 0)),
     )
     cosine = o.get("scheduler", "none") == "cosine"
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: (1 + math.cos(e * math.pi / max(epochs, 1))) * 0.5)

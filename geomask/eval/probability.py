@@ -10,7 +10,10 @@ Model: frozen node embeddings (:meth:`embed`) → an MLP head with a sigmoid, tr
 (``finetune_steps`` steps); with ``Budget.finetune_encoder`` the encoder trains with the head
 (:func:`~geomask.eval.protocol.finetune_nodes`) on the training designs (or training nodes).
 Train/test: with 3 or more designs a seeded third of the designs is test, else a seeded third of the scored
-nodes.  Metrics: ``mae`` (scored nodes), ``mae_and`` (AND nodes).  The baseline predicts each node type's
+nodes.  Early stopping (``val_designs`` N > 0, fine-tuned encoder and a design split only): N of the training
+designs, drawn with the seed, become validation designs that never train; their MAE is measured every
+``val_every`` steps and the encoder and head of the lowest one are kept (``best_step`` in the metrics).
+Metrics: ``mae`` (scored nodes), ``mae_and`` (AND nodes).  The baseline predicts each node type's
 mean training probability.
 """
 
@@ -27,7 +30,7 @@ from geomask.circuits.simulate import signal_probability
 from geomask.eval.metrics import mean_std
 from geomask.eval.protocol import Budget, EvalDesign, compare, embed_nodes, finetune_nodes, fit_mlp, holdout_split
 
-__all__ = ["node_probability", "run_probability"]
+__all__ = ["check_val_designs", "node_probability", "run_probability"]
 
 _SCORED = (NodeType.AND, NodeType.NOT, NodeType.PO)
 
@@ -47,6 +50,23 @@ def node_probability(design: EvalDesign, num_patterns: int = 65536, seed: int = 
     return p
 
 
+def check_val_designs(num_designs: int, val_designs: int, finetune_encoder: bool) -> None:
+    """Raise ``ValueError`` unless ``val_designs`` validation designs fit the split of ``num_designs`` designs
+    (0 always fits; otherwise a fine-tuned encoder, 3 or more designs and a training design left)."""
+    if val_designs < 0:
+        raise ValueError(f"must be >= 0, got {val_designs}")
+    if not val_designs:
+        return
+    if not finetune_encoder:
+        raise ValueError("validation designs choose the fine-tuning step: they need the encoder fine-tuned")
+    train = len(holdout_split(num_designs, 0)[0]) if num_designs >= 3 else 0
+    if train <= val_designs:
+        raise ValueError(
+            f"{val_designs} validation design(s) need {val_designs + 1} training designs or more; "
+            f"{num_designs} design(s) give {train} (3 or more designs are split by design)"
+        )
+
+
 def _metrics(pred: np.ndarray, true: np.ndarray, is_and: np.ndarray) -> dict[str, float]:
     err = np.abs(pred - true)
     return {"mae": float(err.mean()), "mae_and": float(err[is_and].mean()) if is_and.any() else float("nan")}
@@ -58,12 +78,26 @@ def run_probability(
     pretrain_designs: Sequence[EvalDesign] | None = None,
     num_patterns: int = 65536,
     progress: bool = True,
+    val_designs: int = 0,
+    val_every: int = 25,
 ) -> dict[str, Any]:
     """Compare every method in ``budget`` on signal probability prediction.
+
+    Args:
+        val_designs: training designs held out per seed to choose the fine-tuning step (0: none, train
+            ``budget.finetune_steps`` steps on every training design).
+        val_every: steps between validation measurements.
+
+    Raises:
+        ValueError: ``val_designs`` without ``budget.finetune_encoder``, with fewer than 3 designs, or leaving
+            no training design.
 
     Returns:
         ``{"methods": {name: {"nodes": {"mae", "mae_and", ...}}}, "baseline": {"nodes": ...}, "data": {...}}``.
     """
+    if val_every < 1:
+        raise ValueError(f"val_every must be >= 1, got {val_every}")
+    check_val_designs(len(designs), val_designs, budget.finetune_encoder)
     graphs = [d.graph for d in designs]
     pre = [d.graph for d in (pretrain_designs if pretrain_designs is not None else designs)]
     targets = [node_probability(d, num_patterns) for d in designs]
@@ -84,18 +118,29 @@ def run_probability(
     def task(method, name: str, seed: int) -> dict[str, dict[str, float]]:
         test = split(seed)
         train = ~test
+        val = np.zeros_like(test)
+        if val_designs:
+            pool = holdout_split(len(designs), seed)[0]
+            held = np.random.default_rng([seed, 0x7A1D]).permutation(pool)[:val_designs]
+            val = np.isin(design_of, held)
+            train &= ~val
         if budget.finetune_encoder:
             # the flat train / test masks over scored nodes, back on every graph's nodes
             bounds = np.cumsum([0] + [int(s.sum()) for s in scored])
             masks = {}
-            for part, flat in (("train", train), ("test", test)):
+            for part, flat in (("train", train), ("test", test), ("val", val)):
                 masks[part] = []
                 for i, s in enumerate(scored):
                     m = np.zeros(len(s), dtype=bool)
                     m[np.nonzero(s)[0]] = flat[bounds[i] : bounds[i + 1]]
                     masks[part].append(torch.from_numpy(m))
-            predict = finetune_nodes(method, graphs, masks["train"], targets, budget, seed)
+            val_masks = masks["val"] if val_designs else None
+            predict = finetune_nodes(
+                method, graphs, masks["train"], targets, budget, seed, val_masks=val_masks, eval_every=val_every
+            )
             pred = torch.cat(predict(graphs, masks["test"])).numpy().astype(np.float64)
+            if val_designs:
+                chosen = {"best_step": float(predict.best_step), "val_mae": min(m for _, m in predict.val_curve)}
         else:
             emb = embed_nodes(method, graphs, budget.max_nodes)
             x = torch.cat([e[torch.from_numpy(s)] for e, s in zip(emb, scored)])
@@ -105,16 +150,18 @@ def run_probability(
             with torch.no_grad():
                 pred = head(x[test]).numpy().astype(np.float64)
         if name == budget.methods[0]:
-            table = np.full(len(NodeType), y[train].mean())
-            for t in _SCORED:  # over the 3 node types, not over nodes
-                sel = train & (types == t)
+            table = np.full(len(NodeType), y[~test].mean())
+            for t in _SCORED:  # over the 3 node types, not over nodes; validation designs fit it too
+                sel = ~test & (types == t)
                 if sel.any():
                     table[int(t)] = y[sel].mean()
             base = table[types[test]]
             baseline_runs.append(_metrics(base, y[test], is_and[test]))
-        return {"nodes": _metrics(pred, y[test], is_and[test])}
+        return {"nodes": {**_metrics(pred, y[test], is_and[test]), **(chosen if val_designs else {})}}
 
     out = compare(task, pre, budget, progress)
     out["baseline"] = {"nodes": mean_std(baseline_runs)}
     out["data"] = {"designs": len(designs), "scored_nodes": int(len(y))}
+    if val_designs:
+        out["early_stopping"] = {"val_designs": val_designs, "val_every": val_every}
     return out

@@ -46,6 +46,7 @@ __all__ = [
     "METHOD_NAMES",
     "Budget",
     "EvalDesign",
+    "FinetunedNodes",
     "compare",
     "embed_graphs",
     "embed_nodes",
@@ -407,6 +408,25 @@ def fit_mlp(
     return head.eval()
 
 
+class FinetunedNodes:
+    """What :func:`finetune_nodes` returns: ``self(graphs, masks) -> [predictions of the masked nodes of each
+    graph]`` (eval mode, no grad), and how the kept state was chosen.
+
+    Attributes:
+        best_step: the number of AdamW steps of the kept state (``budget.finetune_steps`` without validation).
+        val_curve: ``[(step, validation MAE)]`` at every evaluation (empty without validation).
+    """
+
+    def __init__(self, method: nn.Module, head: nn.Module, max_nodes: int, best_step: int, val_curve: list) -> None:
+        self.method, self.head, self.max_nodes = method, head, max_nodes
+        self.best_step, self.val_curve = best_step, val_curve
+
+    def __call__(self, graphs: Sequence[Data], masks: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        emb = embed_nodes(self.method, graphs, self.max_nodes)
+        with torch.no_grad():
+            return [self.head(e[m]) if bool(m.any()) else e.new_zeros(0) for e, m in zip(emb, masks)]
+
+
 def finetune_nodes(
     method: nn.Module,
     graphs: Sequence[Data],
@@ -415,21 +435,32 @@ def finetune_nodes(
     budget: Budget,
     seed: int,
     hidden: int = 64,
-) -> Callable[[Sequence[Data], Sequence[torch.Tensor]], list[torch.Tensor]]:
+    val_masks: Sequence[torch.Tensor] | None = None,
+    eval_every: int = 25,
+) -> FinetunedNodes:
     """Train the method's encoder and a node head together: sigmoid output, L1 to the targets.
 
     Each of ``budget.finetune_steps`` AdamW steps (encoder at ``budget.lr``, head at ``budget.head_lr``)
     draws training graphs without replacement up to ``budget.batch_size`` graphs and ``budget.max_nodes``
     nodes, embeds them (:meth:`embed`, no masking) and takes the L1 loss over their masked nodes.
 
+    With ``val_masks`` (early stopping), every ``eval_every`` steps and after the last one the mean absolute
+    error over all validation nodes is measured (eval mode, no grad: the training trajectory is the same as
+    without validation), and the encoder and head are restored to the state of the lowest one (the earliest
+    on ties).
+
     Args:
         graphs: the training graphs (those with no masked node are skipped).
         node_masks: ``[N_i]`` bool, the training nodes of each graph.
         targets: ``[N_i]`` float targets in ``[0, 1]``.
+        val_masks: ``[N_i]`` bool, the validation nodes of each graph (disjoint from the training nodes).
+        eval_every: steps between validation measurements.
 
     Returns:
-        ``predict(graphs, masks) -> [predictions of the masked nodes of each graph]`` (eval mode, no grad).
+        The predictor (:class:`FinetunedNodes`); the method is left in eval mode with the kept weights.
     """
+    if eval_every < 1:
+        raise ValueError(f"eval_every must be >= 1, got {eval_every}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         width = int(method.hidden)
@@ -444,10 +475,30 @@ def finetune_nodes(
         [{"params": method.parameters(), "lr": budget.lr}, {"params": head.parameters(), "lr": budget.head_lr}],
         weight_decay=budget.weight_decay,
     )
+    val = [i for i, m in enumerate(val_masks) if bool(m.any())] if val_masks is not None else []
+    if val_masks is not None and not val:
+        raise ValueError("early stopping needs at least one validation node")
+    val_y = torch.cat([targets[i][val_masks[i]] for i in val]).double() if val else None
+    curve: list[tuple[int, float]] = []
+    best: tuple[float, int, dict, dict] | None = None
+
+    def validate(step: int) -> None:
+        nonlocal best
+        emb = embed_nodes(method, [graphs[i] for i in val], budget.max_nodes)
+        with torch.no_grad():
+            pred = torch.cat([head.eval()(e[val_masks[i]]) for e, i in zip(emb, val)]).double()
+        mae = float((pred - val_y).abs().mean())
+        curve.append((step, mae))
+        if best is None or mae < best[0]:
+            clone = {k: v.detach().clone() for k, v in method.state_dict().items()}
+            best = (mae, step, clone, {k: v.detach().clone() for k, v in head.state_dict().items()})
+        method.train()
+        head.train()
+
     rng = np.random.default_rng([seed, 0xF17E])
     method.train()
     head.train()
-    for _ in range(budget.finetune_steps):
+    for step in range(1, budget.finetune_steps + 1):
         pick = rng.permutation(pool)[: budget.batch_size]
         sizes = np.cumsum([int(graphs[i].num_nodes) for i in pick])
         pick = pick[: max(1, int(np.searchsorted(sizes, budget.max_nodes, side="right")))]
@@ -458,15 +509,16 @@ def finetune_nodes(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if val and (step % eval_every == 0 or step == budget.finetune_steps):
+            validate(step)
+    best_step = budget.finetune_steps
+    if best is not None:
+        _, best_step, method_state, head_state = best
+        method.load_state_dict(method_state)
+        head.load_state_dict(head_state)
     method.eval()
     head.eval()
-
-    def predict(test_graphs: Sequence[Data], masks: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        emb = embed_nodes(method, test_graphs, budget.max_nodes)
-        with torch.no_grad():
-            return [head(e[m]) if bool(m.any()) else e.new_zeros(0) for e, m in zip(emb, masks)]
-
-    return predict
+    return FinetunedNodes(method, head, budget.max_nodes, best_step, curve)
 
 
 TaskFn = Callable[[nn.Module, str, int], dict[str, dict[str, float]]]

@@ -61,6 +61,7 @@ from geomask.eval.protocol import Budget, EvalDesign, compare, embed_graphs, sin
 __all__ = [
     "QorLabels",
     "GraphFeatures",
+    "HEADS",
     "QorPredictor",
     "RECIPE_ENCODINGS",
     "RecipeEncoder",
@@ -68,6 +69,7 @@ __all__ = [
     "design_folds",
     "fit_predict",
     "fit_qor_model",
+    "global_features",
     "label_qor",
     "read_qor_csv",
     "run_qor",
@@ -246,8 +248,24 @@ def split_targets(values: np.ndarray, stat_mask: np.ndarray) -> tuple[np.ndarray
 # -- model ------------------------------------------------------------------------------------------
 
 
+def global_features(designs: Sequence[EvalDesign]) -> Tensor:
+    """``[D, 6]`` float64 non-learned design statistics: ``log(1 + x)`` of the AND count, the level count, the
+    primary inputs, outputs and latches, and ``log(ANDs / levels)`` (the average width) — the features a QoR
+    model gets without any graph encoder (the ``design_stats`` baseline of :func:`run_qor`)."""
+    from geomask.circuits.stats import circuit_stats
+
+    rows = []
+    for d in designs:
+        st = circuit_stats(d.aig)
+        rows.append([st["ands"], st["levels"], st["inputs"], st["outputs"], st["latches"]])
+    x = torch.tensor(rows, dtype=torch.float64).reshape(-1, 5)
+    width = torch.log((x[:, :1] + 1) / (x[:, 1:2] + 1))
+    return torch.cat([torch.log1p(x), width], dim=1)
+
+
 RECIPE_ENCODINGS = ("conv", "counts")
 TARGETS = ("z", "log_ratio")
+HEADS = ("concat", "film", "bilinear")
 
 
 class RecipeEncoder(nn.Module):
@@ -287,25 +305,59 @@ class RecipeEncoder(nn.Module):
 
 
 class QorPredictor(nn.Module):
-    """``MLP([proj(graph), recipe_encoder(recipe)]) -> [z_ands, z_levels]``; with ``graph_dim=None`` the
-    recipe-only model ``MLP(recipe_encoder(recipe))`` (no graph).
+    """The QoR head; with ``graph_dim=None`` the recipe-only model ``out(MLP(recipe_encoder(recipe)))`` (no
+    graph).  With a graph ``g`` (projected: ``h = ReLU(W_g g)``) and ``r = recipe_encoder(recipe)``, ``head``:
+
+    * ``concat``: ``out(MLP([h, r]))``;
+    * ``film``: the recipe's hidden layer modulated by the design,
+      ``out(MLP_2((1 + γ(h)) ⊙ ReLU(W_r r) + β(h)))``;
+    * ``bilinear``: a per-design response to the recipe added to the recipe-only prediction,
+      ``out(MLP(r)) + Σ_k A(h)_k ⊙ B(MLP(r))_k`` (rank ``K = 8`` per output).
+
+    The z-score target removes each design's mean, so the graph can only help by predicting how *this* design
+    responds to the recipe; ``film`` and ``bilinear`` make that response the graph's explicit job.
 
     Shapes:
         graph ``[B, G]`` (ignored without a graph), recipes ``[B, S]`` → ``[B, 2]``.
     """
 
-    def __init__(self, graph_dim: int | None, hidden: int = 64, recipe_channels: int = 32, encoding: str = "conv"):
+    def __init__(
+        self,
+        graph_dim: int | None,
+        hidden: int = 64,
+        recipe_channels: int = 32,
+        encoding: str = "conv",
+        head: str = "concat",
+        rank: int = 8,
+    ):
         super().__init__()
+        if head not in HEADS:
+            raise UsageError(f"unknown QoR head {head!r}; known: {', '.join(HEADS)}")
+        self.head, self.rank = head if graph_dim is not None else "concat", rank
         self.proj = nn.Linear(graph_dim, hidden) if graph_dim is not None else None
         self.recipe = RecipeEncoder(channels=recipe_channels, encoding=encoding)
-        width = (hidden if self.proj is not None else 0) + self.recipe.out_dim
+        width = (hidden if self.proj is not None and self.head == "concat" else 0) + self.recipe.out_dim
         self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
         self.out = nn.Linear(hidden, 2)
+        self.film = nn.Linear(hidden, 2 * hidden) if self.head == "film" else None
+        self.left = nn.Linear(hidden, 2 * rank) if self.head == "bilinear" else None
+        self.right = nn.Linear(hidden, 2 * rank) if self.head == "bilinear" else None
 
     def forward(self, graph: Tensor | None, recipes: Tensor) -> Tensor:
         r = self.recipe(recipes)
-        x = r if self.proj is None or graph is None else torch.cat([F.relu(self.proj(graph)), r], dim=1)
-        return self.out(self.mlp(x))
+        if self.proj is None or graph is None:
+            return self.out(self.mlp(r))
+        h = F.relu(self.proj(graph))
+        if self.head == "concat":
+            return self.out(self.mlp(torch.cat([h, r], dim=1)))
+        if self.head == "film":
+            gamma, beta = self.film(h).chunk(2, dim=1)
+            x = (1 + gamma) * self.mlp[1](self.mlp[0](r)) + beta
+            return self.out(self.mlp[3](self.mlp[2](x)))
+        x = self.mlp(r)
+        a = self.left(h).view(-1, 2, self.rank)
+        b = self.right(x).view(-1, 2, self.rank)
+        return self.out(x) + (a * b).sum(-1)
 
 
 class GraphFeatures(nn.Module):
@@ -368,6 +420,7 @@ def fit_qor_model(
     val_axis: int | None = None,
     encoding: str = "conv",
     tune: dict[str, Any] | None = None,
+    head: str = "concat",
 ) -> tuple[QorPredictor, GraphFeatures | None]:
     """Train a :class:`QorPredictor` on ``train_pairs`` (see :func:`fit_predict`); returns it and its features.
 
@@ -385,7 +438,7 @@ def fit_qor_model(
     y = torch.as_tensor(targets, dtype=torch.float32)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = QorPredictor(None if feats is None else feats.table.shape[1], encoding=encoding)
+        model = QorPredictor(None if feats is None else feats.table.shape[1], encoding=encoding, head=head)
     gen = torch.Generator().manual_seed(seed)
     tp = torch.as_tensor(train_pairs, dtype=torch.long)
     groups = [{"params": model.parameters(), "lr": lr}]
@@ -423,6 +476,7 @@ def fit_predict(
     val_axis: int | None = None,
     encoding: str = "conv",
     tune: dict[str, Any] | None = None,
+    head: str = "concat",
 ) -> np.ndarray:
     """Train a :class:`QorPredictor` on ``train_pairs`` and predict ``test_pairs``.
 
@@ -437,12 +491,13 @@ def fit_predict(
             unseen-designs split), ``1`` whole recipes (unseen recipes), ``None`` random pairs.
         encoding: the recipe encoding (:data:`RECIPE_ENCODINGS`).
         tune: fine-tune the encoder with the head (see :func:`fit_qor_model`).
+        head: how the head combines graph and recipe (:data:`HEADS`, see :class:`QorPredictor`).
 
     Returns:
         ``[Q, 2]`` predictions of the test pairs.
     """
     model, feats = fit_qor_model(
-        graph_feats, recipes, targets, train_pairs, steps, lr, seed, batch, val_axis, encoding, tune
+        graph_feats, recipes, targets, train_pairs, steps, lr, seed, batch, val_axis, encoding, tune, head
     )
     rec = torch.as_tensor(recipes, dtype=torch.long)
     return _predict(model, feats, rec, torch.as_tensor(test_pairs, dtype=torch.long)).double().numpy()
@@ -662,6 +717,8 @@ def run_qor(
     encoding: str = "conv",
     target: str = "z",
     recipe_only: bool = True,
+    head: str = "concat",
+    stats_model: bool = False,
 ) -> dict[str, Any]:
     """The QoR comparison of every method in ``budget``.
 
@@ -684,12 +741,16 @@ def run_qor(
             ``log_ratio`` (log of the AND count over the design's initial one, standardised over the train
             pairs; converted back to z-scores for the metrics).
         recipe_only: also run the recipe-only model (same recipe encoder and MLP, no graph) per seed.
+        head: how the head combines graph and recipe (:data:`HEADS`: ``concat``, ``film``, ``bilinear``).
+        stats_model: also run ``design_stats``, the same head on :func:`global_features` (AND count, levels,
+            PI/PO/latch counts: no encoder) instead of graph embeddings, per seed.
 
     Returns:
         ``{"methods": {name: {split: metrics}}, "baseline": {split: metrics}, "good_recipe": {"unseen_designs":
         {"regret": ..}}, "mean_of_others": {"unseen_designs": metrics}, "labels": label_stats, "details": {name:
         {split: {design: {"true": [...], "pred": [...]}}}}}`` (``labels_train`` too with ``train_designs``);
-        ``methods`` holds ``recipe_only`` too (unless ``recipe_only=False``); ``mean_of_others`` predicts a test
+        ``methods`` holds ``recipe_only`` too (unless ``recipe_only=False``) and ``design_stats`` with
+        ``stats_model``; ``mean_of_others`` predicts a test
         design's z-scores by the mean over the training designs' (the best a recipe-only model can do, given
         the labels); ``details`` holds the first seed's test z-scores of the AND count (for plots; drop it before
         writing JSON if not wanted).
@@ -698,6 +759,8 @@ def run_qor(
         raise UsageError(f"unknown recipe encoding {encoding!r}; known: {', '.join(RECIPE_ENCODINGS)}")
     if target not in TARGETS:
         raise UsageError(f"unknown QoR target {target!r}; known: {', '.join(TARGETS)}")
+    if head not in HEADS:
+        raise UsageError(f"unknown QoR head {head!r}; known: {', '.join(HEADS)}")
     if [d.name for d in designs] != list(labels.designs):
         raise ValueError("designs and labels must list the same designs in the same order")
     num_tested = len(designs)
@@ -717,6 +780,8 @@ def run_qor(
     good_runs: dict[str, list[dict[str, float]]] = {}
     others_runs: dict[str, list[dict[str, float]]] = {}
     recipe_runs: dict[str, list[dict[str, float]]] = {}
+    stats_runs: dict[str, list[dict[str, float]]] = {}
+    stats_feats = global_features(every) if stats_model else None
     first_seed = int(budget.seeds[0])
 
     def fit(feats, z, raw, mean, std, train, test, seed, split, method=None):
@@ -744,6 +809,7 @@ def run_qor(
             val_axis=_VAL_AXIS[split],
             encoding=encoding,
             tune=tune,
+            head=head,
         )
         return pred if scale is None else scale.to_z(pred, test, mean, std)
 
@@ -751,7 +817,7 @@ def run_qor(
         feats = embed_graphs(method, graphs, budget.max_nodes).double()
         result = {}
         for split, runs in _split_setups(labels, folds, seed, num_tested).items():
-            per_design, base, good, others, rec_only = {}, {}, {}, {}, {}
+            per_design, base, good, others, rec_only, stats_only = {}, {}, {}, {}, {}, {}
             for z, raw, mean, std, train, test in runs:
                 pred = fit(feats, z, raw, mean, std, train, test, seed, split, method)
                 per_design.update(_design_metrics(pred, z, raw, mean, std, test))
@@ -760,6 +826,9 @@ def run_qor(
                     if recipe_only:
                         p = fit(None, z, raw, mean, std, train, test, seed, split)
                         rec_only.update(_design_metrics(p, z, raw, mean, std, test))
+                    if stats_feats is not None:
+                        p = fit(stats_feats, z, raw, mean, std, train, test, seed, split)
+                        stats_only.update(_design_metrics(p, z, raw, mean, std, test))
                     if split == "unseen_designs":
                         good.update(_good_recipe_regret(z, raw, train, test))
                         p = np.zeros_like(pred)
@@ -778,6 +847,8 @@ def run_qor(
                 baseline_runs.setdefault(split, []).append(_average(base))
             if rec_only:
                 recipe_runs.setdefault(split, []).append(_average(rec_only))
+            if stats_only:
+                stats_runs.setdefault(split, []).append(_average(stats_only))
             if good:
                 good_runs.setdefault(split, []).append({"regret": float(np.mean(list(good.values())))})
             if others:
@@ -787,6 +858,8 @@ def run_qor(
     out = compare(task, pre, budget, progress)
     if recipe_runs:
         out["methods"]["recipe_only"] = {split: mean_std(v) for split, v in recipe_runs.items()}
+    if stats_runs:
+        out["methods"]["design_stats"] = {split: mean_std(v) for split, v in stats_runs.items()}
     out["baseline"] = {split: mean_std(v) for split, v in baseline_runs.items()}
     out["good_recipe"] = {split: mean_std(v) for split, v in good_runs.items()}
     out["mean_of_others"] = {split: mean_std(v) for split, v in others_runs.items()}

@@ -41,9 +41,10 @@ from geomask.nn.gat import GAT_INITS, GATConv
 from geomask.nn.gnn import FeatureGNN
 from geomask.nn.heads import init_normal, mean_max_pool
 
-__all__ = ["POOLINGS", "GraphMAE", "build_graphmae"]
+__all__ = ["GIN_MLPS", "POOLINGS", "GraphMAE", "build_graphmae"]
 
 POOLINGS = ("mean", "sum", "max")
+GIN_MLPS = ("out", "hidden")
 _POOL = {"mean": global_mean_pool, "sum": global_add_pool, "max": global_max_pool}
 
 
@@ -217,15 +218,20 @@ def build_graphmae(
     norm: str | None = None,
     pooling: str = "mean",
     gat_init: str = "glorot",
+    gin_mlp: str = "out",
 ) -> GraphMAE:
     """GraphMAE: AIG gate types (``in_dim`` unset; ``num_relations=2`` reads inversions under ``not_nodes: attr``)
     or the features ``x`` of generic graphs (``in_dim`` = their width; ``encoder`` ``gat`` or ``gin``, ``dropout``
     the input dropout of every layer, ``attn_drop``, ``residual``, ``norm``, ``gat_heads`` for the encoder's
     inner layers; the decoder is ``decoder_layers`` plain layers with one head; ``gat_init`` initialises their GAT
     layers: ``glorot``, PyG's, or ``xavier_relu``, GraphMAE's own (Xavier-normal, gain √2: the Cora / CiteSeer
-    configs use it, worth 7.6 points of Cora probe accuracy after 200 epochs; AIG mode ignores it)."""
+    configs use it, worth 7.6 points of Cora probe accuracy after 200 epochs; AIG mode ignores it); ``gin_mlp``
+    sets the inner width of the GIN layers' MLPs: ``out``, each layer's output width (the decoder ``H → F → F``), or
+    ``hidden`` (GraphMAE's own ``MLP(2, in, hidden, out)``: the decoder ``H → H → F``; the PROTEINS config)."""
     if gat_init not in GAT_INITS:
         raise ValueError(f"unknown gat_init {gat_init!r}; valid: {', '.join(GAT_INITS)}")
+    if gin_mlp not in GIN_MLPS:
+        raise ValueError(f"unknown gin_mlp {gin_mlp!r}; valid: {', '.join(GIN_MLPS)}")
     msk = masker_section(masker, {"name": "uniform", "ratio": mask_ratio}, layout=RowLayout)
     crit = loss_section(loss, {"name": "sce", "gamma": gamma})
     if in_dim is None:
@@ -237,6 +243,7 @@ def build_graphmae(
     if encoder not in ("gat", "gin"):
         raise ValueError(f"encoder {encoder!r} does not read node features: with in_dim use gat or gin")
     common = {"in_drop": dropout, "attn_drop": attn_drop, "residual": residual, "norm": norm}
+    common["mlp_hidden"] = hidden if gin_mlp == "hidden" else None
     enc = FeatureGNN(encoder, in_dim, hidden, hidden, layers, heads=gat_heads, out_heads=gat_heads, **common)
     dec = FeatureGNN(encoder, hidden, hidden, in_dim, decoder_layers, heads=1, out_heads=1, encoding=False, **common)
     if gat_init != "glorot":  # the layers were built with PyG's init: re-draw only for another scheme

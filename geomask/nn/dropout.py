@@ -7,7 +7,9 @@ generator, reads them as ``n`` int16 values and keeps an element where its value
 ``round(p * 65536) - 32768``: the drop probability is ``p`` rounded to a multiple of ``1 / 65536``
 (``|Δp| ≤ 7.7e-6``), and kept elements are scaled by ``1 / (1 - p_rounded)`` so the expectation is
 unchanged. Autograd saves the bool mask only (a float mask per dropout layer added 0.4 GB to a training step
-on a 492k-node AIG) and multiplies by the scaled mask again in the backward pass.
+on a 492k-node AIG) and multiplies by the scaled mask again in the backward pass.  On CPU (float32/64) the
+comparison, the bool mask and the product are one compiled pass over the int16 values (no separate comparison
+pass); the mask is the same, bit for bit.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from torch import Tensor
 __all__ = ["dropout", "dropout_mask"]
 
 
-def _drop_mask(shape: torch.Size | tuple[int, ...], cut: int, device: torch.device, generator=None) -> Tensor:
-    """Bool ``shape``, True where an element is dropped (probability ``cut / 65536``)."""
+def _values(shape: torch.Size | tuple[int, ...], device: torch.device, generator=None) -> Tensor:
+    """``shape``'s element count of random int16 values (flat), cut from int64 words over the full range."""
     n = 1
     for s in shape:
         n *= int(s)
@@ -28,7 +30,12 @@ def _drop_mask(shape: torch.Size | tuple[int, ...], cut: int, device: torch.devi
     words = torch.empty((n + 3) // 4, dtype=torch.int64, device=device).random_(
         -(2**63), 2**63 - 1, generator=generator
     )
-    return words.view(torch.int16)[:n].view(shape) < cut - 32768
+    return words.view(torch.int16)[:n]
+
+
+def _drop_mask(shape: torch.Size | tuple[int, ...], cut: int, device: torch.device, generator=None) -> Tensor:
+    """Bool ``shape``, True where an element is dropped (probability ``cut / 65536``)."""
+    return _values(shape, device, generator).view(shape) < cut - 32768
 
 
 def dropout_mask(shape: torch.Size | tuple[int, ...], p: float, like: Tensor, generator=None) -> Tensor:
@@ -51,6 +58,14 @@ def _scale_kept(x, drop, scale, out):  # out = x * scale where kept, 0 where dro
         out[i] = 0.0 if drop[i] else x[i] * scale
 
 
+@numba.njit(cache=True, nogil=True)
+def _drop_scale(x, values, cut, scale, out, drop):  # drop = values < cut; out = x * scale where kept, else 0 (flat)
+    for i in range(x.size):
+        d = values[i] < cut
+        drop[i] = d
+        out[i] = 0.0 if d else x[i] * scale
+
+
 def _apply(x: Tensor, drop: Tensor, scale: float) -> Tensor:
     """``x * (~drop) * scale``: on CPU float32/64 one compiled pass (torch's bool → float conversion and two
     products take ~5 passes), elsewhere torch's ops; the same values either way (one product by ``scale``)."""
@@ -61,6 +76,17 @@ def _apply(x: Tensor, drop: Tensor, scale: float) -> Tensor:
     xn = x.numpy().reshape(-1)
     _scale_kept(xn, drop.numpy().reshape(-1), xn.dtype.type(scale), out.numpy().reshape(-1))
     return out
+
+
+def _apply_values(x: Tensor, values: Tensor, cut: int, scale: float) -> tuple[Tensor, Tensor]:
+    """``(x * (~drop) * scale, drop)`` with ``drop = values < cut - 32768``, one compiled pass (CPU float32/64)."""
+    x = x.detach().contiguous()
+    out, drop = torch.empty_like(x), torch.empty(x.shape, dtype=torch.bool)
+    xn = x.numpy().reshape(-1)
+    _drop_scale(
+        xn, values.numpy(), cut - 32768, xn.dtype.type(scale), out.numpy().reshape(-1), drop.numpy().reshape(-1)
+    )
+    return out, drop
 
 
 class _Dropout(torch.autograd.Function):
@@ -78,6 +104,22 @@ class _Dropout(torch.autograd.Function):
         return _apply(grad, drop, ctx.scale), None, None
 
 
+class _DropoutValues(torch.autograd.Function):
+    """:class:`_Dropout` from the random int16 values: the comparison inside the forward pass."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, values: Tensor, cut: int, scale: float) -> Tensor:  # type: ignore[override]
+        out, drop = _apply_values(x, values, cut, scale)
+        ctx.save_for_backward(drop)
+        ctx.scale = scale
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        (drop,) = ctx.saved_tensors
+        return _apply(grad, drop, ctx.scale), None, None, None
+
+
 def dropout(x: Tensor, p: float, training: bool = True, generator=None) -> Tensor:
     """``F.dropout(x, p, training)`` with the mask of :func:`dropout_mask`.
 
@@ -89,6 +131,11 @@ def dropout(x: Tensor, p: float, training: bool = True, generator=None) -> Tenso
     if not 0.0 <= p < 1.0:
         raise ValueError(f"dropout probability must be in [0, 1), got {p}")
     cut = round(p * 65536)
+    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64):
+        values = _values(x.shape, x.device, generator)
+        if not (torch.is_grad_enabled() and x.requires_grad):
+            return _apply_values(x, values, cut, 65536.0 / (65536 - cut))[0]
+        return _DropoutValues.apply(x, values, cut, 65536.0 / (65536 - cut))
     drop = _drop_mask(x.shape, cut, x.device, generator)
     if not (torch.is_grad_enabled() and x.requires_grad):
         return _apply(x, drop, 65536.0 / (65536 - cut))

@@ -13,9 +13,10 @@ edges, the graph sorted once per forward for every layer).  Messages flow along 
 
 from __future__ import annotations
 
-import warnings
 from typing import NamedTuple
 
+import numba
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -89,56 +90,98 @@ class GNNEncoder(nn.Module):
 
 
 class GINGraph(NamedTuple):
-    """The sum aggregation of a GIN layer as two CSR matrices over ``N`` nodes, built once per forward.
+    """The sum aggregation of a GIN layer over ``N`` nodes as two CSR index lists, built once per forward.
 
-    ``adj[i, j]`` counts the edges ``j → i`` (repeated edges summed) plus one on the diagonal, so ``adj @ h`` is
-    ``h_i + Σ_{j → i} h_j`` (GIN's ``(1 + ε) h + Σ`` with ``ε = 0``); ``adj_t`` is its transpose, for the
-    backward pass.
+    ``col[ptr[i]:ptr[i + 1]]`` are the sources ``j`` of the edges ``j → i`` (repeated edges repeated), so
+    ``h_i + Σ_{j → i} h_j`` is one gather-and-sum per row (GIN's ``(1 + ε) h + Σ`` with ``ε = 0``, the self term
+    added by the kernel); ``ptr_t`` / ``col_t`` list the targets of each node's out-edges, for the backward pass.
     """
 
-    adj: Tensor
-    adj_t: Tensor
+    ptr: Tensor
+    col: Tensor
+    ptr_t: Tensor
+    col_t: Tensor
 
 
-def _csr(row: Tensor, col: Tensor, n: int, dtype: torch.dtype) -> Tensor:
-    key, count = torch.unique(row * n + col, return_counts=True)  # sorted by (row, col); repeats counted
-    r = torch.div(key, n, rounding_mode="floor")
-    crow = torch.zeros(n + 1, dtype=torch.long, device=row.device)
-    crow[1:] = torch.bincount(r, minlength=n).cumsum(0)
-    with warnings.catch_warnings():  # "sparse CSR support is in beta" (torch 2.x): the product used here is stable
-        warnings.simplefilter("ignore", UserWarning)
-        return torch.sparse_csr_tensor(crow, key - r * n, count.to(dtype), (n, n), check_invariants=False)
+@numba.njit(cache=True, nogil=True)
+def _csr(dst, src, n, ptr, col):  # counting sort of the edges by dst (stable); returns False on an index ∉ [0, n)
+    for e in range(dst.size):
+        d, s = dst[e], src[e]
+        if d < 0 or d >= n or s < 0 or s >= n:
+            return False
+        ptr[d + 1] += 1
+    for i in range(n):
+        ptr[i + 1] += ptr[i]
+    pos = ptr[:-1].copy()
+    for e in range(dst.size):
+        d = dst[e]
+        col[pos[d]] = src[e]
+        pos[d] += 1
+    return True
 
 
-def gin_graph(edge_index: Tensor, num_nodes: int, dtype: torch.dtype = torch.float32) -> GINGraph:
-    """:class:`GINGraph` of ``edge_index`` (messages ``edge_index[0] → edge_index[1]``) with self-loops added.
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _gather_sum(h, ptr, col, out):  # out[i] = h[i] + Σ_{e ∈ row i} h[col[e]]
+    for i in range(h.shape[0]):
+        acc = out[i]
+        acc[:] = h[i]
+        for e in range(ptr[i], ptr[i + 1]):
+            row = h[col[e]]
+            for k in range(acc.size):
+                acc[k] += row[k]
+
+
+def gin_graph(edge_index: Tensor, num_nodes: int) -> GINGraph:
+    """:class:`GINGraph` of a CPU ``edge_index`` (messages ``edge_index[0] → edge_index[1]``).
+
+    Raises:
+        ValueError: a node index outside ``[0, num_nodes)``, or ``edge_index`` not on the CPU.
 
     Shapes:
-        edge_index ``[2, E]`` → two ``[N, N]`` sparse CSR matrices with ``nnz ≤ E + N``.
+        edge_index ``[2, E]`` → ``ptr``, ``ptr_t`` ``[N + 1]``; ``col``, ``col_t`` ``[E]``.
     """
-    loops = torch.arange(num_nodes, device=edge_index.device)
-    src, dst = torch.cat([edge_index[0], loops]), torch.cat([edge_index[1], loops])
-    return GINGraph(_csr(dst, src, num_nodes, dtype), _csr(src, dst, num_nodes, dtype))
+    if edge_index.device.type != "cpu":
+        raise ValueError(f"gin_graph runs on the CPU, got edge_index on {edge_index.device}")
+    ei = edge_index.to(torch.int64).contiguous().numpy()
+    out = []
+    for dst, src in ((ei[1], ei[0]), (ei[0], ei[1])):
+        ptr, col = np.zeros(num_nodes + 1, np.int64), np.empty(dst.size, np.int64)
+        if not _csr(dst, src, num_nodes, ptr, col):
+            raise ValueError(f"edge_index has node indices outside [0, {num_nodes})")
+        out += [torch.from_numpy(ptr), torch.from_numpy(col)]
+    return GINGraph(*out)
+
+
+def _sum(h: Tensor, ptr: Tensor, col: Tensor) -> Tensor:
+    h = h.detach().contiguous()
+    out = torch.empty_like(h)
+    _gather_sum(h.numpy(), ptr.numpy(), col.numpy(), out.numpy())
+    return out
 
 
 class _GINSum(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, h: Tensor, adj: Tensor, adj_t: Tensor) -> Tensor:  # type: ignore[override]
-        ctx.adj_t = adj_t
-        return torch.sparse.mm(adj, h)
+    def forward(ctx, h: Tensor, graph: GINGraph) -> Tensor:  # type: ignore[override]
+        ctx.graph = graph
+        return _sum(h, graph.ptr, graph.col)
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[override]
-        return torch.sparse.mm(ctx.adj_t, grad.contiguous()), None, None
+        return _sum(grad, ctx.graph.ptr_t, ctx.graph.col_t), None
 
 
 def gin_sum(h: Tensor, graph: GINGraph) -> Tensor:
-    """``h_i + Σ_{j → i} h_j`` as one sparse-dense product (its gradient: the transposed product).
+    """``h_i + Σ_{j → i} h_j`` for a CPU float32/float64 ``h``: one compiled gather-and-sum over the rows (its
+    gradient: the same over the transposed lists).
 
     Shapes:
         h ``[N, C]`` → ``[N, C]``.
     """
-    return _GINSum.apply(h.contiguous(), graph.adj, graph.adj_t)
+    if h.device.type != "cpu" or h.dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"gin_sum takes a CPU float32/float64 tensor, got {h.dtype} on {h.device}")
+    if h.shape[0] != graph.ptr.numel() - 1:
+        raise ValueError(f"h has {h.shape[0]} rows, the graph {graph.ptr.numel() - 1} nodes")
+    return _GINSum.apply(h, graph)
 
 
 FEATURE_GNN_KINDS = ("gat", "gin")
@@ -168,12 +211,12 @@ class FeatureGNN(nn.Module):
     attention dropout ``attn_drop``; the sorted edges are built once per call and shared by the layers) or PyG's
     ``GINConv`` (a 2-layer MLP with the norm inside, sum aggregation; parameter names kept, so older checkpoints
     load).  On CPU the GIN layers run a faster path with the same results to float rounding: the sum as one
-    sparse CSR product built once per call (:func:`gin_graph`, :func:`gin_sum`), summed on the narrower side of
-    the MLP's first linear layer (the decoder's ``H → F`` sums ``F``-wide rows: ``W Σ h = Σ W h``), and batch norm +
-    PReLU fused in training (:func:`geomask.nn.norm_act.norm_prelu`); other devices, or a nonzero ``ε``, run PyG's
-    ``GINConv``.  The residual term only with ``residual`` (``W_r`` the identity where the widths agree), ``σ``
-    PReLU.  The last layer maps to ``out_dim`` with ``out_heads`` heads (averaged for GAT) and keeps its norm and
-    activation only when ``encoding`` (GraphMAE's encoder; its decoder is one plain layer).
+    compiled gather-and-sum over CSR lists built once per call (:func:`gin_graph`, :func:`gin_sum`), summed on the
+    narrower side of the MLP's first linear layer (the decoder's ``H → F`` sums ``F``-wide rows: ``W Σ h = Σ W h``),
+    and batch norm + PReLU fused in training (:func:`geomask.nn.norm_act.norm_prelu`); other devices or dtypes, or a
+    nonzero ``ε``, run PyG's ``GINConv``.  The residual term only with ``residual`` (``W_r`` the identity where the
+    widths agree), ``σ`` PReLU.  The last layer maps to ``out_dim`` with ``out_heads`` heads (averaged for GAT) and
+    keeps its norm and activation only when ``encoding`` (GraphMAE's encoder; its decoder is one plain layer).
 
     Args:
         kind: ``"gat"`` or ``"gin"``.
@@ -188,6 +231,9 @@ class FeatureGNN(nn.Module):
         residual: add the (projected) input of every layer.
         norm: ``None``, ``"batchnorm"`` or ``"layernorm"``.
         encoding: the last layer keeps its norm and activation.
+        mlp_hidden: the inner width of every GIN MLP (``Linear(in, m) → Norm → PReLU → Linear(m, out)``); ``None``:
+            each layer's output width (the decoder's MLP is then ``H → F → F``; GraphMAE's own code uses ``hidden``
+            for every layer: ``H → H → F``).
 
     Shapes:
         x ``[N, F]``, edge_index ``[2, E]`` → ``[N, out_dim]``.
@@ -207,6 +253,7 @@ class FeatureGNN(nn.Module):
         residual: bool = False,
         norm: str | None = None,
         encoding: bool = True,
+        mlp_hidden: int | None = None,
     ):
         super().__init__()
         if kind not in FEATURE_GNN_KINDS:
@@ -225,7 +272,8 @@ class FeatureGNN(nn.Module):
                     raise ValueError(f"width {b} must be divisible by heads ({h}) for GAT")
                 conv = FastGATConv(a, b // h if concat else b, heads=h, concat=concat, dropout=attn_drop)
             else:
-                mlp = nn.Sequential(nn.Linear(a, b), _norm(norm, b), nn.PReLU(), nn.Linear(b, b))
+                inner = b if mlp_hidden is None else mlp_hidden
+                mlp = nn.Sequential(nn.Linear(a, inner), _norm(norm, inner), nn.PReLU(), nn.Linear(inner, b))
                 conv = GINConv(mlp, train_eps=False)
             self.convs.append(conv)
             if residual:
@@ -239,29 +287,37 @@ class FeatureGNN(nn.Module):
     def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
         if self.kind == "gat":
             graph = gat_graph(edge_index, x.shape[0])
-        elif x.device.type == "cpu" and not any(bool(conv.eps) for conv in self.convs):
-            graph = gin_graph(edge_index, x.shape[0], x.dtype)  # built once for every layer
-        else:  # PyG's GINConv (other devices, or ε ≠ 0 loaded from a checkpoint)
+        elif (
+            x.device.type == "cpu"
+            and x.dtype in (torch.float32, torch.float64)
+            and not any(bool(conv.eps) for conv in self.convs)
+        ):
+            graph = gin_graph(edge_index, x.shape[0])  # built once for every layer
+        else:  # PyG's GINConv (other devices or dtypes, or ε ≠ 0 loaded from a checkpoint)
             graph = None
         fast = isinstance(graph, GINGraph)
         for conv, res, norm, act in zip(self.convs, self.res, self.norms, self.acts):
             h = dropout(x, self.in_drop, self.training)  # geomask's cheap-mask dropout (p to 1/65536)
             if fast:
-                out = self._gin(conv.nn, h, graph)
+                out, bias = self._gin(conv.nn, h, graph)  # lin1's bias apart: the norm after it adds it for free
+                if res is not None:
+                    out = out + res(h)
+                x = norm_prelu(out, norm, act, bias)  # BatchNorm + PReLU fused in training
             else:
                 out = conv(h, edge_index, graph) if graph is not None else conv(h, edge_index)
-            if res is not None:
-                out = out + res(h)
-            x = norm_prelu(out, norm, act) if fast else act(norm(out))  # fast: BatchNorm + PReLU fused in training
+                if res is not None:
+                    out = out + res(h)
+                x = act(norm(out))
         return x
 
     @staticmethod
-    def _gin(mlp: nn.Sequential, h: Tensor, graph: GINGraph) -> Tensor:
-        """``mlp(h_i + Σ_j h_j)``, summing on the narrower side of the first linear layer (``W (Σ h) = Σ W h``)."""
+    def _gin(mlp: nn.Sequential, h: Tensor, graph: GINGraph) -> tuple[Tensor, Tensor | None]:
+        """``mlp(h_i + Σ_j h_j)`` less the last layer's bias, and that bias; summing on the narrower side of the first
+        linear layer (``W (Σ h) = Σ W h``), whose bias goes to the norm after it (:func:`norm_prelu`'s ``bias``: a
+        ``[N, H]`` write and its gradient's column sums saved)."""
         lin0, norm, act, lin1 = mlp
         if lin0.out_features < lin0.in_features:  # the decoder's H → F: aggregate F-wide rows
             z = gin_sum(F.linear(h, lin0.weight), graph)
-            z = z + lin0.bias if lin0.bias is not None else z
         else:
-            z = lin0(gin_sum(h, graph))
-        return lin1(norm_prelu(z, norm, act))
+            z = F.linear(gin_sum(h, graph), lin0.weight)
+        return F.linear(norm_prelu(z, norm, act, lin0.bias), lin1.weight), lin1.bias

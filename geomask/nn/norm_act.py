@@ -71,9 +71,23 @@ def _backward_x(g, x, scale, shift, mean, invstd, a, wx, sg, sgx, gx):  # ∂x =
             gx[i, k] = wx[k] * (gy - sg[k] - (x[i, k] - mean[k]) * invstd[k] * sgx[k])
 
 
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _backward_x_sum(g, x, scale, shift, mean, invstd, a, wx, sg, sgx, gx, gsum):  # _backward_x, and Σ ∂x per channel
+    n, c = x.shape
+    for i in range(n):
+        for k in range(c):
+            y = x[i, k] * scale[k] + shift[k]
+            gi = g[i, k]
+            gy = a * gi if y <= 0 else gi
+            v = wx[k] * (gy - sg[k] - (x[i, k] - mean[k]) * invstd[k] * sgx[k])
+            gx[i, k] = v
+            gsum[k] += v
+
+
 class _BatchNormPReLU(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, a: Tensor, eps: float):  # type: ignore[override]
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, a: Tensor, eps: float, pre: Tensor | None):  # type: ignore[override]
+        # ``pre``: a bias added to x before the norm (a linear layer's); it shifts μ only, so x̂ is that of x
         xn = x.detach().numpy()
         s, ss = np.zeros(x.shape[1]), np.zeros(x.shape[1])
         _stats(xn, s, ss)
@@ -91,6 +105,8 @@ class _BatchNormPReLU(torch.autograd.Function):
         _forward(xn, scale, shift, av, out.numpy())
         ctx.save_for_backward(x, weight)
         ctx.consts = (mean, invstd, scale, shift, av)
+        if pre is not None:
+            mean64 = mean64 + pre.detach().double().numpy()
         stats = torch.from_numpy(mean64), torch.from_numpy(var64)
         ctx.mark_non_differentiable(*stats)
         return out, *stats
@@ -104,26 +120,34 @@ class _BatchNormPReLU(torch.autograd.Function):
         sg, sgx = np.zeros(c), np.zeros(c)
         ga = _backward_sums(g, xn, scale, shift, mean, invstd, av, sg, sgx)
         dt = xn.dtype
-        gx = None
-        if ctx.needs_input_grad[0]:
+        gx = gpre = None
+        if ctx.needs_input_grad[0] or ctx.needs_input_grad[5]:
             gx = torch.empty_like(x)
             wx = (weight.detach().double().numpy() * invstd).astype(dt)
             mg, mgx = (sg / n).astype(dt), (sgx / n).astype(dt)
-            _backward_x(g, xn, scale, shift, mean, invstd, av, wx, mg, mgx, gx.numpy())
+            if ctx.needs_input_grad[5]:  # ∂pre = Σ_i ∂x_i (zero but for rounding, as torch computes it)
+                gsum = np.zeros(c)
+                _backward_x_sum(g, xn, scale, shift, mean, invstd, av, wx, mg, mgx, gx.numpy(), gsum)
+                gpre = torch.from_numpy(gsum.astype(dt))
+            else:
+                _backward_x(g, xn, scale, shift, mean, invstd, av, wx, mg, mgx, gx.numpy())
+            gx = gx if ctx.needs_input_grad[0] else None
         gw = torch.from_numpy(sgx.astype(dt))
         gb = torch.from_numpy(sg.astype(dt))
-        return gx, gw, gb, torch.full((1,), ga, dtype=x.dtype), None
+        return gx, gw, gb, torch.full((1,), ga, dtype=x.dtype), None, gpre
 
 
-def batch_norm_prelu(x: Tensor, norm: nn.BatchNorm1d, act: nn.PReLU) -> Tensor:
-    """``act(norm(x))`` for a training-mode ``BatchNorm1d`` (affine, running statistics, ``momentum`` set) and a
-    one-slope ``PReLU`` on a CPU float32/float64 ``[N, C]`` tensor, fused; the running statistics are updated as
-    ``BatchNorm1d`` does (unbiased variance).
+def batch_norm_prelu(x: Tensor, norm: nn.BatchNorm1d, act: nn.PReLU, bias: Tensor | None = None) -> Tensor:
+    """``act(norm(x + bias))`` for a training-mode ``BatchNorm1d`` (affine, running statistics, ``momentum`` set)
+    and a one-slope ``PReLU`` on a CPU float32/float64 ``[N, C]`` tensor, fused; the running statistics are updated
+    as ``BatchNorm1d`` does (unbiased variance).  ``bias`` (a preceding linear layer's, optional) is never added to
+    ``x``: it moves the batch mean only, which the norm subtracts (its gradient: ``Σ_i ∂x_i``), so the linear layer
+    can skip writing it into its output.
 
     Shapes:
-        x ``[N, C]`` → ``[N, C]``.
+        x ``[N, C]`` → ``[N, C]``; bias ``[C]``.
     """
-    out, mean, var = _BatchNormPReLU.apply(x.contiguous(), norm.weight, norm.bias, act.weight, norm.eps)
+    out, mean, var = _BatchNormPReLU.apply(x.contiguous(), norm.weight, norm.bias, act.weight, norm.eps, bias)
     with torch.no_grad():
         m, n = norm.momentum, x.shape[0]
         norm.running_mean.mul_(1 - m).add_(mean.to(norm.running_mean.dtype), alpha=m)
@@ -149,11 +173,12 @@ def _fusable(x: Tensor, norm: nn.Module, act: nn.Module) -> bool:
     )
 
 
-def norm_prelu(x: Tensor, norm: nn.Module, act: nn.Module) -> Tensor:
-    """``act(norm(x))``: :func:`batch_norm_prelu` where it applies, :func:`prelu` after ``norm`` otherwise."""
-    if _fusable(x, norm, act):
-        return batch_norm_prelu(x, norm, act)
-    y = norm(x)
+def norm_prelu(x: Tensor, norm: nn.Module, act: nn.Module, bias: Tensor | None = None) -> Tensor:
+    """``act(norm(x + bias))`` (``bias`` optional): :func:`batch_norm_prelu` where it applies, :func:`prelu` after
+    ``norm`` otherwise."""
+    if _fusable(x, norm, act) and (bias is None or bias.dtype == x.dtype):
+        return batch_norm_prelu(x, norm, act, bias)
+    y = norm(x if bias is None else x + bias)
     return prelu(y, act.weight) if isinstance(act, nn.PReLU) else act(y)
 
 

@@ -11,6 +11,12 @@ Adam's bias-corrected moments with decoupled weight decay, then a per-tensor tru
 (the ratio is 1 when either norm is 0). Every tensor moves by ``η`` times its own norm per step, so weights that
 feed a normalisation layer cannot drift far from their scale the way they do under AdamW's fixed-size steps:
 SparK pretrains its CNNs with LAMB for this reason.
+
+Adam and AdamW run torch's fused kernels (``fused=True``: one pass per tensor for the moments and the update, the
+same math up to float rounding) where every parameter is a floating-point tensor on the CPU; torch's default CPU
+path is a Python loop of six to eight kernels per tensor (3.3x slower a step on GraphMAE's 39 tensors).  On CUDA
+torch's default (``foreach``) stays: a fused optimizer unscales gradients itself, which Lightning refuses together
+with gradient clipping under 16-bit mixed precision.
 """
 
 from __future__ import annotations
@@ -78,6 +84,23 @@ class Lamb(torch.optim.Optimizer):
         return loss
 
 
+def _tensors(params: Tensor | Iterable[Tensor]) -> list[Tensor]:
+    return [params] if isinstance(params, Tensor) else list(params)
+
+
+_FUSED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def _fusable(params: list) -> bool:
+    """Every tensor (of plain parameters or of parameter groups) floating-point on the CPU."""
+    tensors = [t for p in params for t in (p["params"] if isinstance(p, dict) else [p])]
+    tensors = [t for t in tensors if isinstance(t, Tensor)]
+    if not tensors:
+        return False
+    kinds = {t.device.type for t in tensors}
+    return kinds == {"cpu"} and all(t.dtype in _FUSED_DTYPES for t in tensors)
+
+
 def build_optimizer(
     name: str,
     params: Iterable[Tensor] | Iterable[dict],
@@ -85,12 +108,14 @@ def build_optimizer(
     betas: tuple[float, float] = (0.9, 0.999),
     weight_decay: float = 0.0,
 ) -> torch.optim.Optimizer:
-    """``adamw`` / ``adam`` (torch's), ``sgd`` (momentum ``betas[0]``) or ``lamb`` (:class:`Lamb`)."""
+    """``adamw`` / ``adam`` (torch's; fused where :func:`_fusable`), ``sgd`` (momentum ``betas[0]``) or ``lamb``
+    (:class:`Lamb`)."""
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=betas[0], weight_decay=weight_decay)
     if name == "lamb":
         return Lamb(params, lr=lr, betas=betas, weight_decay=weight_decay)
     if name in ("adamw", "adam"):
         cls = torch.optim.AdamW if name == "adamw" else torch.optim.Adam
-        return cls(params, lr=lr, betas=betas, weight_decay=weight_decay)
+        params = [dict(p, params=_tensors(p["params"])) if isinstance(p, dict) else p for p in params]
+        return cls(params, lr=lr, betas=betas, weight_decay=weight_decay, fused=_fusable(params) or None)
     raise ValueError(f"unknown optimiser {name!r}; valid: adamw, adam, sgd, lamb")

@@ -276,3 +276,66 @@ def test_qor_cli_options_parse():
     )
     with pytest.raises(SystemExit):
         ap.parse_args(base + ["--recipe-family", "random"])
+
+
+def _design_driven_labels(designs, seed: int = 0):
+    """Labels where the recipe's effect flips sign with the design's size: larger designs gain from the recipes
+    that shrink the smaller ones, so a recipe-only model (and the mean of other designs) sits at the constant."""
+    from geomask.circuits.recipes import unpad, varied_recipes
+    from geomask.eval.qor import QorLabels
+
+    recipes = varied_recipes(24, (1, 8), seed)
+    effect = np.array([(np.mean(r == 6) - np.mean((r == 2) | (r == 3))) for r in unpad(recipes)])
+    size = np.array([float(d.aig.num_ands) for d in designs])
+    sign = np.where(size > np.median(size), 1.0, -1.0)
+    rng = np.random.default_rng(seed)
+    ands = np.round(
+        1000 * size[:, None] * (1 + 0.05 * sign[:, None] * effect + 0.002 * rng.standard_normal((len(designs), 24)))
+    )
+    return QorLabels([d.name for d in designs], recipes, ands, 10.0 + rng.integers(0, 3, size=ands.shape))
+
+
+def test_heads_and_design_stats_explain_a_per_design_response(mixed_aig):
+    from geomask.errors import UsageError
+    from geomask.eval.qor import HEADS, QorPredictor, global_features
+
+    designs = designs_from([mixed_aig(400 + i, 8, 16 + 6 * i) for i in range(12)])
+    g = global_features(designs)
+    assert g.shape == (12, 6) and torch.isfinite(g).all()
+    assert torch.allclose(g[:, 0], torch.log1p(torch.tensor([float(d.aig.num_ands) for d in designs], dtype=g.dtype)))
+    rec = torch.tensor([[0, 1, 2], [3, 6, 7]])
+    for head in HEADS:  # every head: shapes, and the graph changes the prediction
+        torch.manual_seed(0)
+        m = QorPredictor(6, hidden=8, head=head)
+        a, b = m(torch.zeros(2, 6), rec), m(torch.ones(2, 6), rec)
+        assert a.shape == (2, 2) and not torch.allclose(a, b), head
+    with pytest.raises(UsageError, match="unknown QoR head"):
+        QorPredictor(6, head="sum")
+    labels = _design_driven_labels(designs)
+    budget = Budget(
+        methods=("scratch",), seeds=(0,), pretrain_steps=0, finetune_steps=200, model={"hidden": 8, "layers": 1}
+    )
+    out = run_qor(designs, labels, budget, folds=3, progress=False, head="bilinear", stats_model=True)
+    stats, rec_only = out["methods"]["design_stats"]["unseen_designs"], out["methods"]["recipe_only"]["unseen_designs"]
+    base = out["baseline"]["unseen_designs"]["z_mae"]
+    assert rec_only["z_mae"] > 0.8 * base, (rec_only, base)  # recipes alone cannot know the sign
+    assert stats["z_mae"] < 0.6 * rec_only["z_mae"], (stats, rec_only)  # the design's size tells it
+    assert stats["regret"] < rec_only["regret"]
+    with pytest.raises(UsageError, match="unknown QoR head"):
+        run_qor(designs, labels, budget, progress=False, head="sum")
+
+
+def test_qor_head_and_design_stats_options_parse():
+    import argparse
+
+    from geomask.eval.command import add_eval_parser
+
+    ap = argparse.ArgumentParser()
+    add_eval_parser(ap.add_subparsers(dest="command"))
+    base = ["eval", "qor", "a.aig", "--json", "o.json"]
+    a = ap.parse_args(base)
+    assert (a.qor_head, a.design_stats) == ("concat", False)
+    a = ap.parse_args(base + ["--qor-head", "bilinear", "--design-stats"])
+    assert (a.qor_head, a.design_stats) == ("bilinear", True)
+    with pytest.raises(SystemExit):
+        ap.parse_args(base + ["--qor-head", "sum"])

@@ -268,3 +268,63 @@ def test_equivalence_with_encoder_finetuning(mixed_aig):
     before = bce(pretrain("scratch", graphs, budget, seed=0)[0], head)  # a trained head on a fresh encoder
     after = bce(method, head)
     assert after < 0.8 * before and after < 0.8 * np.log(2), (after, before)  # ln 2: a constant on balanced labels
+
+
+def _probability_designs(mixed_aig, n: int) -> list[EvalDesign]:
+    return [
+        EvalDesign(f"v{i}", Path(f"v{i}.aag"), aig, aig_to_graph(aig, "per_edge"))
+        for i, aig in enumerate(mixed_aig(500 + i, 8, 40) for i in range(n))
+    ]
+
+
+def test_early_stopping_keeps_the_validation_best_step(mixed_aig):
+    """With validation nodes, fine-tuning keeps the state of the step with the lowest validation MAE: the kept
+    predictor scores that MAE on the validation nodes, and equals a plain run of exactly that many steps."""
+    import torch
+
+    from geomask.eval.protocol import Budget, finetune_nodes, pretrain
+
+    designs = _probability_designs(mixed_aig, 4)
+    graphs = [d.graph for d in designs]
+    targets = [node_probability(d) for d in designs]
+    scored = [torch.isin(g.node_type, torch.tensor([int(NodeType.AND), int(NodeType.NOT)])) for g in graphs]
+    none = [torch.zeros_like(s) for s in scored]
+    train, val = scored[:3] + none[3:], none[:3] + scored[3:]
+    kw = dict(methods=("scratch",), pretrain_steps=0, lr=3e-2, head_lr=3e-2, model={"hidden": 16, "layers": 2})
+    budget = Budget(finetune_steps=60, finetune_encoder=True, **kw)
+    fit = finetune_nodes(
+        pretrain("scratch", graphs, budget, 0)[0], graphs, train, targets, budget, 0, val_masks=val, eval_every=10
+    )
+    steps, maes = zip(*fit.val_curve)
+    assert steps == (10, 20, 30, 40, 50, 60)
+    assert fit.best_step == steps[int(np.argmin(maes))] and fit.best_step < 60, fit.val_curve  # not simply the last
+    y_val = torch.cat([t[m] for t, m in zip(targets, val)])
+    got = torch.cat(fit(graphs, val)).double()
+    assert float((got - y_val).abs().mean()) == pytest.approx(min(maes), abs=1e-6)
+    plain_budget = Budget(finetune_steps=fit.best_step, finetune_encoder=True, **kw)
+    plain = finetune_nodes(pretrain("scratch", graphs, plain_budget, 0)[0], graphs, train, targets, plain_budget, 0)
+    assert plain.best_step == fit.best_step and plain.val_curve == []
+    assert torch.allclose(torch.cat(plain(graphs, val)), torch.cat(fit(graphs, val)), atol=1e-5)
+
+
+def test_eval_probability_val_designs_option(tmp_path, capsys, mixed_aig):
+    """`--val-designs N` reports the chosen step per method; it refuses a frozen encoder or too few designs
+    with one usage line."""
+    srcs = []
+    for i in range(6):
+        srcs.append(tmp_path / f"p{i}.aag")
+        write_aiger(mixed_aig(600 + i, 8, 30), srcs[-1])
+    out = tmp_path / "p.json"
+    common = ["--json", str(out), "--quiet", "--methods", "scratch", "--seeds", "0", "--pretrain-steps", "0"]
+    common += ["--finetune-steps", "20", "--hidden", "8", "--layers", "1"]
+    args = [*map(str, srcs), *common, "--finetune-encoder", "--val-designs", "1", "--val-every", "5"]
+    assert main(["probability", *args]) == 0
+    res = json.loads(out.read_text())
+    assert res["early_stopping"] == {"val_designs": 1, "val_every": 5}
+    assert res["methods"]["scratch"]["nodes"]["best_step"] in (5, 10, 15, 20)
+    capsys.readouterr()
+    assert main(["probability", *map(str, srcs), *common, "--val-designs", "1"]) == 2  # frozen encoder
+    err = capsys.readouterr().err
+    assert err.startswith("error: --val-designs") and err.count("\n") == 1
+    assert main(["probability", *map(str, srcs[:3]), *common, "--finetune-encoder", "--val-designs", "2"]) == 2
+    assert "training designs" in capsys.readouterr().err

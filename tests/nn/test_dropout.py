@@ -53,3 +53,19 @@ def test_compiled_pass_is_the_mask_product_bit_for_bit(dtype, grad):
     if grad:
         (gx,) = torch.autograd.grad(y, x, g)
         assert torch.equal(gx, g * m)
+
+
+@pytest.mark.parametrize("p", [1e-5, 0.5, 0.99])
+def test_fused_comparison_is_the_bool_mask_of_the_same_draws(p):
+    """The CPU pass compares the int16 values itself: its drops are ``_drop_mask``'s from the same generator state
+    (with and without autograd), and the backward pass multiplies by that same mask."""
+    from geomask.nn.dropout import _drop_mask
+
+    x = torch.randn(123, 45, dtype=torch.float64) + 5.0  # no zeros of its own
+    drop = _drop_mask(x.shape, round(p * 65536), x.device, torch.Generator().manual_seed(7))
+    y = dropout(x, p, True, torch.Generator().manual_seed(7))
+    xg = x.clone().requires_grad_()
+    yg = dropout(xg, p, True, torch.Generator().manual_seed(7))
+    assert torch.equal(y == 0, drop) and torch.equal(yg.detach(), y)
+    (gx,) = torch.autograd.grad(yg, xg, torch.ones_like(yg))
+    assert torch.equal(gx == 0, drop)

@@ -20,10 +20,23 @@ def _graph(n=30, e=90, seed=0):
 def test_gin_sum_equals_index_add_and_gradcheck():
     ei, n = _graph()
     h = torch.randn(n, 6, dtype=torch.float64, requires_grad=True)
-    graph = gin_graph(ei, n, torch.float64)
+    graph = gin_graph(ei, n)
     expected = h + torch.zeros_like(h).index_add(0, ei[1], h[ei[0]])
     torch.testing.assert_close(gin_sum(h, graph), expected)
+    torch.testing.assert_close(gin_sum(h.float(), graph), expected.float())
     assert torch.autograd.gradcheck(lambda h: gin_sum(h, graph), (h,))
+    isolated = gin_graph(torch.zeros(2, 0, dtype=torch.long), n)  # no edges: the self term only
+    torch.testing.assert_close(gin_sum(h, isolated), h)
+
+
+@pytest.mark.parametrize("bad", [-1, 30])
+def test_gin_graph_refuses_out_of_range_indices(bad):
+    ei, n = _graph()
+    ei[0, 7] = bad
+    with pytest.raises(ValueError, match=r"outside \[0, 30\)"):
+        gin_graph(ei, n)
+    with pytest.raises(ValueError, match="rows"):
+        gin_sum(torch.zeros(n + 1, 2), gin_graph(ei[:, :5].clamp(0, n - 1), n))
 
 
 def _pyg_forward(gnn: FeatureGNN, x, edge_index):
@@ -33,12 +46,16 @@ def _pyg_forward(gnn: FeatureGNN, x, edge_index):
     return x
 
 
-@pytest.mark.parametrize(("in_dim", "out_dim", "encoding"), [(5, 16, True), (16, 3, False)])
+@pytest.mark.parametrize(
+    ("in_dim", "out_dim", "encoding", "mlp_hidden"), [(5, 16, True, None), (16, 3, False, None), (16, 3, False, 16)]
+)
 @pytest.mark.parametrize("train", [True, False])
-def test_feature_gin_equals_pyg(in_dim, out_dim, encoding, train):
+def test_feature_gin_equals_pyg(in_dim, out_dim, encoding, mlp_hidden, train):
     torch.manual_seed(0)
     ei, n = _graph()
-    gnn = FeatureGNN("gin", in_dim, 16, out_dim, layers=2, in_drop=0.0, norm="batchnorm", encoding=encoding)
+    gnn = FeatureGNN(
+        "gin", in_dim, 16, out_dim, layers=2, in_drop=0.0, norm="batchnorm", encoding=encoding, mlp_hidden=mlp_hidden
+    )
     gnn = gnn.double().train(train)
     with torch.no_grad():
         for m in gnn.modules():
@@ -83,3 +100,18 @@ def test_graphmae_feature_loss_equals_masked_fill_formulation():
     for (name, p), q in zip(m.named_parameters(), ref.parameters()):
         if q.grad is not None and q.grad.abs().max() > 1e-9:  # pre-BatchNorm biases: a zero gradient
             torch.testing.assert_close(p.grad, q.grad, rtol=1e-7, atol=1e-10, msg=name)
+
+
+def test_gin_mlp_sets_the_decoder_mlp_width():
+    """``gin_mlp: hidden`` is GraphMAE's own decoder MLP ``H → H → F``; the default ``out`` keeps ``H → F → F``; the
+    encoder's MLPs (output width H) are the same either way."""
+    from geomask.methods.graphmae import build_graphmae
+
+    kw = {"encoder": "gin", "in_dim": 3, "hidden": 8, "layers": 2, "norm": "batchnorm"}
+    narrow, wide = build_graphmae(**kw), build_graphmae(gin_mlp="hidden", **kw)
+    shapes = lambda mlp: [tuple(m.weight.shape) for m in (mlp[0], mlp[3])]  # noqa: E731
+    assert shapes(narrow.decoder.convs[0].nn) == [(3, 8), (3, 3)]
+    assert shapes(wide.decoder.convs[0].nn) == [(8, 8), (3, 8)]
+    assert [shapes(c.nn) for c in narrow.encoder.convs] == [shapes(c.nn) for c in wide.encoder.convs]
+    with pytest.raises(ValueError, match="gin_mlp"):
+        build_graphmae(gin_mlp="wide", **kw)

@@ -58,7 +58,33 @@ def test_fused_gradcheck():
     w, b, a = (p.detach().clone().requires_grad_() for p in (bn.weight, bn.bias, act.weight))
     from geomask.nn.norm_act import _BatchNormPReLU
 
-    assert torch.autograd.gradcheck(lambda x, w, b, a: _BatchNormPReLU.apply(x, w, b, a, 1e-5)[0], (x, w, b, a))
+    assert torch.autograd.gradcheck(lambda x, w, b, a: _BatchNormPReLU.apply(x, w, b, a, 1e-5, None)[0], (x, w, b, a))
+    pre = torch.randn(4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda x, w, b, a, pre: _BatchNormPReLU.apply(x, w, b, a, 1e-5, pre)[0], (x, w, b, a, pre)
+    )
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_bias_before_the_norm_equals_adding_it(train):
+    """``norm_prelu(x, bn, act, bias)`` is ``act(bn(x + bias))``: values, every gradient (the bias's: Σ ∂x, zero
+    but for rounding in training) and the running statistics (the mean moves by the bias)."""
+    bn, act = _modules(6)
+    bn.train(train)
+    bn2, act2 = copy.deepcopy(bn), copy.deepcopy(act)
+    x = (torch.randn(40, 6, dtype=torch.float64) * 2).requires_grad_()
+    bias = (torch.randn(6, dtype=torch.float64) * 3).requires_grad_()
+    g = torch.randn(40, 6, dtype=torch.float64)
+    y = norm_prelu(x, bn, act, bias)
+    y2 = act2(bn2(x + bias))
+    torch.testing.assert_close(y, y2, rtol=1e-10, atol=1e-10)
+    grads = torch.autograd.grad(y, (x, bias, bn.weight, act.weight), g)
+    grads2 = torch.autograd.grad(y2, (x, bias, bn2.weight, act2.weight), g)
+    for a, b in zip(grads, grads2):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10)
+    assert (grads[1].abs().max() < 1e-10) == train  # in training the norm removes any shift
+    torch.testing.assert_close(bn.running_mean, bn2.running_mean, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(bn.running_var, bn2.running_var, rtol=1e-12, atol=1e-12)
 
 
 def test_norm_prelu_falls_back_to_the_modules():

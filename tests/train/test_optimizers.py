@@ -45,3 +45,36 @@ def test_build_optimizer_names():
     assert isinstance(build_optimizer("sgd", p, 1e-3, (0.9, 0.999)), torch.optim.SGD)
     with pytest.raises(ValueError, match="unknown optimiser"):
         build_optimizer("adagrad", p, 1e-3)
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw"])
+def test_adam_is_fused_on_cpu_and_matches_torch_default(name):
+    """``build_optimizer`` picks torch's fused Adam/AdamW on CPU; ten steps agree with torch's default (for-loop)
+    implementation to float rounding, parameter groups and a generator of parameters included."""
+    torch.manual_seed(0)
+    w = [torch.randn(5, 7), torch.randn(7)]
+    ours = [torch.nn.Parameter(t.clone()) for t in w]
+    ref = [torch.nn.Parameter(t.clone()) for t in w]
+    opt = build_optimizer(name, iter([{"params": ours[0]}, {"params": [ours[1]], "lr": 2e-3}]), 1e-2, (0.9, 0.99), 0.1)
+    cls = torch.optim.AdamW if name == "adamw" else torch.optim.Adam
+    opt_ref = cls([{"params": ref[0]}, {"params": [ref[1]], "lr": 2e-3}], lr=1e-2, betas=(0.9, 0.99), weight_decay=0.1)
+    assert opt.defaults["fused"] is True and not opt_ref.defaults["fused"]
+    for _ in range(10):
+        grads = [torch.randn_like(t) for t in w]
+        for params, o in ((ours, opt), (ref, opt_ref)):
+            for p, g in zip(params, grads):
+                p.grad = g.clone()
+            o.step()
+    for a, b in zip(ours, ref):
+        torch.testing.assert_close(a.detach(), b.detach(), rtol=1e-6, atol=1e-6)
+        assert not torch.equal(a.detach(), w[0] if a.shape == w[0].shape else w[1])  # it moved
+
+
+def test_adam_fused_only_where_torch_supports_it():
+    from geomask.train.optimizers import _fusable
+
+    p = torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))
+    assert build_optimizer("adam", [p], 1e-3).defaults["fused"] is True
+    assert _fusable([{"params": [p]}]) and _fusable([{"params": p}])
+    assert not _fusable([torch.zeros(3, dtype=torch.int64)]) and not _fusable([])
+    assert not _fusable([p, torch.zeros(3, device="meta")])  # two device types
