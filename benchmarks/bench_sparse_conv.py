@@ -11,7 +11,8 @@ each voxel size, for each channel width ``C → C``:
   ``--dense-max-gb``, over a centred crop, with geomask timed on the same crop.
 
 ``--scaling T`` adds geomask alone at 1 and at ``T`` threads in alternating rounds (``ratio threads_Tv1_*``: the
-speed-up of ``T`` threads over one).
+speed-up of ``T`` threads over one), and says whether the forward output and both gradients have the same bits at
+both thread counts.
 
 Both sides run with ``--threads`` torch threads (default 1: spconv's CPU kernels give wrong sums with more,
 which the parity line shows); ``--spconv-threads`` sets spconv's apart (e.g. geomask on 2 cores against spconv
@@ -134,6 +135,7 @@ def time_geomask(grid: torch.Tensor, feats: torch.Tensor, weight: torch.Tensor, 
         conv(xg).feats.square().sum().backward()
 
     res["fwdbwd"] = best_of(fwd_bwd, repeats)
+    res["grads"] = (xg.feats.grad, conv.weight.grad)
     res["edges"] = x.kernel_map(3).index.num_edges
     return res
 
@@ -142,7 +144,8 @@ def time_scaling(
     grid: torch.Tensor, feats: torch.Tensor, weight: torch.Tensor, repeats: int, threads: int, rounds: int
 ) -> dict[int, dict]:
     """geomask's kernel map, forward (map included) and forward + backward at 1 and at ``threads`` torch threads
-    in alternating rounds (the best of each over all rounds: a shared machine's load hits both alike)."""
+    in alternating rounds (the best of each over all rounds: a shared machine's load hits both alike); ``same``:
+    whether the forward output and both gradients have the same bits at every thread count, in every round."""
     before = torch.get_num_threads()
     best: dict[int, dict] = {}
     try:
@@ -153,6 +156,11 @@ def time_scaling(
                 keep = best.setdefault(n, res)
                 for key in ("map", "fwd_fresh", "fwdbwd"):
                     keep[key] = min(keep[key], res[key])
+                first = best[1]
+                same = torch.equal(res["out"], first["out"]) and all(
+                    torch.equal(a, b) for a, b in zip(res["grads"], first["grads"])
+                )
+                best[1]["same"] = best[1].get("same", True) and same
     finally:
         torch.set_num_threads(before)
     return best
@@ -272,7 +280,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"  geomask threads 1 -> {args.scaling}: kernel map {one['map'] * 1e3:.1f} -> "
                     f"{many['map'] * 1e3:.1f} ms, forward {one['fwd_fresh'] * 1e3:.1f} -> "
                     f"{many['fwd_fresh'] * 1e3:.1f} ms, forward+backward {one['fwdbwd'] * 1e3:.1f} -> "
-                    f"{many['fwdbwd'] * 1e3:.1f} ms"
+                    f"{many['fwdbwd'] * 1e3:.1f} ms; output and gradients bit-identical: "
+                    f"{'yes' if one['same'] else 'NO'}"
                 )
                 for key, label in (("map", "kernel_map"), ("fwd_fresh", "forward"), ("fwdbwd", "fwdbwd")):
                     ratios.append((f"threads_{args.scaling}v1_{label}_{name}", one[key] / many[key]))

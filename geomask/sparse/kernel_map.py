@@ -30,6 +30,8 @@ __all__ = ["CoordinateCache", "KernelMap", "kernel_offsets", "as_tuple"]
 
 _MAX_KEY = 2**62
 _DENSE_LOOKUP = 8  # lookup() reads a dense table when the key range is at most this many times the sites
+_MAP_BLOCK = 4096  # keys per block of the parallel map build (bounds, keys, join) ...
+_BLOCKS_PER_WORKER = 8  # ... and never more blocks than this many per worker (dynamic sharing evens out the load)
 
 
 def as_tuple(value: int | tuple[int, ...] | list[int], dim: int, name: str) -> tuple[int, ...]:
@@ -80,57 +82,98 @@ class KernelMap:
 
 
 @numba.njit(cache=True, nogil=True)
-def _grid_bounds(coords, stride, keep_grid):
-    """One pass over ``coords [N, 1 + D]``: grid units ``coords[:, 1:] // stride`` (floor; written out only when
-    ``keep_grid``, else ``[0, D]``), their bounds ``[2, D]`` (min, max) and the largest batch index."""
-    n, d = coords.shape[0], coords.shape[1] - 1
-    grid = np.empty((n if keep_grid else 0, d), dtype=np.int64)
-    bounds = np.empty((2, d), dtype=np.int64)
+def _grid_bounds_block(coords, stride, i0, i1, grid, bounds, max_batch, b):
+    """One pass over rows ``i0 .. i1`` (non-empty) of ``coords [N, 1 + D]``: grid units ``coords[:, 1:] // stride``
+    (floor; written to ``grid`` unless it has no rows), their bounds ``bounds[b] [2, D]`` (min, max) and the largest
+    batch index ``max_batch[b]``."""
+    d = coords.shape[1] - 1
+    keep_grid = grid.shape[0] > 0
     for k in range(d):
-        bounds[0, k] = coords[0, k + 1] // stride[k]
-        bounds[1, k] = bounds[0, k]
-    max_batch = coords[0, 0]
-    for i in range(n):
-        if coords[i, 0] > max_batch:
-            max_batch = coords[i, 0]
+        bounds[b, 0, k] = coords[i0, k + 1] // stride[k]
+        bounds[b, 1, k] = bounds[b, 0, k]
+    top = coords[i0, 0]
+    for i in range(i0, i1):
+        if coords[i, 0] > top:
+            top = coords[i, 0]
         for k in range(d):
             v = coords[i, k + 1] // stride[k]
             if keep_grid:
                 grid[i, k] = v
-            if v < bounds[0, k]:
-                bounds[0, k] = v
-            elif v > bounds[1, k]:
-                bounds[1, k] = v
-    return grid, bounds, max_batch
+            if v < bounds[b, 0, k]:
+                bounds[b, 0, k] = v
+            elif v > bounds[b, 1, k]:
+                bounds[b, 1, k] = v
+    max_batch[b] = top
+
+
+def _blocks(n: int, workers: int) -> list[int]:
+    """Cuts of ``n`` rows into blocks for ``workers`` threads: one block for one worker (or few rows), else up to
+    ``_BLOCKS_PER_WORKER`` per worker of at least ``_MAP_BLOCK`` rows (the same result for any number)."""
+    blocks = 1 if workers <= 1 else max(1, min(_BLOCKS_PER_WORKER * workers, n // _MAP_BLOCK))
+    return [n * b // blocks for b in range(blocks + 1)]
+
+
+def _grid_bounds(coords: np.ndarray, stride: np.ndarray, keep_grid: bool, workers: int = 1):
+    """Grid units ``coords[:, 1:] // stride`` (``[0, D]`` unless ``keep_grid``), their bounds ``[2, D]`` (min,
+    max) and the largest batch index of ``coords [N, 1 + D]`` (N > 0), in blocks on ``workers`` threads."""
+    n, d = coords.shape[0], coords.shape[1] - 1
+    cuts = _blocks(n, workers)
+    grid = np.empty((n if keep_grid else 0, d), dtype=np.int64)
+    bounds = np.empty((len(cuts) - 1, 2, d), dtype=np.int64)
+    max_batch = np.empty(len(cuts) - 1, dtype=np.int64)
+
+    def run(ids) -> None:
+        for b in ids:
+            _grid_bounds_block(coords, stride, cuts[b], cuts[b + 1], grid, bounds, max_batch, b)
+
+    share(run, range(len(cuts) - 1), workers)
+    return grid, np.stack([bounds[:, 0].min(0), bounds[:, 1].max(0)]), int(max_batch.max())
 
 
 @numba.njit(cache=True, nogil=True)
-def _pack_keys(batch, grid, origin, mults, span_total):
-    """Keys ``batch * span_total + Σ (grid - origin) * mults`` ``[N]`` and whether they strictly ascend."""
-    n, d = grid.shape
-    key = np.empty(n, dtype=np.int64)
+def _pack_keys_block(batch, grid, origin, mults, span_total, i0, i1, key):
+    """Keys ``batch * span_total + Σ (grid - origin) * mults`` of rows ``i0 .. i1`` into ``key``; whether they
+    strictly ascend within the block."""
+    d = grid.shape[1]
     ascending = True
-    for i in range(n):
+    for i in range(i0, i1):
         k = batch[i] * span_total
         for j in range(d):
             k += (grid[i, j] - origin[j]) * mults[j]
         key[i] = k
-        if i > 0 and k <= key[i - 1]:
+        if i > i0 and k <= key[i - 1]:
             ascending = False
-    return key, ascending
+    return ascending
+
+
+def _pack_keys(batch, grid, origin, mults, span_total: int, workers: int = 1) -> tuple[np.ndarray, bool]:
+    """Keys ``batch * span_total + Σ (grid - origin) * mults`` ``[N]`` and whether they strictly ascend, in blocks
+    on ``workers`` threads."""
+    n = grid.shape[0]
+    cuts = _blocks(n, workers)
+    key = np.empty(n, dtype=np.int64)
+    ascending = [True] * (len(cuts) - 1)
+
+    def run(ids) -> None:
+        for b in ids:
+            ascending[b] = _pack_keys_block(batch, grid, origin, mults, span_total, cuts[b], cuts[b + 1], key)
+
+    share(run, range(len(cuts) - 1), workers)
+    joins = all(key[c] > key[c - 1] for c in cuts[1:-1])
+    return key, all(ascending) and joins
 
 
 class _Level:
     """The sites of one stride in a lineage, with lazily built sorted keys."""
 
-    def __init__(self, coords: Tensor, stride: tuple[int, ...], sorted_unique: bool = False) -> None:
+    def __init__(self, coords: Tensor, stride: tuple[int, ...], sorted_unique: bool = False, workers: int = 1) -> None:
         self.coords = coords
         self.stride = stride
         st = torch.tensor(stride, dtype=torch.long, device=coords.device)
         self.batch = coords[:, 0]
         if coords.device.type == "cpu" and coords.dtype == torch.long and len(coords):
             unit = all(s == 1 for s in stride)  # grid units are the coordinates themselves
-            grid, bounds, max_batch = _grid_bounds(coords.contiguous().numpy(), st.numpy(), not unit)
+            grid, bounds, max_batch = _grid_bounds(coords.contiguous().numpy(), st.numpy(), not unit, workers)
             self.grid = coords[:, 1:] if unit else torch.from_numpy(grid)
             self.lo, self.hi = torch.from_numpy(bounds[0]), torch.from_numpy(bounds[1])
             self.num_batches = int(max_batch) + 1
@@ -155,14 +198,15 @@ class _Level:
             raise ValueError(f"coordinate range {span} x {self.num_batches} batches is too large to pack in int64")
         return self.lo - m, torch.tensor(mults, dtype=torch.long, device=self.lo.device)
 
-    def keys(self, margin: tuple[int, ...]) -> tuple[Tensor, Tensor]:
-        """Sorted keys ``[N]`` with the given margin and the permutation ``[N]`` that sorts the sites."""
+    def keys(self, margin: tuple[int, ...], workers: int = 1) -> tuple[Tensor, Tensor]:
+        """Sorted keys ``[N]`` with the given margin and the permutation ``[N]`` that sorts the sites (packed on
+        ``workers`` threads)."""
         if margin not in self._keys:
             origin, mults = self.packing(margin)
             span_total = int(mults[0]) * int(self.hi[0] - self.lo[0] + 1 + 2 * margin[0])
             if self.grid.device.type == "cpu" and len(self.grid):
                 key_np, ascending = _pack_keys(
-                    self.batch.numpy(), self.grid.numpy(), origin.numpy(), mults.numpy(), span_total
+                    self.batch.numpy(), self.grid.numpy(), origin.numpy(), mults.numpy(), span_total, workers
                 )
                 key = torch.from_numpy(key_np)
             else:
@@ -244,11 +288,12 @@ class CoordinateCache:
         self.levels: dict[tuple[int, ...], _Level] = {}
         self.maps: dict[tuple, KernelMap] = {}
 
-    def level(self, coords: Tensor, stride: tuple[int, ...]) -> _Level:
-        """The level of ``stride``, registering ``coords`` for it if new (``ValueError`` on a mismatch)."""
+    def level(self, coords: Tensor, stride: tuple[int, ...], workers: int = 1) -> _Level:
+        """The level of ``stride``, registering ``coords`` for it if new (``ValueError`` on a mismatch); a new
+        level's bounds are found on ``workers`` threads."""
         lvl = self.levels.get(stride)
         if lvl is None:
-            lvl = self.levels[stride] = _Level(coords, stride)
+            lvl = self.levels[stride] = _Level(coords, stride, workers=workers)
         elif lvl.coords is not coords and not (lvl.coords.shape == coords.shape and torch.equal(lvl.coords, coords)):
             raise ValueError(f"coordinates at stride {stride} differ from those already in this tensor's cache")
         return lvl
@@ -259,7 +304,8 @@ class CoordinateCache:
         if key not in self.maps:
             workers = torch.get_num_threads()  # the compiled join splits into blocks; torch ops stay on one
             with _map_threads(coords):
-                self.maps[key] = _build_submanifold(self.level(coords, stride), kernel_size, dilation, workers)
+                level = self.level(coords, stride, workers)
+                self.maps[key] = _build_submanifold(level, kernel_size, dilation, workers)
         return self.maps[key]
 
     def downsample(self, coords: Tensor, stride: tuple[int, ...], kernel_size, factor, dilation) -> KernelMap:
@@ -303,7 +349,7 @@ def _build_submanifold(
         index = RelationalIndex(empty, empty, (0,) * (num_k + 1), n, n, centre)
         return KernelMap(index, offsets, level.stride, level.stride)
     margin = tuple(int(v) for v in offsets.abs().max(0).values.tolist())
-    keys, perm = level.keys(margin)
+    keys, perm = level.keys(margin, workers)
     _, mults = level.packing(margin)
     delta = (offsets * mults).sum(1)
     centred = all(k % 2 == 1 for k in kernel_size)
@@ -438,9 +484,6 @@ def _emit_block(ii, jj, perm, i0, cnt, starts, mirror_starts, src, dst):
             dst[ms + m] = b
 
 
-_MAP_BLOCK = 16384  # keys per block of the parallel map build (and never more blocks than 4 per worker)
-
-
 def _row_taps(
     keys: np.ndarray, perm: np.ndarray, row_bases: np.ndarray, r: int, num_k: int, workers: int = 1
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -453,8 +496,8 @@ def _row_taps(
     ``counts [K]``.
     """
     n, half = len(keys), num_k // 2
-    blocks = 1 if workers <= 1 else max(1, min(4 * workers, n // _MAP_BLOCK))
-    cuts = [n * b // blocks for b in range(blocks + 1)]
+    cuts = _blocks(n, workers)
+    blocks = len(cuts) - 1
     dtype = np.int32 if n < 2**31 else np.int64
     ii, jj = np.empty((half, n), dtype=dtype), np.empty((half, n), dtype=dtype)  # touched only where written
     cnt = np.zeros((blocks, half), dtype=np.int64)

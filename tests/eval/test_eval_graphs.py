@@ -221,6 +221,7 @@ def test_shipped_tu_configs_carry_the_authors_settings(ds):
     for key in ("in_dim", "hidden", "layers", "dropout", "replace_rate", "pooling"):
         assert m[key] == want[key], key
     assert (m["encoder"], m["decoder_layers"], m.get("residual", False), m["norm"]) == ("gin", 1, False, "batchnorm")
+    assert m["gin_mlp"] == "hidden"  # their decoder's MLP(2, hidden, hidden, in_dim): H -> H -> F
     assert m["masker"] == {"name": "uniform", "ratio": want["ratio"]}
     assert m["loss"] == {"name": "sce", "gamma": want["gamma"]}
     assert (o["name"], o["scheduler"], o["lr"], o["weight_decay"]) == ("adam", "none", want["lr"], 0.0)

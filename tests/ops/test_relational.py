@@ -150,3 +150,59 @@ def test_neighbour_table_path(monkeypatch, collide):
     torch.testing.assert_close(out.double(), ref.detach(), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(gx.double(), xr.grad, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(gw.double(), wr.grad, atol=1e-4, rtol=1e-4)
+
+
+def test_range_runs_cut_each_tile_at_the_budget():
+    """Runs of consecutive ranges stay inside their tile, hold at most ``budget`` rows unless one range alone is
+    longer, and cover every range once, in order."""
+    import numpy as np
+
+    import geomask.ops.relational as rel
+
+    lens = np.array([3, 4, 2, 9, 1, 1, 5, 2], dtype=np.int64)
+    tile_ptr = np.array([0, 4, 4, 8], dtype=np.int64)  # the middle tile is empty
+    runs, run_ptr = rel._group_runs(lens, tile_ptr, 6)
+    assert runs.tolist() == [[0, 1], [1, 3], [3, 4], [4, 6], [6, 7], [7, 8]]
+    assert run_ptr.tolist() == [0, 3, 3, 6]
+    runs, run_ptr = rel._group_runs(lens, tile_ptr, 100)
+    assert runs.tolist() == [[0, 4], [4, 8]] and run_ptr.tolist() == [0, 1, 1, 2]
+
+
+@pytest.mark.parametrize("group_bytes", [1, 200, 2**19])
+def test_grouped_ranges_and_shared_backward_same_bits_on_any_thread_count(monkeypatch, group_bytes):
+    """Two workers gather and scatter runs of ranges in one compiled call each (one range per run, a few, or a
+    whole tile) and run grad_x tiles and grad_w relations on one queue; outputs and gradients must have the same
+    bits as one thread (one range at a time, no runs) and match the float64 reference."""
+    import geomask.ops.relational as rel
+
+    monkeypatch.setattr(rel, "_MIN_ROWS", 4)
+    monkeypatch.setattr(rel, "_TILE_BYTES", 64)
+    monkeypatch.setattr(rel, "_PARALLEL_MACS", 1)
+    monkeypatch.setattr(rel, "_GROUP_BYTES", group_bytes)
+    g = torch.Generator().manual_seed(3)
+    n, num_rel, e = 120, 5, 700
+    edge_index = torch.randint(0, n, (2, e), generator=g)
+    edge_type = torch.randint(0, num_rel, (e,), generator=g)
+    x = torch.randn(n, 6, generator=g)
+    w = torch.randn(num_rel, 6, 7, generator=g)
+    results = []
+    for threads in (1, 2):
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            index = relational_index(edge_index, edge_type, num_rel, n)  # fresh: no tiles cached across counts
+            xg, wg = x.clone().requires_grad_(True), w.clone().requires_grad_(True)
+            out = relational_matmul(xg, wg, index)
+            out.square().sum().backward()
+        finally:
+            torch.set_num_threads(before)
+        results.append((out.detach(), xg.grad, wg.grad))
+    for a, b in zip(*results):
+        assert torch.equal(a, b)
+    xr, wr = x.double().requires_grad_(True), w.double().requires_grad_(True)
+    ref = _reference(xr, wr, edge_index, edge_type, n)
+    ref.square().sum().backward()
+    out, gx, gw = results[0]
+    torch.testing.assert_close(out.double(), ref.detach(), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(gx.double(), xr.grad, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(gw.double(), wr.grad, atol=1e-4, rtol=1e-4)

@@ -62,3 +62,34 @@ def test_level_bounds_and_keys_match_the_torch_expressions():
         origin, mults = lvl.packing((1, 1, 1))
         raw = coords[:, 0] * lvl.span_total((1, 1, 1)) + ((expected_grid - origin) * mults).sum(1)
         assert torch.equal(keys, raw[perm]) and bool((keys[1:] > keys[:-1]).all())
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_blocked_bounds_and_keys_equal_one_pass(monkeypatch, workers):
+    """Grid units, bounds, the largest batch index and packed keys come out the same in blocks on several threads
+    as in one pass, and a descent that falls exactly on a block boundary is still caught."""
+    import numpy as np
+
+    import geomask.sparse.kernel_map as km
+
+    monkeypatch.setattr(km, "_MAP_BLOCK", 8)
+    rng = np.random.default_rng(1)
+    coords = np.concatenate([np.sort(rng.integers(0, 3, (100, 1)), 0), rng.integers(-20, 40, (100, 3)) * 2], 1)
+    stride = np.array([2, 2, 2], dtype=np.int64)
+    grid1, bounds1, top1 = km._grid_bounds(coords, stride, True, 1)
+    grid, bounds, top = km._grid_bounds(coords, stride, True, workers)
+    assert np.array_equal(grid, grid1) and np.array_equal(grid1, coords[:, 1:] // 2)
+    assert np.array_equal(bounds, bounds1) and top == top1 == coords[:, 0].max()
+    assert bounds.tolist() == [grid1.min(0).tolist(), grid1.max(0).tolist()]
+    batch, origin = coords[:, 0].copy(), bounds1[0]
+    mults = np.array([61 * 61, 61, 1], dtype=np.int64)
+    key1, asc1 = km._pack_keys(batch, grid1, origin, mults, 61**3, 1)
+    key, asc = km._pack_keys(batch, grid1, origin, mults, 61**3, workers)
+    assert np.array_equal(key, key1) and asc == asc1
+    ascending = np.arange(64, dtype=np.int64)[:, None].repeat(3, 1)
+    zeros = np.zeros(64, dtype=np.int64)
+    one = np.array([1, 1, 1], dtype=np.int64)
+    assert km._pack_keys(zeros, ascending, zeros[:3], one, 200, workers)[1]
+    cut = km._blocks(64, workers)[1] if workers > 1 else 32
+    ascending[cut] = ascending[cut - 1]  # equal keys across the first block boundary: not strictly ascending
+    assert not km._pack_keys(zeros, ascending, zeros[:3], one, 200, workers)[1]
