@@ -61,18 +61,8 @@ def _backward_sums(g, x, scale, shift, mean, invstd, a, sg, sgx):  # Σ ∂y, Σ
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def _backward_x(g, x, scale, shift, mean, invstd, a, wx, sg, sgx, gx):  # ∂x = γ σ⁻¹ (∂y - Σ∂y / N - x̂ Σ∂y x̂ / N)
-    n, c = x.shape
-    for i in range(n):
-        for k in range(c):
-            y = x[i, k] * scale[k] + shift[k]
-            gi = g[i, k]
-            gy = a * gi if y <= 0 else gi
-            gx[i, k] = wx[k] * (gy - sg[k] - (x[i, k] - mean[k]) * invstd[k] * sgx[k])
-
-
-@numba.njit(cache=True, nogil=True, fastmath=True)
-def _backward_x_sum(g, x, scale, shift, mean, invstd, a, wx, sg, sgx, gx, gsum):  # _backward_x, and Σ ∂x per channel
+def _backward_x(g, x, scale, shift, mean, invstd, a, wx, sg, sgx, gx, gsum):  # ∂x = γ σ⁻¹ (∂y - Σ∂y / N - x̂ Σ∂y x̂ / N)
+    # and gsum = Σ_i ∂x_i per channel
     n, c = x.shape
     for i in range(n):
         for k in range(c):
@@ -125,12 +115,10 @@ class _BatchNormPReLU(torch.autograd.Function):
             gx = torch.empty_like(x)
             wx = (weight.detach().double().numpy() * invstd).astype(dt)
             mg, mgx = (sg / n).astype(dt), (sgx / n).astype(dt)
+            gsum = np.zeros(c)
+            _backward_x(g, xn, scale, shift, mean, invstd, av, wx, mg, mgx, gx.numpy(), gsum)
             if ctx.needs_input_grad[5]:  # ∂pre = Σ_i ∂x_i (zero but for rounding, as torch computes it)
-                gsum = np.zeros(c)
-                _backward_x_sum(g, xn, scale, shift, mean, invstd, av, wx, mg, mgx, gx.numpy(), gsum)
                 gpre = torch.from_numpy(gsum.astype(dt))
-            else:
-                _backward_x(g, xn, scale, shift, mean, invstd, av, wx, mg, mgx, gx.numpy())
             gx = gx if ctx.needs_input_grad[0] else None
         gw = torch.from_numpy(sgx.astype(dt))
         gb = torch.from_numpy(sg.astype(dt))
