@@ -309,6 +309,10 @@ def _run_plans(plans: list[_Plan]) -> None:
     workers = max(p.workers for p in plans)
 
     def run(ids: Iterator[int]) -> None:
+        # a pool thread keeps its own OpenMP thread count (2 on two cores, whatever the caller set): pin it to one,
+        # or its GEMMs split their reductions and the bits depend on which thread ran the item (seen in grad_w)
+        if torch.get_num_threads() != 1:
+            torch.set_num_threads(1)
         procs: list[Callable[[int], None] | None] = [None] * len(plans)
         for i in ids:
             k, item, _ = flat[i]
