@@ -387,9 +387,10 @@ def _range_groups(
         tiles, longest, _ = _ranges(index, width, itemsize, workers)
         flat = [(a, b, r) for tile in tiles for r, a, b in tile]
         ranges = np.asarray(flat, dtype=np.int64).reshape(-1, 3)
-        budget = max(longest, _GROUP_BYTES // (itemsize * width) if workers > 1 else 0)
+        budget = _GROUP_BYTES // (itemsize * width) if workers > 1 else 0  # 0: every range alone
         tile_ptr = np.cumsum([0] + [len(tile) for tile in tiles])
         runs, run_ptr = _group_runs(ranges[:, 1] - ranges[:, 0], tile_ptr, budget)
+        budget = max(longest, budget)  # the buffer rows
         run_list, run_ptr = runs.tolist(), run_ptr.tolist()
         groups = [run_list[run_ptr[t] : run_ptr[t + 1]] for t in range(len(tiles))]
         index._tiles[key] = (ranges, [(r, b - a) for a, b, r in flat], groups, budget)
