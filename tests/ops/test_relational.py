@@ -14,6 +14,26 @@ def _reference(x, weight, edge_index, edge_type, num_dst):
     return out
 
 
+def _at_one_and_two_threads(make_index, x, w):
+    """``(out, grad_x, grad_w)`` of ``relational_matmul`` under a square-sum loss at 1 and at 2 intra-op threads;
+    asserts they are bit-identical; returns both (1 thread first)."""
+    results = []
+    for threads in (1, 2):
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            index = make_index()
+            xg, wg = x.clone().requires_grad_(True), w.clone().requires_grad_(True)
+            out = relational_matmul(xg, wg, index)
+            out.square().sum().backward()
+        finally:
+            torch.set_num_threads(before)
+        results.append((out.detach(), xg.grad, wg.grad))
+    for a, b in zip(*results):
+        assert torch.equal(a, b)
+    return results
+
+
 def test_matches_per_edge_loop_and_skips_empty_relations():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(7, 3, generator=g, dtype=torch.float64)
@@ -128,19 +148,7 @@ def test_neighbour_table_path(monkeypatch, collide):
     x = torch.randn(n, 3, generator=g)
     w = torch.randn(num_rel, 3, 5, generator=g)
     assert (rel._table(index, 3, 5) is None) == collide
-    results = []
-    for threads in (1, 2):
-        before = torch.get_num_threads()
-        torch.set_num_threads(threads)
-        try:
-            xg, wg = x.clone().requires_grad_(True), w.clone().requires_grad_(True)
-            out = relational_matmul(xg, wg, index)
-            out.square().sum().backward()
-        finally:
-            torch.set_num_threads(before)
-        results.append((out.detach(), xg.grad, wg.grad))
-    for a, b in zip(*results):
-        assert torch.equal(a, b)
+    results = _at_one_and_two_threads(lambda: index, x, w)
     xr, wr = x.double().requires_grad_(True), w.double().requires_grad_(True)
     ref = torch.zeros(n, 5, dtype=torch.float64).index_add(
         0, edge_index[1], torch.bmm(xr[edge_index[0]].unsqueeze(1), wr[edge_type]).squeeze(1)
@@ -185,20 +193,8 @@ def test_grouped_ranges_and_shared_backward_same_bits_on_any_thread_count(monkey
     edge_type = torch.randint(0, num_rel, (e,), generator=g)
     x = torch.randn(n, 6, generator=g)
     w = torch.randn(num_rel, 6, 7, generator=g)
-    results = []
-    for threads in (1, 2):
-        before = torch.get_num_threads()
-        torch.set_num_threads(threads)
-        try:
-            index = relational_index(edge_index, edge_type, num_rel, n)  # fresh: no tiles cached across counts
-            xg, wg = x.clone().requires_grad_(True), w.clone().requires_grad_(True)
-            out = relational_matmul(xg, wg, index)
-            out.square().sum().backward()
-        finally:
-            torch.set_num_threads(before)
-        results.append((out.detach(), xg.grad, wg.grad))
-    for a, b in zip(*results):
-        assert torch.equal(a, b)
+    # a fresh index per thread count: no tiles cached across counts
+    results = _at_one_and_two_threads(lambda: relational_index(edge_index, edge_type, num_rel, n), x, w)
     xr, wr = x.double().requires_grad_(True), w.double().requires_grad_(True)
     ref = _reference(xr, wr, edge_index, edge_type, n)
     ref.square().sum().backward()
