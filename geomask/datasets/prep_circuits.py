@@ -53,7 +53,7 @@ from geomask.datasets.executors import check_executor, make_executor
 from geomask.datasets.store import DatasetWriter, file_sha256
 from geomask.errors import FormatError, GeomaskError, UsageError
 from geomask.io.aiger import write_aiger
-from geomask.io.atomic import atomic_write_text
+from geomask.io.atomic import atomic_write_text, sweep_temporaries
 from geomask.io.circuit import LATCH_MODES, CircuitSource, circuit_format, expand_sources, read_aig
 from geomask.progress import progress_bar
 
@@ -237,6 +237,8 @@ def prep_circuits(
     if recipe_family != _OPTION_DEFAULTS["recipe_family"]:
         options["recipe_family"] = recipe_family
     _check_options(out, options)
+    for folder in (out / "aig", out / "labels"):  # what a killed run was writing (the writer sweeps its own)
+        sweep_temporaries(folder)
     writer = DatasetWriter(out, "aig", SCHEMA_VERSION, options)
     report = PrepReport()
     report.failures.extend(bad_sources)

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from geomask.errors import FormatError
-from geomask.io.atomic import atomic_write_bytes, atomic_write_text
+from geomask.io.atomic import atomic_write_bytes, atomic_write_text, sweep_temporaries
 
 __all__ = [
     "DatasetReader",
@@ -104,6 +104,8 @@ class DatasetWriter:
         self.version = __version__
         self.shards = self.root / "shards"
         self.shards.mkdir(parents=True, exist_ok=True)
+        for folder in (self.root, self.shards):  # what a killed run was writing
+            sweep_temporaries(folder)
         header = self.root / "header.json"
         want = {"format": FORMAT, "kind": kind, "schema_version": self.schema_version, "options": self.options}
         if header.exists():

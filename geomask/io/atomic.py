@@ -1,6 +1,9 @@
 """Atomic file writes: a temporary file in the same folder, fsync, then rename.
 
-A killed process leaves either the old file, the complete new file, or nothing: never a half-written one.
+A killed process leaves either the old file, the complete new file, or nothing: never a half-written one —
+but it may leave its temporary file (``.NAME.XXXXXXXX.tmp``). While a writer fills one it holds an exclusive
+``flock`` on it, which the kernel drops when the process dies: :func:`sweep_temporaries`, run by a resumed job,
+removes exactly the temporaries nobody holds.
 The file ends with the permissions any other tool would give it (``0o666`` less the umask, so ``0644`` under
 the usual umask 022), not ``mkstemp``'s private ``0600``: collaborators can read a shared dataset.
 """
@@ -8,13 +11,22 @@ the usual umask 022), not ``mkstemp``'s private ``0600``: collaborators can read
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_with", "build_lock", "build_once", "file_mode"]
+__all__ = [
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "atomic_write_with",
+    "build_lock",
+    "build_once",
+    "file_mode",
+    "sweep_temporaries",
+]
 
 _UMASK_LOCK = threading.Lock()
 
@@ -32,14 +44,60 @@ def atomic_write_with(path: str | Path, writer: Callable[[str], None]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
     try:
+        _lock(fd, blocking=True)  # "in use": sweep_temporaries leaves it alone until this process lets go or dies
         writer(tmp)
         os.chmod(tmp, file_mode())  # after the writer, which may have replaced the file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    finally:
+        os.close(fd)
+
+
+#: The names :func:`atomic_write_with` gives its temporary files (``mkstemp``'s 8 random characters).
+_TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
+
+
+def _lock(fd: int, blocking: bool) -> bool:
+    """An exclusive ``flock`` on ``fd``; False when another process holds one (non-blocking). No-op off POSIX."""
+    try:
+        import fcntl
+    except ImportError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+    except BlockingIOError:
+        return False
+    return True
+
+
+def sweep_temporaries(folder: str | Path) -> list[Path]:
+    """Remove the temporary files that killed writers left in ``folder`` (not its subfolders); returns them.
+
+    Only :func:`atomic_write_with` 's names (``.NAME.XXXXXXXX.tmp``) are candidates, and of those only files
+    no live process holds (a writer keeps an ``flock`` on its temporary until the rename), so a resumed job may
+    sweep a folder another writer is filling. Off POSIX (no ``flock``) every matching file is removed.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for p in sorted(folder.iterdir()):
+        if not _TEMPORARY.match(p.name) or not p.is_file():
+            continue
+        try:
+            fd = os.open(p, os.O_RDONLY)
+        except FileNotFoundError:  # renamed or removed by its writer meanwhile
+            continue
+        try:
+            if _lock(fd, blocking=False):
+                p.unlink(missing_ok=True)
+                removed.append(p)
+        finally:
+            os.close(fd)
+    return removed
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

@@ -91,6 +91,23 @@ def test_killed_run_resumes_to_the_same_result(tmp_path, monkeypatch):
     assert snapshot(out) == snapshot(clean)
 
 
+def test_temporaries_of_a_killed_run_are_swept_on_resume(tmp_path):
+    """A SIGKILLed driver can die between a temporary file and its rename; the resumed run removes those files."""
+    src = make_designs(tmp_path / "src")
+    clean = tmp_path / "clean"
+    prep_circuits(src, clean, recipes=4, recipe_length=4, seed=2, jobs=1, progress=False)
+    out = tmp_path / "out"
+    prep_circuits(src, out, recipes=4, recipe_length=4, seed=2, jobs=1, progress=False)
+    (out / "labels" / "d1.csv").unlink()  # the design it was labelling when it died
+    left = [out / "labels" / ".d1.csv.k1ll3d_0.tmp", out / "shards" / ".d2.pt.k1ll3d_0.tmp"]
+    left += [out / "aig" / ".d0.aig.k1ll3d_0.tmp", out / ".qor.csv.k1ll3d_0.tmp"]
+    for p in left:  # half-written, and no process holds them any more
+        p.write_bytes(b"half")
+    report = prep_circuits(src, out, recipes=4, recipe_length=4, seed=2, jobs=1, progress=False)
+    assert not report.failures
+    assert snapshot(out) == snapshot(clean)
+
+
 def test_bad_input_fails_alone(tmp_path):
     src = make_designs(tmp_path / "src", 2)
     bad = tmp_path / "src" / "broken.aig"

@@ -1,13 +1,18 @@
-"""Atomic writes honour the umask like any other tool (not mkstemp's private 0600)."""
+"""Atomic writes honour the umask like any other tool (not mkstemp's private 0600); killed writers' temporaries
+are swept, live writers' are not."""
 
 from __future__ import annotations
 
 import os
+import signal
 import stat
+import subprocess
+import sys
+import time
 
 import pytest
 
-from geomask.io.atomic import atomic_write_bytes, atomic_write_text, atomic_write_with
+from geomask.io.atomic import atomic_write_bytes, atomic_write_text, atomic_write_with, sweep_temporaries
 
 
 @pytest.fixture
@@ -87,3 +92,40 @@ def test_build_once_builds_once_in_a_fixed_folder_and_clears_leftovers(tmp_path,
     assert calls == [leftover] and (out / "manifest.json").is_file() and not leftover.exists()
     assert "building thing" in capsys.readouterr().err
     assert build_once(out, "building thing", write) == out and len(calls) == 1
+
+
+_SLOW_WRITER = """
+import sys, time
+from geomask.io.atomic import atomic_write_with
+def write(tmp):
+    with open(tmp, "wb") as f:
+        f.write(b"half")
+        f.flush()
+    time.sleep(120)
+atomic_write_with(sys.argv[1], write)
+"""
+
+
+def test_sweep_removes_a_killed_writers_temporary_and_keeps_a_live_ones(tmp_path):
+    target = tmp_path / "labels.csv"
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_WRITER, str(target)])
+    try:
+        deadline = time.monotonic() + 60
+        while not list(tmp_path.glob(".labels.csv.*.tmp")):
+            assert proc.poll() is None and time.monotonic() < deadline, "the writer made no temporary file"
+            time.sleep(0.02)
+        (tmp,) = tmp_path.glob(".labels.csv.*.tmp")
+        others = [tmp_path / ".notes.tmp", tmp_path / "x.csv.abcdefgh.tmp", tmp_path / ".y.csv.abcdefgh.tmp.bak"]
+        for p in others:  # not atomic_write_with's names: never touched
+            p.write_bytes(b"keep")
+        assert sweep_temporaries(tmp_path) == [] and tmp.exists()  # alive: its lock is held
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert tmp.exists() and not target.exists()  # what a killed writer leaves
+        assert sweep_temporaries(tmp_path) == [tmp]
+        assert not tmp.exists() and all(p.exists() for p in others)
+        assert sweep_temporaries(tmp_path / "missing") == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
