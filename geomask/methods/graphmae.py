@@ -189,8 +189,7 @@ class GraphMAE(Method):
         mask = self.masker(RowLayout(b, num_graphs), generator)
         enc = self.encoder(self._corrupt(x, mask, generator), edge_index)
         keep = (~mask).nonzero().squeeze(1)  # re-mask: enc2dec only on the rows that stay (the others are zero)
-        h = enc.new_zeros(enc.shape[0], self.enc2dec.out_features)
-        pred = self.decoder(h.index_copy_(0, keep, self.enc2dec(enc.index_select(0, keep))), edge_index)
+        pred = self.decoder(self.enc2dec(enc.index_select(0, keep)), edge_index, rows=keep, num_nodes=enc.shape[0])
         sce = self.criterion(pred, x, mask)
         return {"sce": sce, "loss": sce}
 

@@ -284,22 +284,37 @@ class FeatureGNN(nn.Module):
             self.norms.append(_norm(norm, b) if keep else nn.Identity())
             self.acts.append(nn.PReLU() if keep else nn.Identity())
 
-    def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+    def forward(
+        self, x: Tensor, edge_index: Tensor, rows: Tensor | None = None, num_nodes: int | None = None
+    ) -> Tensor:
+        """Run the stack; with ``rows``, ``x`` holds only the nonzero rows of the input (GraphMAE's re-masked decoder
+        input: every other row is zero).
+
+        Shapes:
+            x ``[N, F]`` (or ``[K, F]`` with ``rows`` ``[K]``, the node index of each of x's rows, and ``num_nodes``
+            N), edge_index ``[2, E]`` → ``[N, out_dim]``.
+        """
+        n = x.shape[0] if rows is None else num_nodes
+        if n is None:
+            raise ValueError("rows needs num_nodes (the number of nodes, zero rows included)")
         if self.kind == "gat":
-            graph = gat_graph(edge_index, x.shape[0])
+            graph = gat_graph(edge_index, n)
         elif (
             x.device.type == "cpu"
             and x.dtype in (torch.float32, torch.float64)
             and not any(bool(conv.eps) for conv in self.convs)
         ):
-            graph = gin_graph(edge_index, x.shape[0])  # built once for every layer
+            graph = gin_graph(edge_index, n)  # built once for every layer
         else:  # PyG's GINConv (other devices or dtypes, or ε ≠ 0 loaded from a checkpoint)
             graph = None
         fast = isinstance(graph, GINGraph)
+        if rows is not None and (not fast or self.res[0] is not None):  # only the fast GIN's first linear uses rows
+            x, rows = x.new_zeros(n, x.shape[1]).index_copy(0, rows, x), None
         for conv, res, norm, act in zip(self.convs, self.res, self.norms, self.acts):
             h = dropout(x, self.in_drop, self.training)  # geomask's cheap-mask dropout (p to 1/65536)
             if fast:
-                out, bias = self._gin(conv.nn, h, graph)  # lin1's bias apart: the norm after it adds it for free
+                out, bias = self._gin(conv.nn, h, graph, rows)  # lin1's bias apart: the norm after it adds it for free
+                rows = None
                 if res is not None:
                     out = out + res(h)
                 x = norm_prelu(out, norm, act, bias)  # BatchNorm + PReLU fused in training
@@ -311,12 +326,18 @@ class FeatureGNN(nn.Module):
         return x
 
     @staticmethod
-    def _gin(mlp: nn.Sequential, h: Tensor, graph: GINGraph) -> tuple[Tensor, Tensor | None]:
+    def _gin(
+        mlp: nn.Sequential, h: Tensor, graph: GINGraph, rows: Tensor | None = None
+    ) -> tuple[Tensor, Tensor | None]:
         """``mlp(h_i + Σ_j h_j)`` less the last layer's bias, and that bias; summing on the narrower side of the first
         linear layer (``W (Σ h) = Σ W h``), whose bias goes to the norm after it (:func:`norm_prelu`'s ``bias``: a
-        ``[N, H]`` write and its gradient's column sums saved)."""
+        ``[N, H]`` write and its gradient's column sums saved). With ``rows`` (``h`` holds only those rows, the others
+        are zero) the first linear layer runs on those rows alone (``W 0 = 0``) and the sum follows it."""
         lin0, norm, act, lin1 = mlp
-        if lin0.out_features < lin0.in_features:  # the decoder's H → F: aggregate F-wide rows
+        if rows is not None:  # GraphMAE's decoder: half the rows or more are re-masked zeros
+            y = F.linear(h, lin0.weight)
+            z = gin_sum(y.new_zeros(graph.ptr.numel() - 1, y.shape[1]).index_copy(0, rows, y), graph)
+        elif lin0.out_features < lin0.in_features:  # the decoder's H → F: aggregate F-wide rows
             z = gin_sum(F.linear(h, lin0.weight), graph)
         else:
             z = F.linear(gin_sum(h, graph), lin0.weight)

@@ -1,5 +1,5 @@
 """FeatureGNN's GIN fast path (CSR sum aggregation, the decoder's linear before the sum, fused BatchNorm + PReLU)
-against PyG's GINConv with the same modules; GraphMAE's re-mask on the kept rows against ``masked_fill``."""
+against PyG's GINConv with the same modules; GraphMAE's re-mask on the kept rows (``rows``) against ``masked_fill``."""
 
 from __future__ import annotations
 
@@ -75,14 +75,51 @@ def test_feature_gin_equals_pyg(in_dim, out_dim, encoding, mlp_hidden, train):
     assert list(gnn.state_dict()) == list(ref.state_dict())  # the same names: checkpoints load
 
 
-def test_graphmae_feature_loss_equals_masked_fill_formulation():
-    """The re-mask (enc2dec on the kept rows only) gives GraphMAE's loss: enc2dec, rows zeroed, decoder, SCE."""
+@pytest.mark.parametrize(
+    ("kind", "in_dim", "out_dim", "mlp_hidden", "residual"),
+    [("gin", 16, 3, None, False), ("gin", 16, 3, 16, False), ("gin", 16, 16, None, True), ("gat", 16, 3, None, False)],
+)
+def test_rows_input_equals_the_zero_filled_input(kind, in_dim, out_dim, mlp_hidden, residual):
+    """``rows``: the decoder's first linear on the nonzero rows only gives the zero-filled input's values and gradients
+    (GIN's fast path; GAT and residual stacks fill the zeros in and run as before)."""
+    torch.manual_seed(0)
+    ei, n = _graph()
+    kw = {"layers": 2, "in_drop": 0.0, "attn_drop": 0.0, "norm": "batchnorm", "encoding": False, "residual": residual}
+    if kind == "gin":
+        kw["mlp_hidden"] = mlp_hidden
+    gnn = FeatureGNN(kind, in_dim, 16, out_dim, heads=2, **kw).double().train()
+    ref = copy.deepcopy(gnn)
+    rows = torch.tensor([0, 3, 4, 9, 17, 28])  # the rest of the 30 nodes are zero
+    xr = torch.randn(len(rows), in_dim, dtype=torch.float64, requires_grad=True)
+    xd = xr.detach().clone().requires_grad_(True)
+    y = gnn(xr, ei, rows=rows, num_nodes=n)
+    y_ref = ref(torch.zeros(n, in_dim, dtype=torch.float64).index_copy(0, rows, xd), ei)
+    torch.testing.assert_close(y, y_ref, rtol=1e-9, atol=1e-10)
+    w = torch.randn_like(y)
+    (y * w).sum().backward()
+    (y_ref * w).sum().backward()
+    torch.testing.assert_close(xr.grad, xd.grad, rtol=1e-9, atol=1e-10)
+    for (name, p), q in zip(gnn.named_parameters(), ref.parameters()):
+        if q.grad is not None:
+            torch.testing.assert_close(p.grad, q.grad, rtol=1e-8, atol=1e-10, msg=name)
+    for (name, b), c in zip(gnn.named_buffers(), ref.buffers()):
+        torch.testing.assert_close(b, c, rtol=1e-10, atol=1e-12, msg=name)
+    with pytest.raises(ValueError, match="num_nodes"):
+        gnn(xr, ei, rows=rows)
+
+
+@pytest.mark.parametrize("gin_mlp", ["out", "hidden"])
+def test_graphmae_feature_loss_equals_masked_fill_formulation(gin_mlp):
+    """The re-mask (enc2dec and the decoder's first linear on the kept rows only) gives GraphMAE's loss: enc2dec,
+    rows zeroed, decoder on every row, SCE."""
     from torch_geometric.data import Batch, Data
 
     from geomask.methods.graphmae import build_graphmae
 
     torch.manual_seed(0)
-    m = build_graphmae(encoder="gin", in_dim=4, hidden=16, layers=2, dropout=0.0, norm="batchnorm", gamma=1.0)
+    m = build_graphmae(
+        encoder="gin", in_dim=4, hidden=16, layers=2, dropout=0.0, norm="batchnorm", gamma=1.0, gin_mlp=gin_mlp
+    )
     m = m.double().train()
     ei, n = _graph()
     batch = Batch.from_data_list([Data(x=torch.randn(n, 4, dtype=torch.float64), edge_index=ei)] * 2)
