@@ -14,8 +14,8 @@ sigmoid of the difference), and the backward is one ``index_add_``.  Graphs with
 fall back to the edge-wise scatter formulation.  Build the table once per batch with
 :func:`build_neighbors` and reuse it in every layer.
 
-The table and both paths live in the shared message-passing kernel (:mod:`geomask.ops.relational`:
-:func:`~geomask.ops.relational.neighbor_aggregate`, which also does sum / mean / max and typed edges); this
+The table and both paths live in the shared message-passing kernel (:mod:`geomask.ops.neighbor_aggregate`:
+:func:`~geomask.ops.neighbor_aggregate.neighbor_aggregate`, which also does sum / mean / max and typed edges); this
 module keeps the GENConv-facing names.
 """
 
@@ -25,7 +25,7 @@ import dataclasses
 
 from torch import Tensor
 
-from geomask.ops.relational import NeighborTable, build_neighbors, dense_table, neighbor_aggregate
+from geomask.ops.neighbor_aggregate import NeighborTable, build_neighbors, dense_table, neighbor_aggregate
 
 __all__ = ["NeighborTable", "build_neighbors", "dense_table", "softmax_aggregate"]
 
@@ -38,7 +38,7 @@ def softmax_aggregate(m: Tensor, neighbors: NeighborTable, t: Tensor) -> Tensor:
             source node, so it is computed on nodes, not on edges).
         neighbors: from :func:`build_neighbors` (S = T = N), or a table over other source rows (the cone
             classes of :mod:`geomask.nn.classes`) whose unused slots hold ``S``.  Its edge types, if any,
-            are not read here (use :func:`~geomask.ops.relational.neighbor_aggregate` with ``edge_emb``).
+            are not read here (use :func:`~geomask.ops.neighbor_aggregate.neighbor_aggregate` with ``edge_emb``).
         t: scalar (``[1]``) inverse temperature.
 
     Returns:

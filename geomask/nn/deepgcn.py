@@ -27,7 +27,7 @@ add a learned per-relation edge embedding to the message, as GENConv with edge f
 :math:`\\mathrm{ReLU}(\\mathbf{h}_j + \\mathbf{e}_{r(j \\to i)}) + \\epsilon`, with
 :math:`\\mathbf{e}_0 = 0` (a plain edge carries no offset, so a graph whose edges are all plain gives
 exactly the untyped output).  The aggregation is the shared kernel's
-:func:`~geomask.ops.relational.neighbor_aggregate`.
+:func:`~geomask.ops.neighbor_aggregate.neighbor_aggregate`.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from geomask.errors import UsageError
 from geomask.nn.aggregation import NeighborTable, build_neighbors
 from geomask.nn.classes import ClassLevel
 from geomask.nn.dropout import dropout
-from geomask.ops.relational import neighbor_aggregate
+from geomask.ops.neighbor_aggregate import neighbor_aggregate
 
 __all__ = ["DeepGCN", "GENConv", "ResPlusBlock"]
 

@@ -6,7 +6,7 @@ EdgeConv on the k-nearest-neighbour graph of the patch centres, as message passi
 .. math::
     \\mathbf{h}'_i = \\max_{j \\in \\mathcal{N}_k(i)} \\mathrm{MLP}([\\mathbf{h}_j - \\mathbf{h}_i, \\mathbf{h}_i])
 
-It runs on the shared kernel (:func:`geomask.ops.relational.neighbor_aggregate`, the kNN graph a dense
+It runs on the shared kernel (:func:`geomask.ops.neighbor_aggregate.neighbor_aggregate`, the kNN graph a dense
 ``[B*G, k]`` table): the MLP's linear map ``W [h_j - h_i, h_i] + b`` splits into a source part ``W_a h_j`` and a
 target part ``(W_b - W_a) h_i + b``, so both products run once per token instead of once per edge, and only
 the norm and activation run per edge.
@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from geomask.ops.knn import knn
-from geomask.ops.relational import NeighborTable, dense_table, neighbor_aggregate
+from geomask.ops.neighbor_aggregate import NeighborTable, dense_table, neighbor_aggregate
 
 __all__ = ["DGCNN", "EdgeConv", "knn_table"]
 

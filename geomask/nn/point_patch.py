@@ -9,8 +9,8 @@ sent through a second shared MLP and max-aggregated again:
     \\mathbf{g}_P = \\max_{p \\in P} \\mathbf{h}_p, \\quad
     \\mathbf{t}_P = \\max_{p \\in P} \\mathrm{MLP}_2([\\mathbf{g}_P, \\mathbf{h}_p])
 
-Both aggregations run on the shared kernel (:func:`geomask.ops.relational.neighbor_aggregate`): patches all
-have K points stored contiguously, the kernel's segment form (:func:`~geomask.ops.relational.segment_table`),
+Both aggregations run on the shared kernel (:func:`geomask.ops.neighbor_aggregate.neighbor_aggregate`): patches all
+have K points stored contiguously, the kernel's segment form (:func:`~geomask.ops.neighbor_aggregate.segment_table`),
 which reduces a ``[G, K, C]`` view with no index.  The second MLP's first linear map on ``[g_P, h_p]`` splits
 into a per-patch part ``W_a g_P + b`` (the kernel's target term, computed once per patch) and a per-point part
 ``W_b h_p``, instead of a product on the ``4H``-wide concatenation of every point.
@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from geomask.ops.relational import neighbor_aggregate, segment_table
+from geomask.ops.neighbor_aggregate import neighbor_aggregate, segment_table
 
 __all__ = ["PatchEmbed", "segment_max"]
 

@@ -85,7 +85,7 @@ def test_compiled_cpu_path_over_many_tiles_and_chunks(monkeypatch, sorted_dst, d
     """Tiny tiles / chunks force the compiled CPU kernel through many of them; it must equal the per-edge sum
     (sorted destinations are tiled by destination rows, unsorted ones chunked per relation) and the autograd of
     the plain torch expression."""
-    import geomask.ops.relational as rel
+    import geomask.ops.relational_kernel as rel
 
     monkeypatch.setattr(rel, "_MIN_ROWS", 4)
     monkeypatch.setattr(rel, "_TILE_BYTES", 1)
@@ -133,7 +133,7 @@ def test_neighbour_table_path(monkeypatch, collide):
     the neighbour-table path (one gather into [rows, R * C_in], one GEMM); it must equal the per-edge sum in values
     and gradients, over many tiles and grad_w groups, with the same bits on 1 and 2 threads. An index with two
     edges of one relation into one destination cannot be a table and must still be summed right."""
-    import geomask.ops.relational as rel
+    import geomask.ops.relational_kernel as rel
 
     monkeypatch.setattr(rel, "_TILE_BYTES", 1)  # 64-row tiles
     g = torch.Generator().manual_seed(5)
@@ -165,7 +165,7 @@ def test_range_runs_cut_each_tile_at_the_budget():
     longer, and cover every range once, in order."""
     import numpy as np
 
-    import geomask.ops.relational as rel
+    import geomask.ops.relational_kernel as rel
 
     lens = np.array([3, 4, 2, 9, 1, 1, 5, 2], dtype=np.int64)
     tile_ptr = np.array([0, 4, 4, 8], dtype=np.int64)  # the middle tile is empty
@@ -181,7 +181,7 @@ def test_grouped_ranges_and_shared_backward_same_bits_on_any_thread_count(monkey
     """Two workers gather and scatter runs of ranges in one compiled call each (one range per run, a few, or a
     whole tile) and run grad_x tiles and grad_w relations on one queue; outputs and gradients must have the same
     bits as one thread (one range at a time, no runs) and match the float64 reference."""
-    import geomask.ops.relational as rel
+    import geomask.ops.relational_kernel as rel
 
     monkeypatch.setattr(rel, "_MIN_ROWS", 4)
     monkeypatch.setattr(rel, "_TILE_BYTES", 64)

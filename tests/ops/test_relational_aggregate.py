@@ -6,16 +6,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from geomask.ops.relational import (
+from geomask.ops.neighbor_aggregate import (
     REDUCTIONS,
     build_neighbors,
     neighbor_aggregate,
     relational_aggregate,
-    relational_message_passing,
     relational_messages,
     scatter_aggregate,
     segment_table,
 )
+from geomask.ops.relational import relational_message_passing
 
 R, C, C_OUT = 3, 4, 5
 

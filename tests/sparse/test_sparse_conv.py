@@ -170,7 +170,7 @@ def test_threads_give_the_same_map_forward_and_gradients(monkeypatch):
     """The parallel kernel (map joined in blocks, forward tiles and the reversed-edge grad_x shared by worker
     threads, grad_w split by relation) gives bit-identical results with 1 and 2 threads, and equals the
     float64 reference; tiny blocks and tiles force many of each."""
-    import geomask.ops.relational as rel
+    import geomask.ops.relational_kernel as rel
     import geomask.sparse.kernel_map as km
 
     monkeypatch.setattr(km, "_MAP_BLOCK", 16)
