@@ -220,3 +220,20 @@ def test_internal_errors_are_one_line_too(monkeypatch, files, capsys):
     assert main(["info", files["aag"]]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "internal error (KeyError" in err and "--debug" in err
+
+
+def test_eval_prints_conversion_warnings_as_one_line(tmp_path, capsys):
+    """What a conversion left out (an unused module) is one ``warning:`` line naming the file, as in ``info``: not
+    Python's ``file:line: UserWarning`` followed by a source line."""
+    v = tmp_path / "two.v"
+    v.write_text(
+        "module top(input a, b, output y);\n  sub s(.a(a), .b(b), .y(y));\nendmodule\n"
+        "module sub(input a, b, output y);\n  assign y = a & b;\nendmodule\n"
+        "module unused(input a, output y);\n  assign y = ~a;\nendmodule\n"
+    )
+    out = tmp_path / "res.json"
+    args = ["eval", "probability", str(v), "--json", str(out), "--quiet", "--methods", "scratch", "--seeds", "0"]
+    assert main([*args, "--pretrain-steps", "0", "--finetune-steps", "1", "--hidden", "8", "--layers", "1"]) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert err and err[0] == f"warning: {v}: top module top; unused modules left out: unused (name another as PATH@TOP)"
+    assert not any("UserWarning" in line or "load_designs" in line for line in err), err

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -134,22 +135,39 @@ def cmd_eval(args: argparse.Namespace) -> int:
     progress = not args.quiet
     unread: list[str] = []
 
-    def skip(key: str, path: Path, error: GeomaskError) -> None:  # one line per unreadable design; the rest go on
-        text = str(error)
-        print(f"error: {text if str(path) in text else f'{path}: {text}'} (left out)", file=sys.stderr)
-        unread.append(key)
+    def load(sources: list[str], option: str = "") -> list:
+        """The designs of ``sources``: one ``error:`` line per source or design that cannot be read (left out, the
+        rest go on); none readable: an error (one line when a single source was given)."""
+        failed: list[tuple[str, str]] = []
 
-    load = dict(
-        text_encoder=args.text_encoder,
-        verilog=budget.needs_verilog,
-        cache=args.embedding_cache,
-        jobs=args.jobs,
-        on_error=skip,
-    )
-    designs = load_designs(args.src, **load)
-    if not designs:
-        raise GeomaskError("no design could be read (see the error lines above)")
-    pre = load_designs(args.pretrain_src, **load) if args.pretrain_src else None
+        def skip(key: str, path: Path, error: GeomaskError) -> None:
+            text = str(error)
+            failed.append((key, text if str(path) in text else f"{path}: {text}"))
+
+        with warnings.catch_warnings(record=True) as notes:  # what a conversion changed or left out, one line each
+            warnings.simplefilter("always", UserWarning)
+            found = load_designs(
+                sources,
+                text_encoder=args.text_encoder,
+                verilog=budget.needs_verilog,
+                cache=args.embedding_cache,
+                jobs=args.jobs,
+                on_error=skip,
+            )
+        for note in notes:
+            print(f"warning: {' '.join(str(note.message).split())}", file=sys.stderr)
+        where = f" of {option}" if option else ""
+        if not found and len(failed) == 1:
+            raise GeomaskError(failed[0][1] + (f" ({option})" if option else ""))
+        for key, text in failed:
+            print(f"error: {text} (left out{where})", file=sys.stderr)
+            unread.append(key)
+        if not found:
+            raise GeomaskError(f"no design{where} could be read (see the error lines above)")
+        return found
+
+    designs = load(args.src)
+    pre = load(args.pretrain_src, "--pretrain-src") if args.pretrain_src else None
     result: dict[str, Any]
     if args.task == "qor":
         import numpy as np
@@ -158,7 +176,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         if args.folds < 1:
             raise UsageError(f"--folds must be at least 1, got {args.folds}")
-        train = load_designs(args.train_src, **load) if args.train_src else []
+        train = load(args.train_src, "--train-src") if args.train_src else []
         both = sorted({d.name for d in designs} & {d.name for d in train})
         if both:
             raise UsageError(f"--train-src: designs also evaluated: {', '.join(both)}")

@@ -160,8 +160,9 @@ def load_designs(
         not_nodes: NOT-node mode of the graphs.
         jobs: parallel reads (yosys runs).
         timeout: seconds per yosys run.
-        on_error: called with the key, the path and the error of each design that cannot be read (yosys rejects it, a
-            bad AIGER file), which is then left out while the others are read; ``None``: the error is raised.
+        on_error: called with the key, the path and the error of each source that is not a design (a missing path, a
+            folder without circuit files, an unknown suffix) and of each design that cannot be read (yosys rejects it,
+            a bad AIGER file), which is then left out while the others are read; ``None``: the error is raised.
 
     Raises:
         GeomaskError: a design that cannot be read (the message names it), without ``on_error``.
@@ -170,7 +171,11 @@ def load_designs(
         UserWarning: per thing a conversion changed or left out (undriven outputs, dropped simulation
             statements, unused modules), naming the design.
     """
-    found = expand_sources(sources)
+    unexpanded: list[tuple[str, str]] | None = None if on_error is None else []
+    found = expand_sources(sources, unexpanded)  # with on_error: a source that is not a design is left out
+    for source, message in unexpanded or []:
+        path = Path(source.rsplit("@", 1)[0])
+        on_error(path.stem if path.suffix else path.name, path, GeomaskError(message))
 
     def read(d):
         try:

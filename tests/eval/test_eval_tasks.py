@@ -193,9 +193,27 @@ def test_eval_goes_on_past_a_design_that_cannot_be_read(tmp_path, capsys, mixed_
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert len(err) == 1 and "broken.v" in err[0] and "Traceback" not in err[0]
     assert json.loads(out.read_text())["data"]["designs"] == 2
-    # nothing readable at all: one error per design, then one line saying so, exit 1
+    # sources that are not designs (a missing file, a folder of no circuits), in SRC and in --pretrain-src: one line
+    # each, the rest evaluated (they used to stop the whole run)
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "readme.vhd").write_text("entity x is end;")
+    missing, notes = tmp_path / "gone.aag", tmp_path / "notes"
+    args[args.index(str(bad))] = str(missing)
+    args[args.index("--pretrain-steps") + 1] = "1"
+    assert main(["probability", *args, "--pretrain-src", str(notes), str(good[0])]) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(err) == 2 and "gone.aag" in err[0] and "notes" in err[1], err
+    assert err[0].endswith("(left out)") and err[1].endswith("(left out of --pretrain-src)"), err
+    assert all("Traceback" not in line for line in err)
+    assert json.loads(out.read_text())["data"]["designs"] == 2
+    # nothing readable at all: one error per design, then one line saying so, exit 1; one source: its error alone
+    assert main(["probability", str(bad), str(missing), "--json", str(out), "--quiet", "--methods", "scratch"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 3 and "no design could be read" in err[2], err
+    assert sorted("broken.v" in line for line in err[:2]) == [False, True] and any("gone.aag" in e for e in err[:2])
     assert main(["probability", str(bad), "--json", str(out), "--quiet", "--methods", "scratch"]) == 1
-    assert "no design could be read" in capsys.readouterr().err
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "broken.v" in err[0] and "syntax error" in err[0], err
 
 
 def test_verilog_methods_without_verilog_are_labelled(tmp_path, capsys, mixed_aig):
