@@ -16,7 +16,8 @@ Conventions:
   best than of the truly best recipe (0 = the model picked a best recipe); a tie among the predicted best is
   a uniformly random pick among them, counted in expectation, so a constant predictor's regret is that of a
   random recipe.  :func:`label_stats` says how much recipes matter in a label set at all.
-* Seeds are summarised by :func:`mean_std`: ``{"m": mean, "m_std": std}`` (population std, 0 for one seed).
+* Seeds are summarised by :func:`mean_std`: ``{"m": mean, "m_std": std, "m_seeds": [...]}`` (population std, 0 for
+  one seed; the values per seed in the order of ``--seeds``).
 """
 
 from __future__ import annotations
@@ -282,15 +283,15 @@ def best_threshold(scores: np.ndarray | Sequence[float], labels: np.ndarray | Se
 # -- seeds ------------------------------------------------------------------------------------------
 
 
-def mean_std(runs: Sequence[Mapping[str, float]]) -> dict[str, float]:
+def mean_std(runs: Sequence[Mapping[str, float]]) -> dict[str, float | list[float]]:
     """Mean and standard deviation of each metric over runs (seeds).
 
     Args:
         runs: one ``{metric: value}`` per seed; every run must have the same keys.
 
     Returns:
-        ``{metric: mean, metric + "_std": std}`` for each metric, in the runs' key order (population std,
-        so one seed gives 0).
+        ``{metric: mean, metric + "_std": std, metric + "_seeds": [value per run]}`` for each metric, in the runs'
+        key order (population std, so one seed gives 0; the per-seed values in the runs' order).
     """
     if not runs:
         raise ValueError("mean_std needs at least one run")
@@ -302,4 +303,5 @@ def mean_std(runs: Sequence[Mapping[str, float]]) -> dict[str, float]:
         v = np.asarray([r[k] for r in runs], dtype=np.float64)
         out[k] = float(v.mean())
         out[f"{k}_std"] = float(v.std())
+        out[f"{k}_seeds"] = v.tolist()  # type: ignore[assignment]
     return out

@@ -87,7 +87,10 @@ def test_precision_recall_f1_and_threshold():
 
 
 def test_mean_std_and_design_stats():
-    assert mean_std([{"a": 1.0, "b": 2.0}, {"a": 3.0, "b": 2.0}]) == {"a": 2.0, "a_std": 1.0, "b": 2.0, "b_std": 0.0}
+    assert mean_std([{"a": 1.0, "b": 2.0}, {"a": 3.0, "b": 2.0}]) == {
+        **{"a": 2.0, "a_std": 1.0, "a_seeds": [1.0, 3.0]},
+        **{"b": 2.0, "b_std": 0.0, "b_seeds": [2.0, 2.0]},
+    }
     with pytest.raises(ValueError):
         mean_std([{"a": 1.0}, {"b": 1.0}])
     assert design_stats([1.0, 2.0, 3.0]) == pytest.approx((2.0, np.sqrt(2 / 3)))

@@ -89,8 +89,9 @@ def test_eval_command_json_table_plots(tmp_path, capsys, mixed_aig):
     assert set(res["methods"]) == {"scratch", "mgm"}
     for name in ("scratch", "mgm"):
         m = res["methods"][name]["nodes"]
-        assert set(m) == {"mae", "mae_std", "mae_and", "mae_and_std"}
+        assert set(m) == {"mae", "mae_std", "mae_seeds", "mae_and", "mae_and_std", "mae_and_seeds"}
         assert 0 <= m["mae"] <= 1 and m["mae_std"] >= 0
+        assert len(m["mae_seeds"]) == 2 and abs(sum(m["mae_seeds"]) / 2 - m["mae"]) < 1e-12  # one value per seed
     assert res["config"]["seeds"] == [0, 1] and res["config"]["encoder"] == "frozen"
     assert (tmp_path / "plots" / "probability_nodes_bars.png").stat().st_size > 0
     text = capsys.readouterr().out
