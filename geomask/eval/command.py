@@ -2,8 +2,8 @@
 
 The lead wires :func:`add_eval_parser` into :mod:`geomask.cli`.  Each subcommand loads the designs, runs
 :mod:`geomask.eval.protocol`'s comparison of the selected methods with one budget and the same seeds, writes
-the JSON (``{"methods": {NAME: {SPLIT: {METRIC: mean, METRIC_std: std}}}, "baseline": ..., "data": ...,
-"config": ...}``), prints a table and writes plots into ``--out``.
+the JSON (``{"methods": {NAME: {SPLIT: {METRIC: mean, METRIC_std: std, METRIC_seeds: [per seed]}}},
+"baseline": ..., "data": ..., "config": ...}``), prints a table and writes plots into ``--out``.
 """
 
 from __future__ import annotations
