@@ -189,8 +189,10 @@ class GraphMAE(Method):
         mask = self.masker(RowLayout(b, num_graphs), generator)
         enc = self.encoder(self._corrupt(x, mask, generator), edge_index)
         keep = (~mask).nonzero().squeeze(1)  # re-mask: enc2dec only on the rows that stay (the others are zero)
-        pred = self.decoder(self.enc2dec(enc.index_select(0, keep)), edge_index, rows=keep, num_nodes=enc.shape[0])
-        sce = self.criterion(pred, x, mask)
+        masked = mask.nonzero().squeeze(1)  # the loss reads these rows: the decoder returns only them
+        h = self.enc2dec(enc.index_select(0, keep))
+        pred = self.decoder(h, edge_index, rows=keep, num_nodes=enc.shape[0], out_rows=masked)
+        sce = self.criterion(pred, x.index_select(0, masked))
         return {"sce": sce, "loss": sce}
 
 

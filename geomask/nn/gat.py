@@ -304,7 +304,11 @@ class GATConv(nn.Module):
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 
-    def forward(self, x: Tensor, edge_index: Tensor, graph: GATGraph | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor, edge_index: Tensor, graph: GATGraph | None = None, out_rows: Tensor | None = None
+    ) -> Tensor:
+        """``[N, F]`` → ``[N, H·C]`` (``[N, C]`` averaged); with ``out_rows`` ``[M]`` only those output rows, ``[M, ·]``
+        (every node still sends its messages; a wide head projects the ``M`` aggregated rows only)."""
         n, f = x.shape
         h, c = self.heads, self.out_channels
         if graph is None:
@@ -326,6 +330,9 @@ class GATConv(nn.Module):
         logits = F.leaky_relu(a_src.index_select(0, graph.src) + a_dst.index_select(0, graph.dst), self.negative_slope)
         alpha = dropout(_segment_softmax(logits, graph), self.dropout, self.training)
         out = attention_spmm(alpha, msg, graph)
+        if out_rows is not None:  # e.g. GraphMAE's decoder: its loss reads the masked rows only
+            out, x = out.index_select(0, out_rows), x.index_select(0, out_rows)
+            n = len(out_rows)
         if project_after:
             out = torch.bmm(out.transpose(0, 1), w.transpose(1, 2)).transpose(0, 1) if h > 1 else (out @ w[0].t())
         out = out.reshape(n, h * c) if self.concat else out.mean(1)

@@ -285,14 +285,20 @@ class FeatureGNN(nn.Module):
             self.acts.append(nn.PReLU() if keep else nn.Identity())
 
     def forward(
-        self, x: Tensor, edge_index: Tensor, rows: Tensor | None = None, num_nodes: int | None = None
+        self,
+        x: Tensor,
+        edge_index: Tensor,
+        rows: Tensor | None = None,
+        num_nodes: int | None = None,
+        out_rows: Tensor | None = None,
     ) -> Tensor:
         """Run the stack; with ``rows``, ``x`` holds only the nonzero rows of the input (GraphMAE's re-masked decoder
-        input: every other row is zero).
+        input: every other row is zero); with ``out_rows``, only those rows of the output are returned (GraphMAE's
+        loss reads the masked rows: a GAT last layer without norm projects only them).
 
         Shapes:
             x ``[N, F]`` (or ``[K, F]`` with ``rows`` ``[K]``, the node index of each of x's rows, and ``num_nodes``
-            N), edge_index ``[2, E]`` → ``[N, out_dim]``.
+            N), edge_index ``[2, E]``, out_rows ``[M]`` → ``[N, out_dim]`` (``[M, out_dim]`` with ``out_rows``).
         """
         n = x.shape[0] if rows is None else num_nodes
         if n is None:
@@ -310,8 +316,14 @@ class FeatureGNN(nn.Module):
         fast = isinstance(graph, GINGraph)
         if rows is not None and (not fast or self.res[0] is not None):  # only the fast GIN's first linear uses rows
             x, rows = x.new_zeros(n, x.shape[1]).index_copy(0, rows, x), None
-        for conv, res, norm, act in zip(self.convs, self.res, self.norms, self.acts):
+        last = len(self.convs) - 1
+        for i, (conv, res, norm, act) in enumerate(zip(self.convs, self.res, self.norms, self.acts)):
             h = dropout(x, self.in_drop, self.training)  # geomask's cheap-mask dropout (p to 1/65536)
+            if i == last and out_rows is not None and self.kind == "gat" and isinstance(norm, nn.Identity):
+                out = conv(h, edge_index, graph, out_rows=out_rows)  # row-wise from here: only the rows asked for
+                if res is not None:
+                    out = out + res(h.index_select(0, out_rows))
+                return act(out)
             if fast:
                 out, bias = self._gin(conv.nn, h, graph, rows)  # lin1's bias apart: the norm after it adds it for free
                 rows = None
@@ -323,7 +335,7 @@ class FeatureGNN(nn.Module):
                 if res is not None:
                     out = out + res(h)
                 x = act(norm(out))
-        return x
+        return x if out_rows is None else x.index_select(0, out_rows)
 
     @staticmethod
     def _gin(

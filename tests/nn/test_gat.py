@@ -46,6 +46,28 @@ def test_equals_pyg(concat, residual, f, c, heads):
     _compare(ours, pyg, torch.randn(n, f), ei)
 
 
+@pytest.mark.parametrize("concat", [True, False])
+@pytest.mark.parametrize(("f", "c", "heads", "residual"), [(12, 5, 3, True), (6, 9, 2, False), (4, 10, 1, True)])
+def test_out_rows_are_those_rows_of_the_full_output(concat, f, c, heads, residual):
+    """``out_rows`` (any order, repeats, an isolated node) gives those rows of the full output, and the same
+    gradients for the rows' weights: the projection after aggregation (c > f) runs on them only."""
+    torch.manual_seed(2)
+    ei, n = odd_graph(), 23
+    layer = GATConv(f, c, heads=heads, concat=concat, residual=residual).double()
+    with torch.no_grad():
+        layer.bias.normal_()
+    rows = torch.tensor([22, 0, 4, 4, 11])
+    x1, x2 = torch.randn(n, f, dtype=torch.float64, requires_grad=True), None
+    x2 = x1.detach().clone().requires_grad_(True)
+    full = layer(x1, ei).index_select(0, rows)
+    grads_full = torch.autograd.grad((full * full).sum(), [x1, *layer.parameters()])
+    part = layer(x2, ei, out_rows=rows)
+    torch.testing.assert_close(part, full, rtol=1e-12, atol=1e-12)
+    grads_part = torch.autograd.grad((part * part).sum(), [x2, *layer.parameters()])
+    for a, b in zip(grads_part, grads_full):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
 def test_no_self_loops_and_isolated_nodes_get_bias_only():
     torch.manual_seed(1)
     ei, n = odd_graph(), 23

@@ -79,9 +79,11 @@ def test_feature_gin_equals_pyg(in_dim, out_dim, encoding, mlp_hidden, train):
     ("kind", "in_dim", "out_dim", "mlp_hidden", "residual"),
     [("gin", 16, 3, None, False), ("gin", 16, 3, 16, False), ("gin", 16, 16, None, True), ("gat", 16, 3, None, False)],
 )
-def test_rows_input_equals_the_zero_filled_input(kind, in_dim, out_dim, mlp_hidden, residual):
+@pytest.mark.parametrize("pick", [False, True])
+def test_rows_input_equals_the_zero_filled_input(kind, in_dim, out_dim, mlp_hidden, residual, pick):
     """``rows``: the decoder's first linear on the nonzero rows only gives the zero-filled input's values and gradients
-    (GIN's fast path; GAT and residual stacks fill the zeros in and run as before)."""
+    (GIN's fast path; GAT and residual stacks fill the zeros in and run as before); ``out_rows`` (``pick``): those
+    rows of the same output (a GAT last layer projects only them), with the same gradients."""
     torch.manual_seed(0)
     ei, n = _graph()
     kw = {"layers": 2, "in_drop": 0.0, "attn_drop": 0.0, "norm": "batchnorm", "encoding": False, "residual": residual}
@@ -92,8 +94,12 @@ def test_rows_input_equals_the_zero_filled_input(kind, in_dim, out_dim, mlp_hidd
     rows = torch.tensor([0, 3, 4, 9, 17, 28])  # the rest of the 30 nodes are zero
     xr = torch.randn(len(rows), in_dim, dtype=torch.float64, requires_grad=True)
     xd = xr.detach().clone().requires_grad_(True)
-    y = gnn(xr, ei, rows=rows, num_nodes=n)
+    out_rows = torch.tensor([29, 1, 2, 3, 17, 5, 5]) if pick else None  # any order, repeats allowed
+    y = gnn(xr, ei, rows=rows, num_nodes=n, out_rows=out_rows)
     y_ref = ref(torch.zeros(n, in_dim, dtype=torch.float64).index_copy(0, rows, xd), ei)
+    if pick:
+        assert y.shape == (len(out_rows), out_dim)
+        y_ref = y_ref.index_select(0, out_rows)
     torch.testing.assert_close(y, y_ref, rtol=1e-9, atol=1e-10)
     w = torch.randn_like(y)
     (y * w).sum().backward()
@@ -108,18 +114,19 @@ def test_rows_input_equals_the_zero_filled_input(kind, in_dim, out_dim, mlp_hidd
         gnn(xr, ei, rows=rows)
 
 
-@pytest.mark.parametrize("gin_mlp", ["out", "hidden"])
-def test_graphmae_feature_loss_equals_masked_fill_formulation(gin_mlp):
-    """The re-mask (enc2dec and the decoder's first linear on the kept rows only) gives GraphMAE's loss: enc2dec,
-    rows zeroed, decoder on every row, SCE."""
+@pytest.mark.parametrize(("encoder", "gin_mlp"), [("gin", "out"), ("gin", "hidden"), ("gat", "out")])
+def test_graphmae_feature_loss_equals_masked_fill_formulation(encoder, gin_mlp):
+    """The re-mask (enc2dec and the decoder's first linear on the kept rows only) and the decoder's output on the
+    masked rows only give GraphMAE's loss: enc2dec, rows zeroed, decoder on every row, SCE over the masked rows."""
     from torch_geometric.data import Batch, Data
 
     from geomask.methods.graphmae import build_graphmae
 
     torch.manual_seed(0)
     m = build_graphmae(
-        encoder="gin", in_dim=4, hidden=16, layers=2, dropout=0.0, norm="batchnorm", gamma=1.0, gin_mlp=gin_mlp
-    )
+        encoder=encoder, in_dim=4, hidden=16, layers=2, dropout=0.0, attn_drop=0.0, norm="batchnorm", gamma=1.0,
+        gin_mlp=gin_mlp, gat_heads=2,
+    )  # fmt: skip
     m = m.double().train()
     ei, n = _graph()
     batch = Batch.from_data_list([Data(x=torch.randn(n, 4, dtype=torch.float64), edge_index=ei)] * 2)
