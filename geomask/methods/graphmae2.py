@@ -158,9 +158,11 @@ class GraphMAE2(GraphMAE):
     def _encode(self, x: Tensor, edge_index: Tensor, nb, encoder: nn.Module) -> Tensor:
         return encoder(x, edge_index) if nb is None else encoder(x, edge_index, nb)
 
-    def _decode(self, h: Tensor, edge_index: Tensor, edge_type: Tensor | None) -> Tensor:
+    def _decode(self, h: Tensor, edge_index: Tensor, edge_type: Tensor | None, rows: Tensor) -> Tensor:
+        """The decoder's output at ``rows`` (the masked rows the loss reads: a GAT head wider than its input projects
+        only them) in feature mode; at every row in AIG mode."""
         if self.in_dim is not None:
-            return self.decoder(h, edge_index)
+            return self.decoder(h, edge_index, out_rows=rows)
         nb = build_neighbors(edge_index, h.shape[0], edge_type=edge_type)
         return self.out(self.decoder(h, edge_index, nb))
 
@@ -198,9 +200,13 @@ class GraphMAE2(GraphMAE):
             e = edge_index.shape[1]
             edge_index = edge_index.repeat(1, views) + (torch.arange(views, device=b.device) * n).repeat_interleave(e)
             edge_type = edge_type.repeat(views) if edge_type is not None else None
-        pred = self._decode(h_dec, edge_index, edge_type)
         rows = mask.repeat(views)
-        sce = self.criterion(pred, target.repeat(views, 1), rows)
+        picked = rows.nonzero().squeeze(1)
+        pred = self._decode(h_dec, edge_index, edge_type, picked)
+        if self.in_dim is not None:  # the decoder returned the masked rows only
+            sce = self.criterion(pred, target.repeat(views, 1).index_select(0, picked))
+        else:
+            sce = self.criterion(pred, target.repeat(views, 1), rows)
         terms = {"sce": sce}
         if self.in_dim is None:
             terms["acc"] = masked_accuracy(pred, batch.node_type.repeat(views), rows)
