@@ -88,7 +88,7 @@ def test_compiled_cpu_path_over_many_tiles_and_chunks(monkeypatch, sorted_dst, d
     import geomask.ops.relational_kernel as rel
 
     monkeypatch.setattr(rel, "_MIN_ROWS", 4)
-    monkeypatch.setattr(rel, "_TILE_BYTES", 1)
+    monkeypatch.setattr(rel, "_TILE_MESSAGE_BYTES", 1)
     monkeypatch.setattr(rel, "_CHUNK_BYTES", 1)
     g = torch.Generator().manual_seed(3)
     n, e = 37, 300
@@ -184,7 +184,7 @@ def test_grouped_ranges_and_shared_backward_same_bits_on_any_thread_count(monkey
     import geomask.ops.relational_kernel as rel
 
     monkeypatch.setattr(rel, "_MIN_ROWS", 4)
-    monkeypatch.setattr(rel, "_TILE_BYTES", 64)
+    monkeypatch.setattr(rel, "_TILE_MESSAGE_BYTES", 64)
     monkeypatch.setattr(rel, "_PARALLEL_MACS", 1)
     monkeypatch.setattr(rel, "_GROUP_BYTES", group_bytes)
     g = torch.Generator().manual_seed(3)

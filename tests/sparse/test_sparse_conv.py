@@ -175,7 +175,7 @@ def test_threads_give_the_same_map_forward_and_gradients(monkeypatch):
 
     monkeypatch.setattr(km, "_MAP_BLOCK", 16)
     monkeypatch.setattr(rel, "_MIN_ROWS", 8)
-    monkeypatch.setattr(rel, "_TILE_BYTES", 64)
+    monkeypatch.setattr(rel, "_TILE_MESSAGE_BYTES", 64)
     monkeypatch.setattr(rel, "_PARALLEL_MACS", 1)
     g = torch.Generator().manual_seed(0)
     grid = torch.unique(torch.randint(0, 9, (400, 3), generator=g), dim=0)  # sorted sites, as voxelizers emit
