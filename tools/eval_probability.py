@@ -7,7 +7,7 @@ python tools/eval_probability.py SRC... --json OUT [--out DIR] [--methods ...] [
 
 import sys
 
-from geomask.eval.command import main
+from geomask.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main(["probability", *sys.argv[1:]]))
+    sys.exit(main(["eval", "probability", *sys.argv[1:]]))

@@ -7,7 +7,7 @@ python tools/eval_qor.py SRC... --json OUT [--out DIR] [--methods ...] [--seeds 
 
 import sys
 
-from geomask.eval.command import main
+from geomask.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main(["qor", *sys.argv[1:]]))
+    sys.exit(main(["eval", "qor", *sys.argv[1:]]))

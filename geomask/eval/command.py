@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # the protocol pulls in torch_geometric: load it when a task 
 # Must equal geomask.eval.protocol.METHOD_NAMES (a test checks it).
 METHOD_NAMES = ("scratch", "mgm", "mgvga", "mgvga_single", "graphmae")
 
-__all__ = ["add_eval_parser", "cmd_eval", "main", "results_table"]
+__all__ = ["add_eval_parser", "cmd_eval", "results_table"]
 
 ENCODERS = ("deepgcn", "gcn", "gin", "gat")
 _BUDGET_NOTE = (
@@ -451,13 +451,3 @@ def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
             )
         p.set_defaults(func=cmd_eval, task=task)
     return ev
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``main(["qor", SRC, ..., "--json", OUT])``: the ``eval`` command alone (for the ``tools/`` scripts).
-
-    Errors print one line (``error: ...``) and return 1.
-    """
-    from geomask.cli import main as geomask_main  # the one place that turns errors into lines and exit codes
-
-    return geomask_main(["eval", *(sys.argv[1:] if argv is None else argv)])

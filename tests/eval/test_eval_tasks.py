@@ -11,12 +11,18 @@ import numpy as np
 import pytest
 
 from geomask.circuits.graph import NodeType, aig_to_graph
-from geomask.eval.command import main
+from geomask.cli import main as geomask_main
 from geomask.eval.equivalence import equivalence_pairs
 from geomask.eval.probability import node_probability
 from geomask.eval.protocol import EvalDesign
 from geomask.io.aig import AIG
 from geomask.io.aiger import write_aiger
+
+
+def main(argv: list[str]) -> int:
+    """``geomask eval ARGV``."""
+    return geomask_main(["eval", *argv])
+
 
 # inputs a=1 b=2 c=3 (literals 2, 4, 6); ANDs: 4 = a&b, 5 = b&a (equivalent), 6 = !a&!b (= !(a|b)),
 # 7 = 4 & c, 8 = !(a&b) & !c  -- outputs 7 and !6
