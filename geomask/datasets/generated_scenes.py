@@ -454,7 +454,7 @@ def _options(spec: Any) -> dict[str, Any]:
 def scenes_dir(spec: Any = SceneSpec()) -> Path:
     """The dataset folder of ``spec`` (a :class:`SceneSpec`, or any object with its attributes):
     ``<cache>/scenes-<scenes>x<points>-seed<seed>-<hash of the options and GENERATOR_VERSION>``."""
-    from geomask.datasets.readers import cache_root
+    from geomask.datasets.cache import cache_root
 
     _check(spec)
     digest = hashlib.sha256(json.dumps(_options(spec), sort_keys=True).encode()).hexdigest()[:12]

@@ -169,7 +169,7 @@ def _options(spec: PairedFamiliesSpec) -> dict[str, Any]:
 def build_paired_families(spec: PairedFamiliesSpec = PairedFamiliesSpec()) -> Path:
     """The cache folder of the GENERATED families of ``spec``, built on first use
     (:func:`geomask.io.atomic.build_once`: under a file lock, renamed into place)."""
-    from geomask.datasets.readers import cache_root
+    from geomask.datasets.cache import cache_root
 
     spec.check()
     opts = _options(spec)

@@ -275,7 +275,7 @@ GENERATOR_VERSION = 1
 def build_generated_peptides(spec: GeneratedPeptidesSpec = GeneratedPeptidesSpec()) -> Path:
     """The cache folder of the GENERATED pairs of ``spec``, built on first use by :func:`prep_peptides`
     (:func:`geomask.io.atomic.build_once`: under a file lock, renamed into place, the same bytes on every build)."""
-    from geomask.datasets.readers import cache_root
+    from geomask.datasets.cache import cache_root
 
     opts = {"pairs": spec.pairs, "seed": spec.seed, "version": GENERATOR_VERSION}
     digest = hashlib.sha256(json.dumps(opts, sort_keys=True).encode()).hexdigest()[:12]

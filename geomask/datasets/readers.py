@@ -17,6 +17,7 @@ import torch
 from torch_geometric.data import Batch, Data
 
 from geomask.circuits.graph import aig_to_graph
+from geomask.datasets.cache import CACHE_ENV, cache_root  # noqa: F401 - CACHE_ENV: re-exported
 from geomask.io.aig import AIG
 
 __all__ = [
@@ -213,9 +214,6 @@ def collate_scans(items: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor
 # ---------------------------------------------------------------------------------------------------
 # the embedded Verilog corpus: corpus (AIG graphs), corpus_pairs (Verilog-AIG pairs), built once into a cache
 
-CACHE_ENV = "GEOMASK_CACHE"
-"""The environment variable naming the cache folder of built datasets (default ``<repo>/out/cache``)."""
-
 
 def corpus_dir() -> Path:
     """The embedded corpus, ``<repo>/data/corpus`` (found from the package's path).
@@ -241,20 +239,6 @@ def corpus_designs(n: int) -> list[Path]:
     if n >= len(files):
         return files
     return [files[i * len(files) // n] for i in range(n)]
-
-
-def cache_root(configured: str = "") -> Path:
-    """Where built datasets live: ``configured`` (``data.corpus.cache``), else ``$GEOMASK_CACHE``, else
-    ``<repo>/out/cache``."""
-    import os
-
-    if configured:
-        return Path(configured)
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    import geomask
-
-    return Path(geomask.__file__).resolve().parents[1] / "out" / "cache"
 
 
 def corpus_text_encoder(spec: str) -> str:

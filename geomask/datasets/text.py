@@ -301,7 +301,7 @@ GENERATOR_VERSION = 2  # 2: the WordPiece tokenizer is trained reproducibly (geo
 def build_generated_text(spec: GeneratedTextSpec = GeneratedTextSpec()) -> Path:
     """The cache folder of the GENERATED text of ``spec``, built on first use by prep text's code
     (:func:`geomask.io.atomic.build_once`: under a file lock, renamed into place, the same bytes on every build)."""
-    from geomask.datasets.readers import cache_root
+    from geomask.datasets.cache import cache_root
 
     opts = {**spec.__dict__, "version": GENERATOR_VERSION}
     opts.pop("cache")

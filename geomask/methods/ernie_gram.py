@@ -342,7 +342,7 @@ class ErnieGram(MLM):
 
 
 def _cache_path(what: Mapping[str, Any]) -> Path:
-    from geomask.datasets.readers import cache_root
+    from geomask.datasets.cache import cache_root
 
     digest = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:12]
     return cache_root("") / f"ernie_gram_lexicon-{digest}.pt"
