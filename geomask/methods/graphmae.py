@@ -37,6 +37,7 @@ from geomask.methods.base import GRAPH_DATA, Method
 from geomask.methods.compose import loss_section, masker_section, section_aliases
 from geomask.methods.mgvga import graph_batch_vector
 from geomask.nn.aggregation import build_neighbors
+from geomask.nn.encoders import build_encoder
 from geomask.nn.gat import GAT_INITS, GATConv
 from geomask.nn.gnn import FeatureGNN
 from geomask.nn.heads import init_normal, mean_max_pool
@@ -236,8 +237,6 @@ def build_graphmae(
     msk = masker_section(masker, {"name": "uniform", "ratio": mask_ratio}, layout=RowLayout)
     crit = loss_section(loss, {"name": "sce", "gamma": gamma})
     if in_dim is None:
-        from geomask.methods.registry import build_encoder  # registry imports this module
-
         enc = build_encoder(encoder, hidden, layers, dropout, gat_heads, checkpoint_nodes, num_relations)
         dec = build_encoder(encoder, hidden, decoder_layers, dropout, gat_heads, checkpoint_nodes, num_relations)
         return GraphMAE(enc, dec, hidden, msk, num_types, loss=crit, replace_rate=replace_rate, pooling=pooling)
