@@ -22,8 +22,7 @@ import math
 import torch
 from torch import Tensor
 
-from geomask.sparse.conv import conv_kernel_map
-from geomask.sparse.tensor import SparseTensor
+from geomask.sparse.tensor import SparseTensor, conv_kernel_map
 
 __all__ = ["BACKENDS", "backend_available", "resolve_backend", "backend_conv"]
 

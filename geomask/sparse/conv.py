@@ -18,30 +18,10 @@ import torch
 from torch import Tensor, nn
 
 from geomask.ops.relational import relational_matmul
-from geomask.sparse.kernel_map import KernelMap, as_tuple
-from geomask.sparse.tensor import SparseTensor
+from geomask.sparse.kernel_map import as_tuple
+from geomask.sparse.tensor import SparseTensor, conv_kernel_map
 
-__all__ = ["SparseConv", "sparse_conv", "conv_kernel_map"]
-
-
-def conv_kernel_map(
-    x: SparseTensor,
-    kernel_size: int | Sequence[int],
-    stride: int | Sequence[int] = 1,
-    dilation: int | Sequence[int] = 1,
-    transposed: bool = False,
-) -> KernelMap:
-    """The (cached) kernel map a convolution with these settings uses on ``x``."""
-    ks = as_tuple(kernel_size, x.dim, "kernel_size")
-    st = as_tuple(stride, x.dim, "stride")
-    dl = as_tuple(dilation, x.dim, "dilation")
-    if all(s == 1 for s in st):
-        if any(k % 2 == 0 for k in ks):
-            raise ValueError(f"a submanifold convolution needs odd kernel sizes, got {ks}")
-        return x.cache.submanifold(x.coords, x.stride, ks, dl)
-    if transposed:
-        return x.cache.upsample(x.coords, x.stride, ks, st, dl)
-    return x.cache.downsample(x.coords, x.stride, ks, st, dl)
+__all__ = ["SparseConv", "conv_kernel_map", "sparse_conv"]  # conv_kernel_map: from tensor
 
 
 def sparse_conv(

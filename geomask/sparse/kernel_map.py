@@ -26,7 +26,7 @@ from torch import Tensor
 from geomask.ops.relational import RelationalIndex
 from geomask.ops.threads import share, single_thread
 
-__all__ = ["CoordinateCache", "KernelMap", "kernel_offsets", "as_tuple"]
+__all__ = ["CoordinateCache", "KernelMap", "as_tuple", "kernel_offsets"]
 
 _MAX_KEY = 2**62
 _DENSE_LOOKUP = 8  # lookup() reads a dense table when the key range is at most this many times the sites

@@ -12,9 +12,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from geomask.sparse.conv import conv_kernel_map
 from geomask.sparse.kernel_map import as_tuple
-from geomask.sparse.tensor import SparseTensor
+from geomask.sparse.tensor import SparseTensor, conv_kernel_map
 
 __all__ = ["SparseMaxPool", "SparseAvgPool", "sparse_pool", "global_pool"]
 

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from geomask.sparse.kernel_map import CoordinateCache, KernelMap, as_tuple
 
-__all__ = ["SparseTensor", "sparse_collate", "sparse_cat"]
+__all__ = ["SparseTensor", "conv_kernel_map", "sparse_cat", "sparse_collate"]
 
 
 class SparseTensor:
@@ -156,3 +156,23 @@ def sparse_cat(tensors: Sequence[SparseTensor]) -> SparseTensor:
 
 def _shape(x: object) -> object:
     return tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+
+
+def conv_kernel_map(
+    x: SparseTensor,
+    kernel_size: int | Sequence[int],
+    stride: int | Sequence[int] = 1,
+    dilation: int | Sequence[int] = 1,
+    transposed: bool = False,
+) -> KernelMap:
+    """The (cached) kernel map a convolution with these settings uses on ``x``."""
+    ks = as_tuple(kernel_size, x.dim, "kernel_size")
+    st = as_tuple(stride, x.dim, "stride")
+    dl = as_tuple(dilation, x.dim, "dilation")
+    if all(s == 1 for s in st):
+        if any(k % 2 == 0 for k in ks):
+            raise ValueError(f"a submanifold convolution needs odd kernel sizes, got {ks}")
+        return x.cache.submanifold(x.coords, x.stride, ks, dl)
+    if transposed:
+        return x.cache.upsample(x.coords, x.stride, ks, st, dl)
+    return x.cache.downsample(x.coords, x.stride, ks, st, dl)
