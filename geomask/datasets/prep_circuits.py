@@ -143,6 +143,7 @@ def _convert(design: Design, out: Path, writer: DatasetWriter, latches: str, not
         "not_nodes": not_nodes,
         "input_names": aig.input_names,
         "latch_names": aig.latch_names,
+        "latches_cut": int(getattr(aig, "latches_cut", 0)),
         "output_names": aig.output_names,
         "undriven": aig.undriven,
         "warnings": aig.warnings,
@@ -304,6 +305,8 @@ def prep_circuits(
     for rec in manifest["items"]:
         key = rec["key"]
         row = {"design": key, **{k: rec[k] for k in ("format", "inputs", "outputs", "latches", "ands", "levels")}}
+        if latches == "cut":  # the latches became inputs and outputs: how many
+            row["latches_cut"] = rec.get("latches_cut", 0)  # (0 for designs prepared before it was recorded)
         row["nodes"] = rec["nodes"]
         if recipes > 0:
             row["labels"] = len(labels.get(key, []))

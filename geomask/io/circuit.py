@@ -218,8 +218,9 @@ def read_aig(path: str | Path, *, latches: str = "keep", top: str | None = None,
         timeout: seconds allowed for yosys.
 
     Returns:
-        The AIG, with ``undriven`` (output bits nothing drives: Verilog only, else empty) and ``warnings``
-        (one line per thing the conversion changed or left out, see :func:`geomask.io.verilog.read_verilog`).
+        The AIG, with ``undriven`` (output bits nothing drives: Verilog only, else empty), ``warnings``
+        (one line per thing the conversion changed or left out, see :func:`geomask.io.verilog.read_verilog`) and
+        ``latches_cut`` (how many latches ``"cut"`` turned into inputs and outputs; 0 with ``"keep"``).
 
     Raises:
         FormatError / ToolError: a bad file, or yosys rejecting the design.
@@ -244,11 +245,13 @@ def read_aig(path: str | Path, *, latches: str = "keep", top: str | None = None,
 
         aig = read_verilog(path, top=top, latches="keep", timeout=timeout)
     undriven, warnings = list(getattr(aig, "undriven", [])), list(getattr(aig, "warnings", []))
-    if latches == "cut" and aig.num_latches:
+    cut = aig.num_latches if latches == "cut" else 0
+    if cut:
         from geomask.io.transform import cut_latches
 
         aig = cut_latches(aig)
     aig.undriven, aig.warnings = undriven, warnings
+    aig.latches_cut = cut  # what the table of `prep circuits --latches cut` shows (the AIG has none left)
     if not aig.name:
         aig.name = path.stem if path.is_file() else path.name
     return aig

@@ -258,3 +258,16 @@ def test_dataset_repr_summarises(tmp_path):
     assert "\n" not in text and len(text) < 200 + len(str(tmp_path))
     assert ", nodes=" not in repr(CircuitDataset(tmp_path / "out", not_nodes="attr"))  # stored counts differ
     assert "not_nodes='attr'" in repr(CircuitDataset(tmp_path / "out", not_nodes="attr"))
+
+
+@pytest.mark.parametrize("latches", ["keep", "cut"])
+def test_the_table_says_how_many_latches_were_cut(tmp_path, latches):
+    """A cut design has no latches left (they became inputs and outputs); the row says how many were cut."""
+    src = tmp_path / "seq.aag"
+    src.write_text("aag 4 1 2 1 1\n2\n4 8\n6 4\n4\n8 2 7\n")  # two latches: 4 <- 8 = a & !l2, 6 <- l1
+    report = prep_circuits([src], tmp_path / "out", recipes=0, latches=latches, progress=False)
+    (row,) = report.rows
+    if latches == "cut":
+        assert (row["latches"], row["latches_cut"], row["inputs"], row["outputs"]) == (0, 2, 3, 3)
+    else:
+        assert row["latches"] == 2 and "latches_cut" not in row and row["inputs"] == 1
