@@ -42,7 +42,7 @@ _EXAMPLES = {
 }
 
 _TABLE_METRICS = {
-    "qor": ("z_mse", "z_mae", "mape", "legacy_mape", "top1", "top5", "top10", "regret"),
+    "qor": ("z_mse", "z_mae", "z_mae_varying", "mape", "legacy_mape", "top1", "top5", "top10", "regret"),
     "equivalence": ("auc", "precision", "recall", "f1"),
     "probability": ("mae", "mae_and"),
 }

@@ -602,6 +602,8 @@ def _design_metrics(
         m["levels_z_mse"] = z_mse(pred[sel, 1], z[d, r, 1])
         m["levels_z_mae"] = z_mae(pred[sel, 1], z[d, r, 1])
         m["levels_mape"] = mape(pred[sel, 1] * std[d, 1] + mean[d, 1], raw[d, r, 1])
+        ands = raw[d, :, 0]
+        m["varying"] = float(np.nanmax(ands) > np.nanmin(ands))  # 0: the same AND count under every recipe
         out[int(d)] = m
     return out
 
@@ -625,8 +627,15 @@ def _good_recipe_regret(z: np.ndarray, raw: np.ndarray, train: np.ndarray, test:
 
 
 def _average(per_design: dict[int, dict[str, float]]) -> dict[str, float]:
-    keys = next(iter(per_design.values())).keys()
-    return {k: float(np.mean([m[k] for m in per_design.values()])) for k in keys}
+    """The mean of each metric over designs, and ``z_mae_varying``: z-MAE over the designs whose AND count differs
+    between recipes (a constant design's z-scores are all 0, which the constant predictor gets exactly right; absent
+    when every design is constant)."""
+    keys = [k for k in next(iter(per_design.values())) if k != "varying"]
+    out = {k: float(np.mean([m[k] for m in per_design.values()])) for k in keys}
+    varying = [m["z_mae"] for m in per_design.values() if m.get("varying", 1.0) > 0]
+    if varying:
+        out["z_mae_varying"] = float(np.mean(varying))
+    return out
 
 
 _VAL_AXIS = {"unseen_designs": 0, "unseen_recipes": 1}  # early stopping holds back what the split tests

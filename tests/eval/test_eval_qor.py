@@ -339,3 +339,22 @@ def test_qor_head_and_design_stats_options_parse():
     assert (a.qor_head, a.design_stats) == ("bilinear", True)
     with pytest.raises(SystemExit):
         ap.parse_args(base + ["--qor-head", "sum"])
+
+
+def test_z_mae_over_varying_designs_leaves_the_constant_ones_out():
+    """A design whose AND count never changes has z = 0 under every recipe (the constant predictor is exact there):
+    ``z_mae_varying`` averages z-MAE over the other designs only, and is absent when no design varies."""
+    from geomask.eval.qor import _average, _design_metrics
+
+    raw = np.array([[[10, 3], [12, 3], [11, 4]], [[7, 2], [7, 2], [7, 2]], [[5, 1], [4, 1], [6, 2]]], dtype=float)
+    mean, std = raw.mean(1), np.where(raw.std(1) > 0, raw.std(1), 1.0)
+    z = (raw - mean[:, None]) / std[:, None]
+    pairs = np.array([[d, r] for d in range(3) for r in range(3)])
+    pred = np.full((len(pairs), 2), 0.5)  # the same z for everything
+    per = _design_metrics(pred, z, raw, mean, std, pairs)
+    assert [per[d]["varying"] for d in range(3)] == [1.0, 0.0, 1.0]
+    avg = _average(per)
+    assert "varying" not in avg
+    assert avg["z_mae_varying"] == pytest.approx((per[0]["z_mae"] + per[2]["z_mae"]) / 2)
+    assert per[1]["z_mae"] == pytest.approx(0.5) and avg["z_mae"] < avg["z_mae_varying"]  # 0.5 off a flat design
+    assert "z_mae_varying" not in _average({1: per[1]})
