@@ -6,7 +6,11 @@ destination rows and one relation form a contiguous range, so the loop runs tile
 and the rows it reads and writes (neighbours of a block of sites are near it in key order) stay in cache
 instead of sweeping the whole feature matrix once per relation. Rows are gathered and scattered by compiled
 loops (numba; serial, so repeated destinations are summed correctly) through preallocated buffers, the matrix
-product is ``torch.mm(out=...)``. Unsorted destinations fall back to chunks of each relation's range in order.
+product is ``torch.mm(out=...)`` — or, where the torch build exports its BLAS (the CPU wheels: MKL's ``sgemm_``), a
+whole tile is one GIL-free compiled call (gather → BLAS product → scatter-add per range, :mod:`geomask.ops.blas`),
+with the same bits: two workers then no longer queue on the GIL for each of a tile's ~26 short products (2 cm ScanNet,
+32 channels: forward + backward 1.5× → 1.9× faster on two threads than on one).
+Unsorted destinations fall back to chunks of each relation's range in order.
 Tiles own disjoint destination rows, so worker threads share them (dynamic scheduling, largest first,
 :func:`geomask.ops.threads.share`) and every row is summed in the same order for any number of threads. With
 several workers, tiles are smaller (at least ``_TILES_PER_WORKER`` per worker) and consecutive short ranges of a
@@ -36,6 +40,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from geomask.ops import blas
+from geomask.ops.blas import gemm_rows, gemm_t_rows
 from geomask.ops.relational_index import RelationalIndex
 from geomask.ops.threads import share, single_thread
 
@@ -76,6 +82,28 @@ def _scatter_add_ranges(out, idx, ranges, g0, g1, rows):  # _scatter_add_rows of
         a, b = ranges[g, 0], ranges[g, 1]
         _scatter_add_rows(out, idx, a, b, rows[o:])
         o += b - a
+
+
+@numba.njit(cache=True, nogil=True)
+def _tile_ranges(x, src, dst, ranges, g0, g1, w, w_t, out, buf_in, buf_out):
+    """Ranges ``g0 .. g1`` of a tile, each gather → product with ``W[relation]`` → scatter-add, in order: the
+    ``torch.mm`` loop of :func:`_forward_plan` as one GIL-free call (:mod:`geomask.ops.blas`), same bits."""
+    for g in range(g0, g1):
+        a, b, r = ranges[g, 0], ranges[g, 1], ranges[g, 2]
+        _gather_rows(x, src, a, b, buf_in)
+        gemm_rows(buf_in, b - a, w[r], w_t, buf_out, 0.0)
+        _scatter_add_rows(out, dst, a, b, buf_out)
+
+
+@numba.njit(cache=True, nogil=True)
+def _relation_weight_grad(x, g, src, dst, a0, b0, step, buf_x, buf_g, out):
+    """``out += x[src[e]]ᵀ g[dst[e]]`` over edges ``a0 .. b0`` in chunks of ``step`` (one gather of each side and
+    one product per chunk, in order): :func:`_weight_grad_plan`'s loop as one GIL-free call, same bits."""
+    for a in range(a0, b0, step):
+        b = min(a + step, b0)
+        _gather_rows(x, src, a, b, buf_x)
+        _gather_rows(g, dst, a, b, buf_g)
+        gemm_t_rows(buf_x, buf_g, b - a, out)
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
@@ -436,10 +464,24 @@ def _forward_plan(x: Tensor, weight: Tensor, index: RelationalIndex) -> _Plan:
     x_np, out_np, src, dst = x.numpy(), out.numpy(), index.src.numpy(), index.dst.numpy()
     ws = weight.detach().unbind(0)
     c_in = x.size(1)
+    spans = [(run[0][0], run[-1][1]) if run else (0, 0) for run in groups]
+    fused = blas.AVAILABLE and x.is_contiguous()
+    if fused:  # the weights as stored: W[r] = w[r], or w[r]ᵀ for the backward's transposed view
+        w_t = not weight.is_contiguous() and weight.transpose(1, 2).is_contiguous()
+        w_np = (weight.detach().transpose(1, 2) if w_t else weight.detach().contiguous()).numpy()
 
     def make() -> Callable[[int], None]:
         buf_in, buf_out = x.new_empty(size, c_in), x.new_empty(size, c_out)
         bin_np, bout_np = buf_in.numpy(), buf_out.numpy()
+
+        def tile_fused(t: int) -> None:
+            if per_tile:
+                u0, u1 = t * rows, min((t + 1) * rows, index.num_dst)
+                gemm_rows(x_np[u0:u1], u1 - u0, w_np[index.identity], w_t, out_np[u0:u1], 0.0)
+            _tile_ranges(x_np, src, dst, ranges, *spans[t], w_np, w_t, out_np, bin_np, bout_np)
+
+        if fused:
+            return tile_fused
 
         def tile(t: int) -> None:
             if per_tile:  # the identity relation of this block of rows, before its neighbours add in
@@ -489,6 +531,8 @@ def _weight_grad_plan(x: Tensor, weight: Tensor, index: RelationalIndex, grad_ou
     if index.num_edges * c_in * c_out < _PARALLEL_MACS * max(1, sum(map(len, per_rel))):
         workers = 1
     x_np, g_np, src, dst = x.numpy(), grad_out.numpy(), index.src.numpy(), index.dst.numpy()
+    fused = blas.AVAILABLE and x.is_contiguous() and grad_out.is_contiguous()
+    gw_np = grad_w.numpy()
 
     def make() -> Callable[[int], None]:
         buf_x, buf_g = x.new_empty(longest, c_in), x.new_empty(longest, c_out)
@@ -497,6 +541,9 @@ def _weight_grad_plan(x: Tensor, weight: Tensor, index: RelationalIndex, grad_ou
         def relation(r: int) -> None:
             if r == index.identity:
                 torch.mm(x.t(), grad_out, out=grad_w[r])
+                return
+            if fused:
+                _relation_weight_grad(x_np, g_np, src, dst, ptr[r], ptr[r + 1], step, bx_np, bg_np, gw_np[r])
                 return
             for a, b in per_rel[r]:
                 _gather_rows(x_np, src, a, b, bx_np)

@@ -176,12 +176,19 @@ def test_range_runs_cut_each_tile_at_the_budget():
     assert runs.tolist() == [[0, 4], [4, 8]] and run_ptr.tolist() == [0, 1, 1, 2]
 
 
+@pytest.mark.parametrize("blas_loops", [True, False])
 @pytest.mark.parametrize("group_bytes", [1, 200, 2**19])
-def test_grouped_ranges_and_shared_backward_same_bits_on_any_thread_count(monkeypatch, group_bytes):
+def test_grouped_ranges_and_shared_backward_same_bits_on_any_thread_count(monkeypatch, group_bytes, blas_loops):
     """Two workers gather and scatter runs of ranges in one compiled call each (one range per run, a few, or a
     whole tile) and run grad_x tiles and grad_w relations on one queue; outputs and gradients must have the same
-    bits as one thread (one range at a time, no runs) and match the float64 reference."""
+    bits as one thread (one range at a time, no runs) and match the float64 reference — with the tile loops
+    compiled around BLAS (``blas_loops``) and with the ``torch.mm`` loop."""
+    import geomask.ops.blas as blas
     import geomask.ops.relational_kernel as rel
+
+    if blas_loops and not blas.AVAILABLE:
+        pytest.skip("this torch build exports no sgemm_ / dgemm_")
+    monkeypatch.setattr(blas, "AVAILABLE", blas_loops)
 
     monkeypatch.setattr(rel, "_MIN_ROWS", 4)
     monkeypatch.setattr(rel, "_TILE_MESSAGE_BYTES", 64)
@@ -202,3 +209,45 @@ def test_grouped_ranges_and_shared_backward_same_bits_on_any_thread_count(monkey
     torch.testing.assert_close(out.double(), ref.detach(), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(gx.double(), xr.grad, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(gw.double(), wr.grad, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_blas_tile_loops_have_the_bits_of_the_torch_mm_loop(monkeypatch, dtype, threads):
+    """The forward and both gradients of the tile loops compiled around BLAS must equal the ``torch.mm`` loop's
+    bit for bit (same products, same order of sums), over many tiles, with an identity relation and repeated
+    destinations."""
+    import geomask.ops.blas as blas
+    import geomask.ops.relational_kernel as rel
+
+    if not blas.AVAILABLE:
+        pytest.skip("this torch build exports no sgemm_ / dgemm_")
+    monkeypatch.setattr(rel, "_MIN_ROWS", 8)
+    monkeypatch.setattr(rel, "_TILE_MESSAGE_BYTES", 256)
+    monkeypatch.setattr(rel, "_WGRAD_BYTES", 1)
+    monkeypatch.setattr(rel, "_PARALLEL_MACS", 1)
+    g = torch.Generator().manual_seed(5)
+    n, num_rel, e = 200, 6, 1500
+    edge_index = torch.randint(0, n, (2, e), generator=g)
+    edge_type = torch.randint(0, num_rel - 1, (e,), generator=g)
+    x = torch.randn(n, 5, generator=g, dtype=dtype)
+    w = torch.randn(num_rel, 5, 9, generator=g, dtype=dtype)
+    results = []
+    for fused in (True, False):
+        monkeypatch.setattr(blas, "AVAILABLE", fused)
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            base = relational_index(edge_index, edge_type, num_rel, n)
+            index = RelationalIndex(base.src, base.dst, base.ptr, n, n, identity=num_rel - 1)
+            xg, wg = x.clone().requires_grad_(True), w.clone().requires_grad_(True)
+            out = relational_matmul(xg, wg, index)
+            (out * torch.linspace(-1, 1, 9, dtype=dtype)).sum().backward()
+        finally:
+            torch.set_num_threads(before)
+        results.append((out.detach(), xg.grad, wg.grad))
+    for a, b in zip(*results):
+        assert torch.equal(a, b)
+    expected = _reference(x, w, edge_index, edge_type, n) + x @ w[num_rel - 1]
+    tol = {"atol": 1e-5, "rtol": 1e-5} if dtype == torch.float32 else {}
+    torch.testing.assert_close(results[0][0], expected, **tol)
