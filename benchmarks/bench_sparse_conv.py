@@ -4,11 +4,13 @@ On a ScanNet scan (``*_vert_all.npy``: float rows ``x, y, z, r, g, b``) voxelize
 each voxel size, for each channel width ``C → C``:
 
 * geomask: kernel-map build alone, forward with the map built (fresh tensor), forward with the cached map,
-  forward + backward (cached map);
+  forward + backward (cached map) of the layer alone: the backward of a fixed output gradient, no loss (a loss's
+  elementwise ops are torch's, and on two threads OpenMP's spinning threads slow those: 2 cm, 32 channels,
+  ``square().sum()`` as the loss took 14.8 → 9.9 ms from one thread to two, the layer alone 11.8 → 6.1 ms);
 * spconv (``SubMConv3d``, its CPU build, run in a subprocess with ``--spconv-python``, the same weights,
   parity checked): forward with its indice pairs built, and with them cached (its CPU backward needs CUDA);
-* dense ``conv3d`` (padding 1) forward + backward over the bounding grid, or, when that would need more than
-  ``--dense-max-gb``, over a centred crop, with geomask timed on the same crop.
+* dense ``conv3d`` (padding 1) forward + backward (a fixed output gradient too) over the bounding grid, or, when
+  that would need more than ``--dense-max-gb``, over a centred crop, with geomask timed on the same crop.
 
 ``--scaling T`` adds geomask alone at 1 and at ``T`` threads in alternating rounds (``ratio threads_Tv1_*``: the
 speed-up of ``T`` threads over one), and says whether the forward output and both gradients have the same bits at
@@ -128,11 +130,12 @@ def time_geomask(grid: torch.Tensor, feats: torch.Tensor, weight: torch.Tensor, 
         res["out"] = conv(x).feats
         res["fwd_cached"] = best_of(lambda: conv(x), repeats)
     xg = SparseTensor(coords, feats.clone().requires_grad_(True), cache=x.cache)
+    grad_out = torch.randn(len(grid), c_out, generator=torch.Generator().manual_seed(0))
 
     def fwd_bwd() -> None:
         conv.zero_grad(set_to_none=True)
         xg.feats.grad = None
-        conv(xg).feats.square().sum().backward()
+        conv(xg).feats.backward(grad_out)
 
     res["fwdbwd"] = best_of(fwd_bwd, repeats)
     res["grads"] = (xg.feats.grad, conv.weight.grad)
@@ -174,10 +177,11 @@ def time_dense(grid: torch.Tensor, feats: torch.Tensor, weight: torch.Tensor, re
     dense[(torch.zeros(len(grid), dtype=torch.long), *grid.unbind(1))] = feats
     dense = dense.movedim(-1, 1).contiguous().requires_grad_(True)
     w = weight.reshape(3, 3, 3, c_in, c_out).permute(4, 3, 0, 1, 2).contiguous().requires_grad_(True)
+    grad_out = torch.ones(1, c_out, *size)
 
     def fwd_bwd() -> None:
         dense.grad = w.grad = None
-        F.conv3d(dense, w, padding=1).square().sum().backward()
+        F.conv3d(dense, w, padding=1).backward(grad_out)
 
     return best_of(fwd_bwd, repeats, warm_up=False)
 

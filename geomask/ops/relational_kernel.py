@@ -182,8 +182,9 @@ def _group_runs(lens, tile_ptr, budget):
 # on ScanNet at one thread (forward and forward+backward, 32 and 64 channels): 5 cm voxels (9.5 edges per site) ran
 # 20-30 % faster with tiles of ~4,000 rows at 32 channels than with the former 2 MB of feature rows (16,384), 2 cm
 # voxels (2.5 edges per site: short ranges, where each `mm` call's overhead counts) best with the large ones; ~5 MB
-# of messages is the optimum of both.
-_TILE_MESSAGE_BYTES = 5 * 2**20
+# of messages was the optimum of both. With a tile in one compiled call (no Python per range) 2.5 MB is 1-5 % faster
+# than 5 MB in all four (2 / 5 cm, 32 / 64 channels, forward and forward + backward, one thread).
+_TILE_MESSAGE_BYTES = 5 * 2**19
 _TILE_BYTES = 2**21  # the neighbour-table path's tiles: this many bytes of the wider feature matrix
 _MIN_ROWS = 1024  # and never fewer rows (nor edges per chunk) than this
 _CHUNK_BYTES = 2**20  # per buffer, when tiling is not possible
@@ -191,7 +192,10 @@ _GROUP_BYTES = 2**19  # consecutive ranges of a tile gathered (and scattered) to
 # grad_w: a relation's edges in chunks of this many bytes of gathered rows per side (measured on ScanNet, 64 channels,
 # one thread: 2**18 beat 2**20 by 15-20 % and the former per-tile ranges by 5-10 %)
 _WGRAD_BYTES = 2**18
-_PARALLEL_MACS = 1_500_000  # tiles go to worker threads when a range averages this many multiply-adds
+_PARALLEL_MACS = 1_500_000  # torch.mm loop: tiles go to worker threads when a range averages this many multiply-adds
+# compiled tile loops (no GIL between products): worker threads from this many multiply-adds in all; measured on random
+# 4-relation graphs at 32 channels, two threads: 6 M already gained (forward + backward 562 -> 435 us)
+_PARALLEL_MACS_FUSED = 2**23
 _TILES_PER_WORKER = 4  # with several workers, tiles are small enough for at least this many per worker
 # the neighbour-table path (one gather of every relation's row into [rows, R * C_in], one GEMM, no scatter) when
 # the table is nearly full and the layer not GEMM-bound, or the input is narrow (SparK's 7x7 stem on 3 colour
@@ -251,6 +255,12 @@ def _run_plans(plans: list[_Plan]) -> None:
 
     with single_thread():
         share(run, range(len(flat)), workers)
+
+
+def _parallel(macs: int, grain: int, fused: bool) -> bool:
+    """Whether ``macs`` multiply-adds in ``grain`` products are worth worker threads: the compiled tile loops
+    (``fused``) need ``_PARALLEL_MACS_FUSED`` in all, the ``torch.mm`` loop ``_PARALLEL_MACS`` per product."""
+    return macs >= (_PARALLEL_MACS_FUSED if fused else _PARALLEL_MACS * grain)
 
 
 def _tile_rows(index: RelationalIndex, width: int, itemsize: int) -> int:
@@ -447,11 +457,12 @@ def _forward_plan(x: Tensor, weight: Tensor, index: RelationalIndex) -> _Plan:
     width, itemsize = max(x.size(1), c_out), x.element_size()
     tiles, _, rows = _ranges(index, width, itemsize, workers)
     ranges, rel_len, groups, size = _range_groups(index, width, itemsize, workers)
-    # small GEMMs lose to the GIL-bound loop: one worker (judged on the ranges of one-worker tiles, the layer's
-    # own grain: each non-empty relation once per tile)
+    fused = blas.AVAILABLE and x.is_contiguous()
+    # small GEMMs lose to the GIL-bound torch.mm loop: one worker (judged on the ranges of one-worker tiles, the
+    # layer's own grain: each non-empty relation once per tile); the compiled loop only needs enough work in all
     tiles_one = -(-index.num_dst // _tile_rows(index, width, itemsize))
     grain = tiles_one * sum(1 for a, b in zip(index.ptr[:-1], index.ptr[1:]) if b > a)
-    if rows == 0 or len(tiles) < 2 or index.num_edges * x.size(1) * c_out < _PARALLEL_MACS * grain:
+    if rows == 0 or len(tiles) < 2 or not _parallel(index.num_edges * x.size(1) * c_out, grain, fused):
         workers = 1  # (rows == 0: chunks of unsorted destinations may collide)
     per_tile = rows > 0 and index.identity is not None
     if index.identity is None:
@@ -465,7 +476,6 @@ def _forward_plan(x: Tensor, weight: Tensor, index: RelationalIndex) -> _Plan:
     ws = weight.detach().unbind(0)
     c_in = x.size(1)
     spans = [(run[0][0], run[-1][1]) if run else (0, 0) for run in groups]
-    fused = blas.AVAILABLE and x.is_contiguous()
     if fused:  # the weights as stored: W[r] = w[r], or w[r]ᵀ for the backward's transposed view
         w_t = not weight.is_contiguous() and weight.transpose(1, 2).is_contiguous()
         w_np = (weight.detach().transpose(1, 2) if w_t else weight.detach().contiguous()).numpy()
@@ -528,10 +538,10 @@ def _weight_grad_plan(x: Tensor, weight: Tensor, index: RelationalIndex, grad_ou
     if index.identity is not None:
         loads.append((index.identity, index.num_src))
     workers = torch.get_num_threads()
-    if index.num_edges * c_in * c_out < _PARALLEL_MACS * max(1, sum(map(len, per_rel))):
+    fused = blas.AVAILABLE and x.is_contiguous() and grad_out.is_contiguous()
+    if not _parallel(index.num_edges * c_in * c_out, max(1, sum(map(len, per_rel))), fused):
         workers = 1
     x_np, g_np, src, dst = x.numpy(), grad_out.numpy(), index.src.numpy(), index.dst.numpy()
-    fused = blas.AVAILABLE and x.is_contiguous() and grad_out.is_contiguous()
     gw_np = grad_w.numpy()
 
     def make() -> Callable[[int], None]:

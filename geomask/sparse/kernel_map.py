@@ -92,6 +92,18 @@ def _grid_bounds_block(coords, stride, i0, i1, grid, bounds, max_batch, b):
         bounds[b, 0, k] = coords[i0, k + 1] // stride[k]
         bounds[b, 1, k] = bounds[b, 0, k]
     top = coords[i0, 0]
+    unit = True
+    for k in range(d):
+        unit = unit and stride[k] == 1
+    if unit and not keep_grid:  # grid units are the coordinates: no integer division (a third of this pass)
+        for i in range(i0, i1):
+            top = max(top, coords[i, 0])
+            for k in range(d):
+                v = coords[i, k + 1]
+                bounds[b, 0, k] = min(bounds[b, 0, k], v)
+                bounds[b, 1, k] = max(bounds[b, 1, k], v)
+        max_batch[b] = top
+        return
     for i in range(i0, i1):
         if coords[i, 0] > top:
             top = coords[i, 0]
@@ -431,39 +443,47 @@ def _row_taps_block(keys, row_bases, r, num_k, i0, i1, ii, jj, cnt):
 @numba.njit(cache=True, nogil=True)
 def _row_taps_block_r1(keys, row_bases, i0, i1, ii, jj, cnt):
     """:func:`_row_taps_block` for ``r = 1`` (3-wide windows: the 3×3×3 kernels), the same pairs in the same
-    order, each row's three counters kept in locals (the general loop reloads ``cnt`` after every store: it may
-    alias ``ii`` / ``jj`` for the compiler) and the taps unrolled."""
-    n = keys.shape[0]
+    order. ``keys`` ends in ``_PAD`` copies of its dtype's largest value (not keys): the insertion point moves by
+    four comparisons at a time, added up without branches (keys ascend, so the count of those below ``q`` is the
+    step), and the taps are stored unconditionally, their counters advanced by the hit flags — a merge whose
+    branch follows the data mispredicts about once per key (3.4 → 2.5 ms for the five rows of a 2 cm ScanNet
+    scan, 80 k sites)."""
+    n = keys.shape[0] - _PAD
     last = row_bases.shape[0] - 1
     for k in range(row_bases.shape[0]):
         base = row_bases[k]
         rel = 3 * k + 1  # the row's centre tap t = 0
         cm, c0, cp = cnt[rel - 1], 0, 0
-        if k < last:
+        full = k < last  # the centre row has only t = -1
+        if full:
             c0, cp = cnt[rel], cnt[rel + 1]
-        p = np.searchsorted(keys, keys[i0] + base)
+        p = np.searchsorted(keys[:n], keys[i0] + base)
         for i in range(i0, i1):
             q = keys[i] + base
-            while p < n and keys[p] < q:
-                p += 1
-            if k < last:  # t = 0, 1: from the first key >= q
-                c = p
-                if c < n and keys[c] == q:
-                    ii[rel, i0 + c0] = i
-                    jj[rel, i0 + c0] = c
-                    c0 += 1
-                    c += 1
-                if c < n and keys[c] == q + 1:
-                    ii[rel + 1, i0 + cp] = i
-                    jj[rel + 1, i0 + cp] = c
-                    cp += 1
-            if p >= 1 and keys[p - 1] == q - 1:  # t = -1: the last key <= q - 1
-                ii[rel - 1, i0 + cm] = i
-                jj[rel - 1, i0 + cm] = p - 1
-                cm += 1
+            while True:  # p: the first key >= q
+                step = (keys[p] < q) + (keys[p + 1] < q) + (keys[p + 2] < q) + (keys[p + 3] < q)
+                p += step
+                if step < 4:
+                    break
+            pm = max(p - 1, 0)  # t = -1: the last key <= q - 1
+            ii[rel - 1, i0 + cm] = i
+            jj[rel - 1, i0 + cm] = pm
+            cm += (p >= 1) & (keys[pm] == q - 1)
+            if full:  # t = 0, 1: from the first key >= q
+                h0 = keys[p] == q
+                ii[rel, i0 + c0] = i
+                jj[rel, i0 + c0] = p
+                c0 += h0
+                c = p + h0
+                ii[rel + 1, i0 + cp] = i
+                jj[rel + 1, i0 + cp] = c
+                cp += keys[c] == q + 1
         cnt[rel - 1] = cm
-        if k < last:
+        if full:
             cnt[rel], cnt[rel + 1] = c0, cp
+
+
+_PAD = 4  # sentinels after the keys of _row_taps_block_r1
 
 
 @numba.njit(cache=True, nogil=True)
@@ -502,10 +522,15 @@ def _row_taps(
     ii, jj = np.empty((half, n), dtype=dtype), np.empty((half, n), dtype=dtype)  # touched only where written
     cnt = np.zeros((blocks, half), dtype=np.int64)
 
+    if r == 1:
+        padded = np.empty(n + _PAD, dtype=keys.dtype)
+        padded[:n] = keys
+        padded[n:] = np.iinfo(keys.dtype).max
+
     def join(ids) -> None:
         for b in ids:
             if r == 1:
-                _row_taps_block_r1(keys, row_bases, cuts[b], cuts[b + 1], ii, jj, cnt[b])
+                _row_taps_block_r1(padded, row_bases, cuts[b], cuts[b + 1], ii, jj, cnt[b])
             else:
                 _row_taps_block(keys, row_bases, r, num_k, cuts[b], cuts[b + 1], ii, jj, cnt[b])
 

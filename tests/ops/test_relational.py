@@ -193,6 +193,7 @@ def test_grouped_ranges_and_shared_backward_same_bits_on_any_thread_count(monkey
     monkeypatch.setattr(rel, "_MIN_ROWS", 4)
     monkeypatch.setattr(rel, "_TILE_MESSAGE_BYTES", 64)
     monkeypatch.setattr(rel, "_PARALLEL_MACS", 1)
+    monkeypatch.setattr(rel, "_PARALLEL_MACS_FUSED", 1)
     monkeypatch.setattr(rel, "_GROUP_BYTES", group_bytes)
     g = torch.Generator().manual_seed(3)
     n, num_rel, e = 120, 5, 700
@@ -226,6 +227,7 @@ def test_blas_tile_loops_have_the_bits_of_the_torch_mm_loop(monkeypatch, dtype, 
     monkeypatch.setattr(rel, "_TILE_MESSAGE_BYTES", 256)
     monkeypatch.setattr(rel, "_WGRAD_BYTES", 1)
     monkeypatch.setattr(rel, "_PARALLEL_MACS", 1)
+    monkeypatch.setattr(rel, "_PARALLEL_MACS_FUSED", 1)
     g = torch.Generator().manual_seed(5)
     n, num_rel, e = 200, 6, 1500
     edge_index = torch.randint(0, n, (2, e), generator=g)

@@ -177,6 +177,7 @@ def test_threads_give_the_same_map_forward_and_gradients(monkeypatch):
     monkeypatch.setattr(rel, "_MIN_ROWS", 8)
     monkeypatch.setattr(rel, "_TILE_MESSAGE_BYTES", 64)
     monkeypatch.setattr(rel, "_PARALLEL_MACS", 1)
+    monkeypatch.setattr(rel, "_PARALLEL_MACS_FUSED", 1)
     g = torch.Generator().manual_seed(0)
     grid = torch.unique(torch.randint(0, 9, (400, 3), generator=g), dim=0)  # sorted sites, as voxelizers emit
     coords = torch.cat([torch.zeros(len(grid), 1, dtype=torch.long), grid], 1)
@@ -205,8 +206,9 @@ def test_threads_give_the_same_map_forward_and_gradients(monkeypatch):
 
 @pytest.mark.parametrize("bounds", [(0, 1), (0, 300), (37, 211), (299, 300)])
 def test_three_wide_join_equals_the_general_join(bounds):
-    """The 3×3×3 join (counters in locals, taps unrolled) writes the same pairs, in the same slots, with the
-    same counts as the general row-tap join, for whole and partial key blocks (the map's worker blocks)."""
+    """The 3×3×3 join (branch-free steps over sentinel-padded keys, taps unrolled) writes the same pairs, in the
+    same slots, with the same counts as the general row-tap join, for whole and partial key blocks (the map's
+    worker blocks), and nothing outside its block's columns (blocks are joined by parallel threads)."""
     import numpy as np
 
     import geomask.sparse.kernel_map as km
@@ -223,9 +225,14 @@ def test_three_wide_join_equals_the_general_join(bounds):
         if fn == "general":
             km._row_taps_block(keys, bases, 1, 27, i0, i1, ii, jj, cnt)
         else:
-            km._row_taps_block_r1(keys, bases, i0, i1, ii, jj, cnt)
+            padded = np.concatenate([keys, np.full(km._PAD, np.iinfo(np.int64).max)])
+            km._row_taps_block_r1(padded, bases, i0, i1, ii, jj, cnt)
         out.append((ii, jj, cnt))
-    for a, b in zip(*out):
-        assert np.array_equal(a, b)
+    assert np.array_equal(out[0][2], out[1][2])
+    for rel, c in enumerate(out[0][2].tolist()):
+        for a, b in zip(out[0][:2], out[1][:2]):
+            assert np.array_equal(a[rel, i0 : i0 + c], b[rel, i0 : i0 + c])  # the pairs the emitter reads
+    for arr in out[1][:2]:  # the r1 join also stores misses (overwritten or never read), only in [i0, i1)
+        assert (arr[:, :i0] == -1).all() and (arr[:, i1:] == -1).all()
     if i1 - i0 > 100:
         assert (out[0][2] > 0).all()  # every relation, the centre row's t = -1 included, has pairs
