@@ -31,7 +31,11 @@ __all__ = ["CoordinateCache", "KernelMap", "as_tuple", "kernel_offsets"]
 _MAX_KEY = 2**62
 _DENSE_LOOKUP = 8  # lookup() reads a dense table when the key range is at most this many times the sites
 _MAP_BLOCK = 4096  # keys per block of the parallel map build (bounds, keys, join) ...
-_BLOCKS_PER_WORKER = 8  # ... and never more blocks than this many per worker (dynamic sharing evens out the load)
+# ... and never more blocks than this many per worker (dynamic sharing evens out a loaded machine). With the faster
+# join, each block's start-up counts: ScanNet 2 cm / 5 cm on two threads 3.36 / 2.09 ms with 8, 3.09 / 2.03 with 2,
+# 3.02 / 2.02 with 1 (one thread: 4.2 / 2.9 ms). The rest of the gap to 2x is serial: page faults on the fresh edge
+# arrays (~0.5 ms at 2 cm; gone with glibc's MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ raised) and Python.
+_BLOCKS_PER_WORKER = 2
 
 
 def as_tuple(value: int | tuple[int, ...] | list[int], dim: int, name: str) -> tuple[int, ...]:
@@ -185,7 +189,10 @@ class _Level:
         self.batch = coords[:, 0]
         if coords.device.type == "cpu" and coords.dtype == torch.long and len(coords):
             unit = all(s == 1 for s in stride)  # grid units are the coordinates themselves
-            grid, bounds, max_batch = _grid_bounds(coords.contiguous().numpy(), st.numpy(), not unit, workers)
+            # unit strides: a scan for the bounds alone, shorter than handing blocks to a second thread
+            grid, bounds, max_batch = _grid_bounds(
+                coords.contiguous().numpy(), st.numpy(), not unit, 1 if unit else workers
+            )
             self.grid = coords[:, 1:] if unit else torch.from_numpy(grid)
             self.lo, self.hi = torch.from_numpy(bounds[0]), torch.from_numpy(bounds[1])
             self.num_batches = int(max_batch) + 1
