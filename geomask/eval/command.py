@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -126,6 +127,46 @@ def _budget(args: argparse.Namespace) -> Budget:
     )
 
 
+def _same_circuit(a: Any, b: Any) -> bool:
+    """Whether two AIGs are the same circuit (inputs, ANDs, outputs and latches alike; names aside)."""
+    import numpy as np
+
+    return a.num_inputs == b.num_inputs and all(
+        np.array_equal(getattr(a, f), getattr(b, f)) for f in ("ands", "outputs", "latches")
+    )
+
+
+def _distinct_train_names(designs: list, train: list) -> list:
+    """``--train-src`` designs, each named apart from the evaluated ones.
+
+    A training design that is the same circuit as an evaluated one is a leak: a usage error naming both files. One
+    that only shares a name (OpenCores' ``i2c`` beside EPFL's) is renamed ``NAME_FOLDER`` (its parent folder; then a
+    counter) with one ``warning:`` line, so labels and results keep the two apart."""
+    taken = {d.name: d for d in designs}
+    same = [(d, taken[d.name]) for d in train if d.name in taken and _same_circuit(d.aig, taken[d.name].aig)]
+    if same:
+        pairs = "; ".join(f"{t.path} is {e.path}" for t, e in same)
+        raise UsageError(f"--train-src: designs also evaluated (the same circuit): {pairs}")
+    used = {d.name for d in designs} | {d.name for d in train}
+    out = []
+    for d in train:
+        if d.name in taken:
+            base = f"{d.name}_{d.path.parent.name or 'train'}"
+            new, k = base, 2
+            while new in used:
+                new, k = f"{base}_{k}", k + 1
+            print(
+                f"warning: --train-src design {d.name} ({d.path}) is named {new} here: SRC has another circuit of "
+                f"that name ({taken[d.name].path})",
+                file=sys.stderr,
+            )
+            used.add(new)
+            d.graph.name = new
+            d = replace(d, name=new)
+        out.append(d)
+    return out
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     """Run one evaluation subcommand (``args.task``)."""
     from geomask.eval.plots import write_plots
@@ -176,10 +217,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         if args.folds < 1:
             raise UsageError(f"--folds must be at least 1, got {args.folds}")
-        train = load(args.train_src, "--train-src") if args.train_src else []
-        both = sorted({d.name for d in designs} & {d.name for d in train})
-        if both:
-            raise UsageError(f"--train-src: designs also evaluated: {', '.join(both)}")
+        train = _distinct_train_names(designs, load(args.train_src, "--train-src") if args.train_src else [])
         if args.qor_csv:
             every = read_qor_csv(args.qor_csv)
             order = {d.name: d for d in designs + train}

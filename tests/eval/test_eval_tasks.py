@@ -183,7 +183,20 @@ def test_eval_qor_command_with_training_only_designs(tmp_path, capsys, mixed_aig
     assert set(res["methods"]["scratch"]) == {"unseen_recipes", "unseen_designs"}
     capsys.readouterr()
     assert main(["qor", str(srcs[0]), "--train-src", str(srcs[0]), *common]) == 2  # a usage error
-    assert "also evaluated: q0" in capsys.readouterr().err
+    assert "also evaluated (the same circuit)" in capsys.readouterr().err
+    # the same circuit under another name and folder is still a leak, named by its files
+    (tmp_path / "other").mkdir()
+    copy = tmp_path / "other" / "q0.aag"
+    copy.write_bytes(srcs[0].read_bytes())
+    assert main(["qor", str(srcs[0]), "--train-src", str(copy), str(srcs[1]), *common]) == 2
+    assert f"{copy} is {srcs[0]}" in capsys.readouterr().err
+    # another circuit of an evaluated design's name (OpenCores' i2c beside EPFL's): renamed after its folder
+    write_aiger(mixed_aig(499, 10, 40), copy)
+    assert main(["qor", str(srcs[0]), "--train-src", str(copy), str(srcs[1]), "--folds", "1", *common]) == 0
+    err = capsys.readouterr().err
+    assert f"--train-src design q0 ({copy}) is named q0_other here" in err
+    res = json.loads(out.read_text())
+    assert res["config"]["designs"] == ["q0"] and sorted(res["config"]["train_designs"]) == ["q0_other", "q1"]
 
 
 def test_eval_goes_on_past_a_design_that_cannot_be_read(tmp_path, capsys, mixed_aig):
