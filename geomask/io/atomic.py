@@ -126,16 +126,8 @@ def build_lock(out: str | Path) -> Iterator[None]:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out.with_name(out.name + ".lock"), "a") as lock:
-        try:
-            import fcntl
-        except ImportError:
-            yield
-            return
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+        _lock(lock.fileno(), blocking=True)  # released when the file closes (or the process dies)
+        yield
 
 
 def build_once(out: str | Path, message: str | None, write: Callable[[Path], Path], *, resume: bool = False) -> Path:

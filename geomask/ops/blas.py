@@ -5,7 +5,8 @@ A loop of many small products (sparse convolution: one per kernel offset and til
 CPU torch wheels link MKL and export its Fortran ``sgemm_`` / ``dgemm_``: :func:`gemm_rows` calls them from numba
 ``nogil`` code, with the arguments ``torch.mm`` / ``addmm_`` pass for the same row-major operands (column-major
 BLAS sees the transposed problem), so the results are the same bits as torch's own call (tested). Where the
-symbols are missing (other builds) :data:`AVAILABLE` is false and callers keep their ``torch.mm`` loop.
+symbols are missing (other builds), or ``GEOMASK_NO_BLAS_LOOPS`` is set to anything but the empty string,
+:data:`AVAILABLE` is false and callers keep their ``torch.mm`` loop (the same bits, slower on two threads).
 """
 
 from __future__ import annotations
