@@ -20,6 +20,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -238,6 +239,8 @@ class QorLabel:
         steps: ``[S, 2]`` int64 ``(ands, levels)`` after each step when ``per_step``, else ``None``.
         error: the failure (``ToolError`` for a timeout or ABC error, ``FormatError`` for an unreadable
             design) when there is no label, else ``None``.
+        seconds: this pair's share of its ABC process's wall time (the process's time over its recipes; 0 when
+            the design could not be read).
     """
 
     design: int
@@ -246,10 +249,11 @@ class QorLabel:
     levels: int
     steps: np.ndarray | None = None
     error: GeomaskError | None = None
+    seconds: float = 0.0
 
 
-#: What :func:`label_chunk` returns per recipe: ``(recipe, ands, levels, steps or None, error or None)``.
-ChunkRow = tuple[int, int, int, "np.ndarray | None", "str | None"]
+#: What :func:`label_chunk` returns per recipe: ``(recipe, ands, levels, steps or None, error or None, seconds)``.
+ChunkRow = tuple[int, int, int, "np.ndarray | None", "str | None", float]
 
 
 def label_chunk(
@@ -275,16 +279,20 @@ def label_chunk(
         timeout: seconds per recipe (the process gets ``len(chunk) * timeout``).
 
     Returns:
-        One :data:`ChunkRow` per pair of ``chunk``, in its order; ``ands = levels = -1`` with the error message.
+        One :data:`ChunkRow` per pair of ``chunk``, in its order; ``ands = levels = -1`` with the error message;
+        ``seconds``: the process's wall time over the pairs.
     """
     with tempfile.TemporaryDirectory(prefix="geomask-abc-") as tmp:
         path = Path(tmp) / f"design{suffix}"
         path.write_bytes(data)
         script = "; ".join(_script(path, steps, per_step) for _, steps in chunk)
+        start = time.perf_counter()
         try:
             found = [(s[3], s[4]) for s in _stats(run_abc(shown, script, timeout * len(chunk), tmp))]
         except ToolError as e:
-            return [(r, -1, -1, None, e.message) for r, _ in chunk]
+            share = (time.perf_counter() - start) / len(chunk)
+            return [(r, -1, -1, None, e.message, share) for r, _ in chunk]
+        share = (time.perf_counter() - start) / len(chunk)
     rows: list[ChunkRow] = []
     pos = 0
     for r, steps in chunk:
@@ -292,18 +300,18 @@ def label_chunk(
         got = found[pos : pos + n]
         pos += n
         if len(got) != n:
-            rows.append((r, -1, -1, None, f"missing print_stats output for recipe {r}"))
+            rows.append((r, -1, -1, None, f"missing print_stats output for recipe {r}", share))
             continue
         arr = np.asarray(got, dtype=np.int64).reshape(n, 2)
-        rows.append((r, int(arr[-1, 0]), int(arr[-1, 1]), arr if per_step else None, None))
+        rows.append((r, int(arr[-1, 0]), int(arr[-1, 1]), arr if per_step else None, None, share))
     return rows
 
 
 def _labels(d: int, shown: str | Path, rows: list[ChunkRow]) -> list[QorLabel]:
     """:func:`label_chunk` rows as :class:`QorLabel` s of design ``d`` (errors as :class:`ToolError`)."""
     return [
-        QorLabel(d, r, ands, lev, steps, None if err is None else ToolError(shown, _TOOL, err))
-        for r, ands, lev, steps, err in rows
+        QorLabel(d, r, ands, lev, steps, None if err is None else ToolError(shown, _TOOL, err), sec)
+        for r, ands, lev, steps, err, sec in rows
     ]
 
 

@@ -263,6 +263,7 @@ def prep_circuits(
             report.warnings += [(records[key]["source"], w) for w in records[key].get("warnings", [])]
 
     failed: set[str] = set()
+    abc_seconds: dict[str, float] = defaultdict(float)  # ABC wall time per design labelled by this run
     if ids is not None:
         recipe_text = [recipe_to_abc(r) for r in unpad(ids)]
         rbuf = io.StringIO()
@@ -277,6 +278,7 @@ def prep_circuits(
         with make_executor(executor, jobs, address) if todo else contextlib.nullcontext() as ex:
             for lab in label_recipes(paths, unpad(ids), jobs=jobs, timeout=abc_timeout, progress=progress, executor=ex):
                 key = todo[lab.design]
+                abc_seconds[key] += lab.seconds
                 if lab.error is not None:
                     errors.setdefault(key, str(lab.error))
                     continue
@@ -310,6 +312,8 @@ def prep_circuits(
         row["nodes"] = rec["nodes"]
         if recipes > 0:
             row["labels"] = len(labels.get(key, []))
+            # ABC's wall time for this design in this run (its processes' time; "-": labelled by an earlier run)
+            row["abc_s"] = abc_seconds[key] if key in abc_seconds else "-"
         if key in failed:
             row["status"] = "failed"
         elif recipes > 0 and key not in labels:

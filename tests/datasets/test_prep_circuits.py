@@ -160,6 +160,9 @@ def test_designs_added_in_three_runs_equal_one_run(tmp_path):
         ("d3", "added"),
     ]
     assert second.added == ["d3"] and all(r["labels"] == 3 for r in second.rows)
+    # ABC's time per design: measured for what this run labelled, "-" for labels an earlier run made
+    assert all(isinstance(r["abc_s"], float) and r["abc_s"] > 0 for r in first.rows)
+    assert [r["abc_s"] == "-" for r in second.rows] == [True, True, True, False]
     third = prep_circuits([src[4]], many, **opts)
     assert len(third.rows) == 5 and third.added == ["d4"]
     # every file, byte for byte: manifest records, qor.csv, labels/, recipes.csv, aig/, shards/
