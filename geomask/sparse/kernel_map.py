@@ -464,6 +464,13 @@ def _row_taps_block_r1(keys, row_bases, i0, i1, ii, jj, cnt):
         full = k < last  # the centre row has only t = -1
         if full:
             c0, cp = cnt[rel], cnt[rel + 1]
+        elif base == 0:  # the centre row of a centred window: q = keys[i], found at i itself; no search
+            for i in range(max(i0, 1), i1):
+                ii[rel - 1, i0 + cm] = i
+                jj[rel - 1, i0 + cm] = i - 1
+                cm += keys[i - 1] == keys[i] - 1
+            cnt[rel - 1] = cm
+            continue
         p = np.searchsorted(keys[:n], keys[i0] + base)
         for i in range(i0, i1):
             q = keys[i] + base
