@@ -85,25 +85,25 @@ def _scatter_add_ranges(out, idx, ranges, g0, g1, rows):  # _scatter_add_rows of
 
 
 @numba.njit(cache=True, nogil=True)
-def _tile_ranges(x, src, dst, ranges, g0, g1, w, w_t, out, buf_in, buf_out):
+def _tile_ranges(ptrs, x, src, dst, ranges, g0, g1, w, w_t, out, buf_in, buf_out):
     """Ranges ``g0 .. g1`` of a tile, each gather → product with ``W[relation]`` → scatter-add, in order: the
     ``torch.mm`` loop of :func:`_forward_plan` as one GIL-free call (:mod:`geomask.ops.blas`), same bits."""
     for g in range(g0, g1):
         a, b, r = ranges[g, 0], ranges[g, 1], ranges[g, 2]
         _gather_rows(x, src, a, b, buf_in)
-        gemm_rows(buf_in, b - a, w[r], w_t, buf_out, 0.0)
+        gemm_rows(ptrs, buf_in, b - a, w[r], w_t, buf_out, 0.0)
         _scatter_add_rows(out, dst, a, b, buf_out)
 
 
 @numba.njit(cache=True, nogil=True)
-def _relation_weight_grad(x, g, src, dst, a0, b0, step, buf_x, buf_g, out):
+def _relation_weight_grad(ptrs, x, g, src, dst, a0, b0, step, buf_x, buf_g, out):
     """``out += x[src[e]]ᵀ g[dst[e]]`` over edges ``a0 .. b0`` in chunks of ``step`` (one gather of each side and
     one product per chunk, in order): :func:`_weight_grad_plan`'s loop as one GIL-free call, same bits."""
     for a in range(a0, b0, step):
         b = min(a + step, b0)
         _gather_rows(x, src, a, b, buf_x)
         _gather_rows(g, dst, a, b, buf_g)
-        gemm_t_rows(buf_x, buf_g, b - a, out)
+        gemm_t_rows(ptrs, buf_x, buf_g, b - a, out)
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
@@ -487,8 +487,8 @@ def _forward_plan(x: Tensor, weight: Tensor, index: RelationalIndex) -> _Plan:
         def tile_fused(t: int) -> None:
             if per_tile:
                 u0, u1 = t * rows, min((t + 1) * rows, index.num_dst)
-                gemm_rows(x_np[u0:u1], u1 - u0, w_np[index.identity], w_t, out_np[u0:u1], 0.0)
-            _tile_ranges(x_np, src, dst, ranges, *spans[t], w_np, w_t, out_np, bin_np, bout_np)
+                gemm_rows(blas.POINTERS, x_np[u0:u1], u1 - u0, w_np[index.identity], w_t, out_np[u0:u1], 0.0)
+            _tile_ranges(blas.POINTERS, x_np, src, dst, ranges, *spans[t], w_np, w_t, out_np, bin_np, bout_np)
 
         if fused:
             return tile_fused
@@ -553,7 +553,9 @@ def _weight_grad_plan(x: Tensor, weight: Tensor, index: RelationalIndex, grad_ou
                 torch.mm(x.t(), grad_out, out=grad_w[r])
                 return
             if fused:
-                _relation_weight_grad(x_np, g_np, src, dst, ptr[r], ptr[r + 1], step, bx_np, bg_np, gw_np[r])
+                _relation_weight_grad(
+                    blas.POINTERS, x_np, g_np, src, dst, ptr[r], ptr[r + 1], step, bx_np, bg_np, gw_np[r]
+                )
                 return
             for a, b in per_rel[r]:
                 _gather_rows(x_np, src, a, b, bx_np)
