@@ -209,7 +209,10 @@ _TABLE_GROUPS = 4  # grad_w partial sums on the table path: a fixed number, so t
 
 
 def _compiled_path(*tensors: Tensor) -> bool:
-    return all(t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64) for t in tensors)
+    """CPU, float32 or float64, one dtype (the compiled kernel hands them to one BLAS routine; anything else takes
+    the torch path, which behaves as ``torch.mm`` does, under autocast too)."""
+    dtype = tensors[0].dtype
+    return dtype in (torch.float32, torch.float64) and all(t.device.type == "cpu" and t.dtype == dtype for t in tensors)
 
 
 @dataclass

@@ -77,6 +77,10 @@ def test_bad_arguments_raise_value_error():
         relational_message_passing(x, torch.randn(2, 3, 3), torch.zeros(2, 1, dtype=torch.long), torch.tensor([2]))
     with pytest.raises(ValueError, match="weight must be"):
         relational_message_passing(x, torch.randn(2, 4, 3), torch.zeros(2, 1, dtype=torch.long), torch.tensor([0]))
+    # mixed dtypes take torch's path (never the compiled kernel's one BLAS routine): torch.mm's own error
+    with pytest.raises(RuntimeError, match="dtype"):
+        w64 = torch.randn(2, 3, 3, dtype=torch.float64)
+        relational_message_passing(x, w64, torch.zeros(2, 1, dtype=torch.long), torch.tensor([0]))
 
 
 @pytest.mark.parametrize("sorted_dst", [True, False])
