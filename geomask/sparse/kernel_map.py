@@ -99,6 +99,18 @@ def _grid_bounds_block(coords, stride, i0, i1, grid, bounds, max_batch, b):
     unit = True
     for k in range(d):
         unit = unit and stride[k] == 1
+    if unit and not keep_grid and d == 3:  # the common case with the bounds in locals (the array stores below
+        lo0, lo1, lo2 = coords[i0, 1], coords[i0, 2], coords[i0, 3]  # keep the loop from vectorising)
+        hi0, hi1, hi2 = lo0, lo1, lo2
+        for i in range(i0, i1):
+            top = max(top, coords[i, 0])
+            v0, v1, v2 = coords[i, 1], coords[i, 2], coords[i, 3]
+            lo0, lo1, lo2 = min(lo0, v0), min(lo1, v1), min(lo2, v2)
+            hi0, hi1, hi2 = max(hi0, v0), max(hi1, v1), max(hi2, v2)
+        bounds[b, 0, 0], bounds[b, 0, 1], bounds[b, 0, 2] = lo0, lo1, lo2
+        bounds[b, 1, 0], bounds[b, 1, 1], bounds[b, 1, 2] = hi0, hi1, hi2
+        max_batch[b] = top
+        return
     if unit and not keep_grid:  # grid units are the coordinates: no integer division (a third of this pass)
         for i in range(i0, i1):
             top = max(top, coords[i, 0])
@@ -152,6 +164,16 @@ def _pack_keys_block(batch, grid, origin, mults, span_total, i0, i1, key):
     strictly ascend within the block."""
     d = grid.shape[1]
     ascending = True
+    if d == 3:  # the common case with the constants in locals, one branch-free comparison per row
+        base = -(origin[0] * mults[0] + origin[1] * mults[1] + origin[2] * mults[2])
+        m0, m1, m2 = mults[0], mults[1], mults[2]
+        prev = batch[i0] * span_total + base + grid[i0, 0] * m0 + grid[i0, 1] * m1 + grid[i0, 2] * m2 - 1
+        for i in range(i0, i1):
+            k = batch[i] * span_total + base + grid[i, 0] * m0 + grid[i, 1] * m1 + grid[i, 2] * m2
+            key[i] = k
+            ascending &= k > prev
+            prev = k
+        return ascending
     for i in range(i0, i1):
         k = batch[i] * span_total
         for j in range(d):

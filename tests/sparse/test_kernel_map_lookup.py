@@ -86,10 +86,20 @@ def test_blocked_bounds_and_keys_equal_one_pass(monkeypatch, workers):
     key1, asc1 = km._pack_keys(batch, grid1, origin, mults, 61**3, 1)
     key, asc = km._pack_keys(batch, grid1, origin, mults, 61**3, workers)
     assert np.array_equal(key, key1) and asc == asc1
+    assert np.array_equal(key1, batch * 61**3 + ((grid1 - origin) * mults).sum(1))  # the formula, in numpy
+    assert asc1 == bool((np.diff(key1) > 0).all())
+    # unit strides take a path of their own (no division, no grid written): the same bounds and batch index
+    unit = np.concatenate([coords[:, :1], coords[:, 1:] // 2 - 5], 1)
+    none, ubounds, utop = km._grid_bounds(unit, np.ones(3, dtype=np.int64), False, workers)
+    assert none.shape[0] == 0 and utop == coords[:, 0].max()
+    assert ubounds.tolist() == [unit[:, 1:].min(0).tolist(), unit[:, 1:].max(0).tolist()]
     ascending = np.arange(64, dtype=np.int64)[:, None].repeat(3, 1)
     zeros = np.zeros(64, dtype=np.int64)
     one = np.array([1, 1, 1], dtype=np.int64)
     assert km._pack_keys(zeros, ascending, zeros[:3], one, 200, workers)[1]
     cut = km._blocks(64, workers)[1] if workers > 1 else 32
     ascending[cut] = ascending[cut - 1]  # equal keys across the first block boundary: not strictly ascending
+    assert not km._pack_keys(zeros, ascending, zeros[:3], one, 200, workers)[1]
+    ascending[cut] += 1
+    ascending[5] = ascending[3]  # a descent inside the first block
     assert not km._pack_keys(zeros, ascending, zeros[:3], one, 200, workers)[1]
