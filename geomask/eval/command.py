@@ -127,23 +127,15 @@ def _budget(args: argparse.Namespace) -> Budget:
     )
 
 
-def _same_circuit(a: Any, b: Any) -> bool:
-    """Whether two AIGs are the same circuit (inputs, ANDs, outputs and latches alike; names aside)."""
-    import numpy as np
-
-    return a.num_inputs == b.num_inputs and all(
-        np.array_equal(getattr(a, f), getattr(b, f)) for f in ("ands", "outputs", "latches")
-    )
-
-
 def _distinct_train_names(designs: list, train: list) -> list:
     """``--train-src`` designs, each named apart from the evaluated ones.
 
-    A training design that is the same circuit as an evaluated one is a leak: a usage error naming both files. One
-    that only shares a name (OpenCores' ``i2c`` beside EPFL's) is renamed ``NAME_FOLDER`` (its parent folder; then a
-    counter) with one ``warning:`` line, so labels and results keep the two apart."""
+    A training design that is the same circuit as an evaluated one (:meth:`~geomask.io.aig.AIG.same_structure`) is a
+    leak: a usage error naming both files. One that only shares a name (OpenCores' ``i2c`` beside EPFL's) is renamed
+    ``NAME_FOLDER`` (its parent folder; then a counter) with one ``warning:`` line, so labels and results keep the two
+    apart."""
     taken = {d.name: d for d in designs}
-    same = [(d, taken[d.name]) for d in train if d.name in taken and _same_circuit(d.aig, taken[d.name].aig)]
+    same = [(d, taken[d.name]) for d in train if d.name in taken and d.aig.same_structure(taken[d.name].aig)]
     if same:
         pairs = "; ".join(f"{t.path} is {e.path}" for t, e in same)
         raise UsageError(f"--train-src: designs also evaluated (the same circuit): {pairs}")

@@ -476,12 +476,13 @@ def _forward_plan(x: Tensor, weight: Tensor, index: RelationalIndex) -> _Plan:
         out = torch.mm(x, weight[index.identity])
     x = x.detach()  # worker threads have their own grad mode: hand them plain tensors
     x_np, out_np, src, dst = x.numpy(), out.numpy(), index.src.numpy(), index.dst.numpy()
-    ws = weight.detach().unbind(0)
     c_in = x.size(1)
-    spans = [(run[0][0], run[-1][1]) if run else (0, 0) for run in groups]
     if fused:  # the weights as stored: W[r] = w[r], or w[r]ᵀ for the backward's transposed view
         w_t = not weight.is_contiguous() and weight.transpose(1, 2).is_contiguous()
         w_np = (weight.detach().transpose(1, 2) if w_t else weight.detach().contiguous()).numpy()
+        spans = [(run[0][0], run[-1][1]) if run else (0, 0) for run in groups]  # each tile's ranges
+    else:
+        ws = weight.detach().unbind(0)
 
     def make() -> Callable[[int], None]:
         buf_in, buf_out = x.new_empty(size, c_in), x.new_empty(size, c_out)

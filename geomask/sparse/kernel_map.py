@@ -475,8 +475,8 @@ def _row_taps_block_r1(keys, row_bases, i0, i1, ii, jj, cnt):
     order. ``keys`` ends in ``_PAD`` copies of its dtype's largest value (not keys): the insertion point moves by
     four comparisons at a time, added up without branches (keys ascend, so the count of those below ``q`` is the
     step), and the taps are stored unconditionally, their counters advanced by the hit flags — a merge whose
-    branch follows the data mispredicts about once per key (3.4 → 2.5 ms for the five rows of a 2 cm ScanNet
-    scan, 80 k sites)."""
+    branch follows the data mispredicts about once per key; the centre row (``base == 0``) needs no search at all.
+    2 cm ScanNet scan, 80 k sites, five rows: 3.4 → 2.2 ms."""
     n = keys.shape[0] - _PAD
     last = row_bases.shape[0] - 1
     for k in range(row_bases.shape[0]):
