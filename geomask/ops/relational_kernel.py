@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -41,6 +42,7 @@ import torch
 from torch import Tensor
 
 from geomask.ops import blas
+from geomask.ops.array_pool import edge_pool
 from geomask.ops.blas import gemm_rows, gemm_t_rows
 from geomask.ops.relational_index import RelationalIndex
 from geomask.ops.threads import share, single_thread
@@ -135,20 +137,19 @@ def _fill_table(src, dst, ptr, table):  # table[dst[e], r] = src[e]; False when 
 @numba.njit(cache=True, nogil=True)
 def _tile_bounds(dst, ptr, rows, r0, r1, bounds):
     """``bounds [R, T + 1]`` of relations ``r0 .. r1``: relation ``r``'s edges into destination rows
-    ``[t * rows, (t + 1) * rows)`` are ``[bounds[r, t], bounds[r, t + 1])``; false when some relation's destinations
-    are not ascending."""
+    ``[t * rows, (t + 1) * rows)`` are ``[bounds[r, t], bounds[r, t + 1])`` (a binary search per tile); false when
+    some relation's destinations are not ascending (a branch-free scan, so it vectorises)."""
     num_tiles = bounds.shape[1] - 1
     for r in range(r0, r1):
         a, b = ptr[r], ptr[r + 1]
+        descents = 0
         for e in range(a + 1, b):
-            if dst[e] < dst[e - 1]:
-                return False
-        e = a
+            descents += dst[e] < dst[e - 1]
+        if descents:
+            return False
+        run = dst[a:b]
         for t in range(num_tiles):
-            limit = t * rows
-            while e < b and dst[e] < limit:
-                e += 1
-            bounds[r, t] = e
+            bounds[r, t] = a + np.searchsorted(run, t * rows)
         bounds[r, num_tiles] = b
     return True
 
@@ -272,15 +273,24 @@ def _tile_rows(index: RelationalIndex, width: int, itemsize: int) -> int:
     return max(_MIN_ROWS, int(_TILE_MESSAGE_BYTES / (itemsize * width * per_row)))
 
 
-def _ranges(
-    index: RelationalIndex, width: int, itemsize: int, workers: int = 1
-) -> tuple[list[list[tuple[int, int, int]]], int, int]:
-    """The edge ranges ``(relation, a, b)`` the CPU kernel walks, as a list of tiles; the longest range; rows
-    per tile (0 when the destinations are unsorted and the ranges are chunks of each relation in order).
-    With several workers, tiles are small enough for at least ``_TILES_PER_WORKER`` per worker.
+class _Tiles(NamedTuple):
+    """The edge ranges the CPU kernel walks, tile after tile (cached on the index per width, itemsize, workers).
 
-    Cached on the index per ``(width, itemsize, workers)``.
-    """
+    ``ranges [G, 3]``: ``(a, b, relation)``, the edges ``a .. b`` of one relation into one tile's destination rows,
+    tile-major and by ascending relation within a tile; tile ``t`` holds ranges ``tile_ptr[t] .. tile_ptr[t + 1]``
+    and ``edges[t]`` edges. ``longest``: the longest range; ``rows``: destination rows per tile (0 when the
+    destinations are unsorted and the ranges are chunks of each relation in order, one tile)."""
+
+    ranges: np.ndarray
+    tile_ptr: np.ndarray
+    edges: list[int]
+    longest: int
+    rows: int
+
+
+def _ranges(index: RelationalIndex, width: int, itemsize: int, workers: int = 1) -> _Tiles:
+    """The :class:`_Tiles` of ``index`` for features ``width`` wide: one-worker tiles of ``_tile_rows`` rows; with
+    several workers, small enough for at least ``_TILES_PER_WORKER`` per worker. Cached on the index."""
     key = (width, itemsize, workers)
     if key in index._tiles:
         return index._tiles[key]
@@ -288,9 +298,9 @@ def _ranges(
     if workers > 1:
         rows = max(_MIN_ROWS, min(rows, -(-index.num_dst // (_TILES_PER_WORKER * workers))))
     ptr = index.ptr
+    num_rel = index.num_relations
     ok = False
     if index.dst.numel() and index.num_dst > 0:
-        num_rel = index.num_relations
         bounds = np.empty((num_rel, max(1, -(-index.num_dst // rows)) + 1), dtype=np.int64)
         dst, ptr_np = index.dst.numpy(), np.asarray(ptr, dtype=np.int64)
         cuts = [num_rel * k // max(1, workers) for k in range(max(1, workers) + 1)]
@@ -303,44 +313,42 @@ def _ranges(
         share(run, range(len(parts)), workers)
         ok = all(parts)
     if ok:
-        tiles = []
-        for t in range(bounds.shape[1] - 1):
-            col_a, col_b = bounds[:, t].tolist(), bounds[:, t + 1].tolist()
-            tiles.append([(r, a, b) for r, (a, b) in enumerate(zip(col_a, col_b)) if b > a])
+        a, b = bounds[:, :-1].T, bounds[:, 1:].T  # [T, R]: tile-major, relations ascending
+        used = b > a
+        rel = np.broadcast_to(np.arange(num_rel, dtype=np.int64), a.shape)
+        ranges = np.stack([a[used], b[used], rel[used]], axis=1)
+        tile_ptr = np.concatenate([[0], np.cumsum(used.sum(1))])
     else:
         rows = 0
         step = max(_MIN_ROWS, _CHUNK_BYTES // (itemsize * width))
-        tiles = [
-            [
-                (r, a, min(a + step, ptr[r + 1]))
-                for r in range(index.num_relations)
-                for a in range(ptr[r], ptr[r + 1], step)
-            ]
-        ]
-    longest = max([1] + [b - a for tile in tiles for _, a, b in tile])
-    index._tiles[key] = (tiles, longest, rows)
+        chunks = [(e, min(e + step, ptr[r + 1]), r) for r in range(num_rel) for e in range(ptr[r], ptr[r + 1], step)]
+        ranges = np.asarray(chunks, dtype=np.int64).reshape(-1, 3)
+        tile_ptr = np.asarray([0, len(chunks)], dtype=np.int64)
+    lens = ranges[:, 1] - ranges[:, 0]
+    total = np.concatenate([[0], np.cumsum(lens)])
+    edges = (total[tile_ptr[1:]] - total[tile_ptr[:-1]]).tolist()
+    longest = max(1, int(lens.max())) if len(lens) else 1
+    index._tiles[key] = _Tiles(ranges, tile_ptr, edges, longest, rows)
     return index._tiles[key]
 
 
 def _range_groups(
     index: RelationalIndex, width: int, itemsize: int, workers: int = 1
-) -> tuple[np.ndarray, list[tuple[int, int]], list[list[tuple[int, int]]], int]:
-    """The ranges of :func:`_ranges`' tiles as one array ``[G, 3]`` of ``(a, b, relation)`` and a list of
-    ``(relation, b - a)``, cut per tile into runs of consecutive ranges ``(g0, g1)`` of at most ``_GROUP_BYTES`` of
-    gathered rows (a longer range alone), and the buffer rows they need. One worker takes the ranges one by one (no GIL
-    contention to save; smaller buffers). Cached on the index."""
+) -> tuple[list[tuple[int, int]], list[list[tuple[int, int]]], int]:
+    """For the ``torch.mm`` loop: ``(relation, b - a)`` of every range of :func:`_ranges`, the ranges of each tile cut
+    into runs of consecutive ranges ``(g0, g1)`` of at most ``_GROUP_BYTES`` of gathered rows (a longer range alone;
+    one worker takes the ranges one by one: no GIL contention to save, smaller buffers), and the buffer rows they
+    need. Cached on the index."""
     key = ("groups", width, itemsize, workers)
     if key not in index._tiles:
-        tiles, longest, _ = _ranges(index, width, itemsize, workers)
-        flat = [(a, b, r) for tile in tiles for r, a, b in tile]
-        ranges = np.asarray(flat, dtype=np.int64).reshape(-1, 3)
+        tiles = _ranges(index, width, itemsize, workers)
+        lens = tiles.ranges[:, 1] - tiles.ranges[:, 0]
         budget = _GROUP_BYTES // (itemsize * width) if workers > 1 else 0  # 0: every range alone
-        tile_ptr = np.cumsum([0] + [len(tile) for tile in tiles])
-        runs, run_ptr = _group_runs(ranges[:, 1] - ranges[:, 0], tile_ptr, budget)
-        budget = max(longest, budget)  # the buffer rows
+        runs, run_ptr = _group_runs(lens, tiles.tile_ptr, budget)
         run_list, run_ptr = runs.tolist(), run_ptr.tolist()
-        groups = [run_list[run_ptr[t] : run_ptr[t + 1]] for t in range(len(tiles))]
-        index._tiles[key] = (ranges, [(r, b - a) for a, b, r in flat], groups, budget)
+        groups = [run_list[run_ptr[t] : run_ptr[t + 1]] for t in range(len(tiles.edges))]
+        rel_len = list(zip(tiles.ranges[:, 2].tolist(), lens.tolist()))
+        index._tiles[key] = (rel_len, groups, max(tiles.longest, budget))
     return index._tiles[key]
 
 
@@ -357,7 +365,8 @@ def _table(index: RelationalIndex, c_in: int, c_out: int) -> np.ndarray | None:
     ):
         return None
     if "table" not in index._tiles:
-        table = np.full((index.num_dst, index.num_relations), -1, dtype=np.int32)
+        table = edge_pool.empty((index.num_dst, index.num_relations), np.int32)  # no fresh pages per map
+        table.fill(-1)
         ok = _fill_table(index.src.numpy(), index.dst.numpy(), np.asarray(index.ptr, dtype=np.int64), table)
         if ok and index.identity is not None:
             table[:, index.identity] = np.arange(index.num_dst, dtype=np.int32)
@@ -458,14 +467,18 @@ def _forward_plan(x: Tensor, weight: Tensor, index: RelationalIndex) -> _Plan:
         return _table_forward_plan(x, weight, table)
     workers = torch.get_num_threads()
     width, itemsize = max(x.size(1), c_out), x.element_size()
-    tiles, _, rows = _ranges(index, width, itemsize, workers)
-    ranges, rel_len, groups, size = _range_groups(index, width, itemsize, workers)
+    tiles = _ranges(index, width, itemsize, workers)
+    ranges, tile_ptr, rows, num_tiles = tiles.ranges, tiles.tile_ptr, tiles.rows, len(tiles.edges)
     fused = blas.AVAILABLE and x.is_contiguous()
+    if fused:  # one range at a time
+        size = max(tiles.longest, _GROUP_BYTES // (itemsize * width) if workers > 1 else 0)
+    else:
+        rel_len, groups, size = _range_groups(index, width, itemsize, workers)
     # small GEMMs lose to the GIL-bound torch.mm loop: one worker (judged on the ranges of one-worker tiles, the
     # layer's own grain: each non-empty relation once per tile); the compiled loop only needs enough work in all
     tiles_one = -(-index.num_dst // _tile_rows(index, width, itemsize))
     grain = tiles_one * sum(1 for a, b in zip(index.ptr[:-1], index.ptr[1:]) if b > a)
-    if rows == 0 or len(tiles) < 2 or not _parallel(index.num_edges * x.size(1) * c_out, grain, fused):
+    if rows == 0 or num_tiles < 2 or not _parallel(index.num_edges * x.size(1) * c_out, grain, fused):
         workers = 1  # (rows == 0: chunks of unsorted destinations may collide)
     per_tile = rows > 0 and index.identity is not None
     if index.identity is None:
@@ -480,7 +493,6 @@ def _forward_plan(x: Tensor, weight: Tensor, index: RelationalIndex) -> _Plan:
     if fused:  # the weights as stored: W[r] = w[r], or w[r]ᵀ for the backward's transposed view
         w_t = not weight.is_contiguous() and weight.transpose(1, 2).is_contiguous()
         w_np = (weight.detach().transpose(1, 2) if w_t else weight.detach().contiguous()).numpy()
-        spans = [(run[0][0], run[-1][1]) if run else (0, 0) for run in groups]  # each tile's ranges
     else:
         ws = weight.detach().unbind(0)
 
@@ -492,7 +504,8 @@ def _forward_plan(x: Tensor, weight: Tensor, index: RelationalIndex) -> _Plan:
             if per_tile:
                 u0, u1 = t * rows, min((t + 1) * rows, index.num_dst)
                 gemm_rows(blas.POINTERS, x_np[u0:u1], u1 - u0, w_np[index.identity], w_t, out_np[u0:u1], 0.0)
-            _tile_ranges(blas.POINTERS, x_np, src, dst, ranges, *spans[t], w_np, w_t, out_np, bin_np, bout_np)
+            g0, g1 = int(tile_ptr[t]), int(tile_ptr[t + 1])
+            _tile_ranges(blas.POINTERS, x_np, src, dst, ranges, g0, g1, w_np, w_t, out_np, bin_np, bout_np)
 
         if fused:
             return tile_fused
@@ -514,8 +527,8 @@ def _forward_plan(x: Tensor, weight: Tensor, index: RelationalIndex) -> _Plan:
         return tile
 
     ident_rows = rows if per_tile else 0
-    costs = [float((sum(b - a for _, a, b in tile) + ident_rows) * c_in * c_out) for tile in tiles]
-    return _Plan(list(range(len(tiles))), costs, make, workers, lambda: out)
+    costs = [float((e + ident_rows) * c_in * c_out) for e in tiles.edges]
+    return _Plan(list(range(num_tiles)), costs, make, workers, lambda: out)
 
 
 def _transposed(index: RelationalIndex) -> RelationalIndex:

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from geomask.ops.array_pool import edge_pool
 from geomask.ops.relational import RelationalIndex
 from geomask.ops.threads import share, single_thread
 
@@ -146,7 +147,7 @@ def _grid_bounds(coords: np.ndarray, stride: np.ndarray, keep_grid: bool, worker
     max) and the largest batch index of ``coords [N, 1 + D]`` (N > 0), in blocks on ``workers`` threads."""
     n, d = coords.shape[0], coords.shape[1] - 1
     cuts = _blocks(n, workers)
-    grid = np.empty((n if keep_grid else 0, d), dtype=np.int64)
+    grid = edge_pool.empty((n if keep_grid else 0, d), dtype=np.int64)
     bounds = np.empty((len(cuts) - 1, 2, d), dtype=np.int64)
     max_batch = np.empty(len(cuts) - 1, dtype=np.int64)
 
@@ -189,7 +190,7 @@ def _pack_keys(batch, grid, origin, mults, span_total: int, workers: int = 1) ->
     on ``workers`` threads."""
     n = grid.shape[0]
     cuts = _blocks(n, workers)
-    key = np.empty(n, dtype=np.int64)
+    key = edge_pool.empty(n, dtype=np.int64)
     ascending = [True] * (len(cuts) - 1)
 
     def run(ids) -> None:
@@ -555,11 +556,11 @@ def _row_taps(
     cuts = _blocks(n, workers)
     blocks = len(cuts) - 1
     dtype = np.int32 if n < 2**31 else np.int64
-    ii, jj = np.empty((half, n), dtype=dtype), np.empty((half, n), dtype=dtype)  # touched only where written
+    ii, jj = (edge_pool.empty((half, n), dtype=dtype) for _ in range(2))  # touched only where written
     cnt = np.zeros((blocks, half), dtype=np.int64)
 
     if r == 1:
-        padded = np.empty(n + _PAD, dtype=keys.dtype)
+        padded = edge_pool.empty(n + _PAD, dtype=keys.dtype)
         padded[:n] = keys
         padded[n:] = np.iinfo(keys.dtype).max
 
@@ -580,7 +581,7 @@ def _row_taps(
     starts = rel_start[:half] + within
     mirror_starts = rel_start[num_k - 1 - np.arange(half)] + within
     total = int(counts.sum())
-    src, dst = np.empty(total, dtype=np.int64), np.empty(total, dtype=np.int64)
+    src, dst = edge_pool.empty(total, dtype=np.int64), edge_pool.empty(total, dtype=np.int64)
 
     def emit(ids) -> None:
         for b in ids:
@@ -649,8 +650,8 @@ def _submanifold_merge_join(
     counts = np.zeros(len(d_np), dtype=np.int64)
     dummy = np.empty(0, dtype=np.int64)
     total = _merge_join(k_np, d_np, dummy, dummy, counts, False)
-    ii = np.empty(total, dtype=np.int64)
-    jj = np.empty(total, dtype=np.int64)
+    ii = edge_pool.empty(total, dtype=np.int64)
+    jj = edge_pool.empty(total, dtype=np.int64)
     _merge_join(k_np, d_np, ii, jj, counts, True)
     i, j = torch.from_numpy(ii), torch.from_numpy(jj)
     # relation k: in[u + o_k] -> out[u]; u = keys[i], u + o_k = keys[j]

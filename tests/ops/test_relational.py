@@ -102,8 +102,8 @@ def test_compiled_cpu_path_over_many_tiles_and_chunks(monkeypatch, sorted_dst, d
     edge_type = torch.randint(0, 4, (e,), generator=g)  # relation 4 is the identity
     if sorted_dst:
         index = relational_index(edge_index, edge_type, 5, n)
-        tiles, _, rows = rel._ranges(index, 6, x.element_size())
-        assert rows == 4 and len(tiles) == 10
+        tiles = rel._ranges(index, 6, x.element_size())
+        assert tiles.rows == 4 and len(tiles.edges) == 10 and sum(tiles.edges) == e
     else:
         order = torch.argsort(edge_type, stable=True)
         counts = torch.bincount(edge_type, minlength=5).tolist()
@@ -111,7 +111,7 @@ def test_compiled_cpu_path_over_many_tiles_and_chunks(monkeypatch, sorted_dst, d
         for c in counts:
             ptr.append(ptr[-1] + c)
         index = RelationalIndex(edge_index[0, order], edge_index[1, order], tuple(ptr), n, n)
-        assert rel._ranges(index, 6, x.element_size())[2] == 0  # not tileable: chunks
+        assert rel._ranges(index, 6, x.element_size()).rows == 0  # not tileable: chunks
     index = RelationalIndex(index.src, index.dst, index.ptr, n, n, identity=4)
     expected = _reference(x, w, edge_index, edge_type, n) + x @ w[4]
     tol = {"atol": 1e-5, "rtol": 1e-5} if dtype == torch.float32 else {}
