@@ -10,8 +10,10 @@ handed out twice while any of them lives.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
+import weakref
 from collections import OrderedDict
 
 import numpy as np
@@ -38,6 +40,15 @@ class ArrayPool:
         self._sizes: OrderedDict[int, int] = OrderedDict()  # id → its bytes, least recently used first
         self._lock = threading.Lock()
         self._free_refs = self._refcount_free()
+        ref = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: ArrayPool._after_fork(ref))
+
+    @staticmethod
+    def _after_fork(ref: weakref.ref) -> None:
+        """A forked child gets a fresh lock (the parent's may have been held by another thread at the fork)."""
+        pool = ref()
+        if pool is not None:
+            pool._lock = threading.Lock()
 
     @staticmethod
     def _refcount_free() -> int:
@@ -57,6 +68,14 @@ class ArrayPool:
         """Bytes of all blocks the pool keeps (in use or free)."""
         with self._lock:
             return sum(self._sizes.values())
+
+    def release(self) -> int:
+        """Drop the free blocks (those nothing outside the pool refers to); returns the bytes dropped."""
+        with self._lock:
+            free = [k for k in self._sizes if self._free(k)]
+            for k in free:
+                del self._blocks[k]
+            return sum(self._sizes.pop(k) for k in free)
 
     def _free(self, key: int) -> bool:
         return self._count(self._blocks, key) == self._free_refs

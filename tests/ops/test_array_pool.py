@@ -60,6 +60,15 @@ def test_sizes_cap_and_small_arrays():
     assert pool.held_bytes <= 64 << 10 and again.nbytes == 48_000
 
 
+def test_release_drops_only_free_blocks():
+    pool = ArrayPool(max_bytes=1 << 20, min_bytes=0)
+    held = pool.empty(1000, np.int64)
+    pool.empty(2000, np.int64)  # released at once
+    assert pool.held_bytes == 24_000
+    assert pool.release() == 16_000
+    assert pool.held_bytes == 8_000 and held.shape == (1000,)
+
+
 def test_threads_never_share_a_block():
     pool = ArrayPool(max_bytes=8 << 20, min_bytes=0)
     bad: list[int] = []
