@@ -108,5 +108,5 @@ class ArrayPool:
             return self._blocks[best][:nbytes].view(dt).reshape(shape)
 
 
-edge_pool = ArrayPool(max_bytes=256 << 20)
-"""The pool of the kernel maps' edge arrays and join scratch (256 MB at most: ScanNet 2 cm holds ~6 MB)."""
+edge_pool = ArrayPool(max_bytes=128 << 20)
+"""The pool of the kernel maps' edge arrays and join scratch (128 MB at most: a ScanNet 2 cm map needs ~6 MB)."""
