@@ -8,11 +8,16 @@ Datasets (raw files under ``../shared/data/graphs``, read by :func:`geomask.data
   mask 0.5, SCE γ 1, Adam lr 1.5e-4): an epoch is a shuffled pass in batches of 32 graphs, collated each epoch
   as ``geomask.eval.graphs.pretrain`` does (both sides use the same collated PyG batches).
 
-The reference is THUDM/GraphMAE (Hou et al., KDD 2022; ``graphmae/models/{edcoder,gat,gin,loss_func}.py``).  Its
-code needs DGL, and DGL does not run with this torch (2.13): the newest wheel, dgl 2.1.0, was tried in a separate
-venv of its own and fails at import (``Cannot find DGL C++ graphbolt library ...
-libgraphbolt_pytorch_2.13.0.so``; the 2.2 build in its place does not load).  So the reference here is a faithful
-PyG / plain-torch re-implementation of their model, written in this file: their ``GATConv`` (feat dropout, a
+The reference is THUDM/GraphMAE (Hou et al., KDD 2022), the official code, where it can run: its code needs DGL, and
+DGL does not load with this torch (2.13; dgl 2.1.0 looks for ``libgraphbolt_pytorch_2.13.0.so``), but it does in an
+environment of its own with the torch it was built for.  ``--official DIR --official-python PY`` (or
+``$GEOMASK_GRAPHMAE_REFERENCE`` / ``$GEOMASK_GRAPHMAE_PYTHON``: a local copy of THUDM/GraphMAE and the Python of a venv
+with ``torch==2.1.2 torchdata==0.7.1 dgl==2.1.0 "numpy<2" "pandas<2.3" scipy scikit-learn pyyaml tqdm tensorboardX``)
+times the official model, optimiser and epoch loop on the graphs geomask reads (``graphmae_official_epoch.py``, run
+by that Python; their ``copy_src`` aliased to DGL 1.x's ``copy_u``), and the ratios are then against it.  Without
+them the reference is a faithful PyG / plain-torch re-implementation of their model, written in this file (printed
+beside the official one when both run; it is slower than the official code: DGL's fused edge softmax and sparse
+products beat PyG's scatter-based ones): their ``GATConv`` (feat dropout, a
 bias-free ``fc``, ``attn_l`` / ``attn_r``, LeakyReLU 0.2, edge softmax over in-edges with self-loops, attention
 dropout, ``u_mul_e`` + sum as gather → multiply → scatter-add, bias, optional residual / norm / activation, heads
 concatenated), their GIN (``(1 + ε) h + Σ`` neighbours, then ``MLP(2)`` with norm and activation, and
@@ -25,15 +30,18 @@ Optimisers: geomask's side is built by :func:`geomask.train.optimizers.build_opt
 section, as ``geomask pretrain`` builds it (torch's fused Adam on CPU); the reference keeps plain
 ``torch.optim.Adam`` (its default for-loop implementation on CPU), as the authors' code does.
 
-Timing: rounds alternate the two (reference first in even rounds), ``--epochs`` epochs a round, after one warm-up
-epoch each; the time per epoch is the best round's mean (the machine may be shared), for each thread count of
-``--threads``.  Ratios come last: ``ratio graphmae_epoch_<dataset> geomask/reference: X`` per dataset (the
-geometric mean over the thread counts), then ``ratio graphmae_epoch geomask/reference: X`` (the geometric mean of
-all), X > 1 meaning geomask is faster.
+Timing: rounds alternate geomask and the PyG re-implementation (the latter first in even rounds), ``--epochs``
+epochs a round, after one warm-up epoch each; the official code runs its own rounds the same way just before, in its
+own process; the time per epoch is the best round's mean (the machine may be shared), for each thread count of
+``--threads``.  Ratios come last: ``ratio graphmae_epoch_pyg_<dataset>`` against the PyG re-implementation, then
+``ratio graphmae_epoch_<dataset> geomask/reference: X`` per dataset against the reference (the official code where it
+ran for every thread count; the geometric mean over the thread counts), then ``ratio graphmae_epoch
+geomask/reference: X`` (the geometric mean of all), X > 1 meaning geomask is faster.
 
 Usage::
 
     .venv/bin/python benchmarks/bench_graphs.py [--threads 1,2] [--rounds 3] [--epochs 3] [--data DIR]
+        [--official GRAPHMAE_DIR --official-python DGL_VENV/bin/python]
 
 ``--data`` defaults to ``$GEOMASK_SHARED_DATA/graphs`` (``../shared/data`` beside the checkout without it).
 """
@@ -41,12 +49,16 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
@@ -59,6 +71,7 @@ from geomask.train.optimizers import build_optimizer
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = {"cora": ("Cora", "graphmae_cora.yaml"), "proteins": ("PROTEINS", "graphmae_proteins.yaml")}
+OFFICIAL_CONFIG = {"cora": "cora", "proteins": "PROTEINS"}  # the sections of THUDM/GraphMAE's configs.yml
 
 
 # ---------------------------------------------------------------- the reference (THUDM/GraphMAE, re-implemented)
@@ -257,6 +270,24 @@ def bench(name: str, data: Path, threads: int, rounds: int, epochs: int) -> tupl
     return best["geomask"], best["reference"]
 
 
+def bench_official(name: str, data: Path, threads: int, rounds: int, epochs: int, code: Path, python: str) -> dict:
+    """The official code's seconds per epoch (``graphmae_official_epoch.py`` under ``python``, DGL's environment), on
+    the graphs geomask reads from ``data``; ``{"error": line}`` where it does not run."""
+    gs = load_graph_set(data / DATASETS[name][0])
+    with tempfile.TemporaryDirectory() as tmp:
+        npz = Path(tmp) / f"{name}.npz"
+        np.savez(npz, **{k: gs.tensors[k].numpy() for k in ("x", "edge_index", "node_ptr", "edge_ptr")})
+        cmd = [python, str(Path(__file__).with_name("graphmae_official_epoch.py")), "--code", str(code)]
+        cmd += ["--data", str(npz), "--config", OFFICIAL_CONFIG[name], "--threads", str(threads)]
+        cmd += ["--rounds", str(rounds), "--epochs", str(epochs)]
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600)
+    if proc.returncode != 0:
+        lines = (proc.stderr or proc.stdout).strip().splitlines()
+        return {"error": lines[-1] if lines else f"exit status {proc.returncode}"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", default="1,2", help="comma-separated intra-op thread counts")
@@ -267,7 +298,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--data", type=Path, default=shared / "graphs", help="raw graph folders ($GEOMASK_SHARED_DATA/graphs)"
     )
+    ap.add_argument(
+        "--official",
+        type=Path,
+        default=os.environ.get("GEOMASK_GRAPHMAE_REFERENCE"),
+        help="a local copy of THUDM/GraphMAE ($GEOMASK_GRAPHMAE_REFERENCE): time the official code too",
+    )
+    ap.add_argument(
+        "--official-python",
+        default=os.environ.get("GEOMASK_GRAPHMAE_PYTHON"),
+        help="the Python of an environment with DGL for --official ($GEOMASK_GRAPHMAE_PYTHON)",
+    )
     args = ap.parse_args(argv)
+    official = args.official is not None and args.official_python is not None
+    if (args.official is None) != (args.official_python is None):
+        print("skipped official: --official and --official-python go together")
     if not args.data.is_dir():
         print(f"skipped: {args.data}: no graph data (pass --data or set GEOMASK_SHARED_DATA)")
         return 0
@@ -277,16 +322,39 @@ def main(argv: list[str] | None = None) -> int:
             print(f"unknown dataset {s!r} (valid: {', '.join(DATASETS)})", file=sys.stderr)
             return 2
     threads = [int(t) for t in args.threads.split(",")]
-    ratios: dict[str, list[float]] = {s: [] for s in names}
+    ratios: dict[str, list[float]] = {s: [] for s in names}  # against the PyG re-implementation
+    vs_official: dict[str, list[float]] = {s: [] for s in names}
     for s in names:
         for t in threads:
+            off = None
+            if official:
+                off = bench_official(s, args.data, t, args.rounds, args.epochs, args.official, args.official_python)
+                if "error" in off:
+                    print(f"{s:<9} threads {t}: official code did not run: {off['error']}")
+                    off = None
             g, r = bench(s, args.data, t, args.rounds, args.epochs)
             ratios[s].append(r / g)
-            print(f"{s:<9} threads {t}: geomask {g:.3f} s/epoch  reference {r:.3f} s/epoch  ratio {r / g:.2f}")
-    geo = {s: math.exp(sum(map(math.log, v)) / len(v)) for s, v in ratios.items()}
-    for s, v in geo.items():
-        print(f"ratio graphmae_epoch_{s} geomask/reference: {v:.2f}")
-    print(f"ratio graphmae_epoch geomask/reference: {math.exp(sum(map(math.log, geo.values())) / len(geo)):.2f}")
+            line = f"{s:<9} threads {t}: geomask {g:.3f} s/epoch  PyG re-implementation {r:.3f} s/epoch"
+            line += f"  ratio {r / g:.2f}"
+            if off is not None:
+                vs_official[s].append(off["seconds"] / g)
+                line += f"  official {off['seconds']:.3f} s/epoch (torch {off['torch']}, DGL {off['dgl']})"
+                line += f"  ratio {off['seconds'] / g:.2f}"
+            print(line)
+
+    def geo_mean(values) -> float:
+        values = list(values)
+        return math.exp(sum(map(math.log, values)) / len(values))
+
+    use_official = official and all(len(v) == len(threads) for v in vs_official.values())
+    for s in names:
+        print(f"ratio graphmae_epoch_pyg_{s} geomask/pyg-reimplementation: {geo_mean(ratios[s]):.2f}")
+    main_ratios = vs_official if use_official else ratios
+    label = "official THUDM/GraphMAE" if use_official else "the PyG re-implementation"
+    print(f"(reference: {label})")
+    for s in names:
+        print(f"ratio graphmae_epoch_{s} geomask/reference: {geo_mean(main_ratios[s]):.2f}")
+    print(f"ratio graphmae_epoch geomask/reference: {geo_mean(geo_mean(v) for v in main_ratios.values()):.2f}")
     return 0
 
 
