@@ -17,7 +17,9 @@ when built with ``in_dim`` (the width of ``x``): the masked rows of ``x`` become
 the input space, except a ``replace_rate`` share of them that take the features of random nodes; the encoder is a
 :class:`~geomask.nn.gnn.FeatureGNN` (GAT for node tasks, GIN for graph tasks, ``in_dim`` → ``hidden``), the decoder
 one plain GAT / GIN layer ``hidden`` → ``in_dim``, and the target ``x`` itself.  ``replace_rate`` applies to the
-AIG mode's type embeddings too (default 0: the AIG numbers are unchanged).
+AIG mode's type embeddings too (default 0: the AIG numbers are unchanged).  The corrupted features reach the
+:class:`~geomask.nn.gnn.FeatureGNN` encoder unbuilt (:class:`~geomask.nn.masked_input.MaskedInput`, the same random
+draws), so a GAT's first layer multiplies sparse bag-of-words rows by their non-zero entries only.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from geomask.nn.encoders import build_encoder
 from geomask.nn.gat import GAT_INITS, GATConv
 from geomask.nn.gnn import FeatureGNN
 from geomask.nn.heads import init_normal, mean_max_pool
+from geomask.nn.masked_input import MaskedInput
 
 __all__ = ["GIN_MLPS", "POOLINGS", "GraphMAE", "build_graphmae"]
 
@@ -121,20 +124,38 @@ class GraphMAE(Method):
             return {"decoder.convs.0.att_dst"}
         return set()
 
-    def _corrupt(self, inp: Tensor, mask: Tensor, generator: torch.Generator) -> Tensor:
-        """``inp`` with masked rows set to ``[MASK]``, or (a ``replace_rate`` share of them) to random rows."""
-        m = mask.unsqueeze(1)
-        out = torch.where(m, self.mask_token.to(inp.dtype), inp)
+    def _replaced(self, mask: Tensor, num_rows: int, generator: torch.Generator) -> tuple[Tensor, Tensor] | None:
+        """A ``replace_rate`` share of the masked rows and the random rows whose input they take (``None``: none)."""
         if self.replace_rate <= 0.0:
-            return out
+            return None
         idx = mask.nonzero().squeeze(1)
         k = int(self.replace_rate * idx.numel())
         if k == 0:
-            return out
-        dev = inp.device
+            return None
+        dev = mask.device
         pick = idx[torch.randperm(idx.numel(), generator=generator).to(dev)[:k]]
-        src = torch.randint(inp.shape[0], (k,), generator=generator).to(dev)
+        return pick, torch.randint(num_rows, (k,), generator=generator).to(dev)
+
+    def _corrupt(self, inp: Tensor, mask: Tensor, generator: torch.Generator) -> Tensor:
+        """``inp`` with masked rows set to ``[MASK]``, or (a ``replace_rate`` share of them) to random rows."""
+        out = torch.where(mask.unsqueeze(1), self.mask_token.to(inp.dtype), inp)
+        replaced = self._replaced(mask, inp.shape[0], generator)
+        if replaced is None:
+            return out
+        pick, src = replaced
         return out.index_copy(0, pick, inp[src])
+
+    def _masked_input(self, x: Tensor, mask: Tensor, generator: torch.Generator) -> MaskedInput:
+        """:meth:`_corrupt`'s input, unbuilt (the same random draws): the encoder's first layer may read it row by
+        row (:func:`geomask.nn.masked_input.masked_linear`)."""
+        src = torch.arange(x.shape[0], device=x.device)
+        token_rows = mask.clone()
+        replaced = self._replaced(mask, x.shape[0], generator)
+        if replaced is not None:
+            pick, rows = replaced
+            src[pick] = rows
+            token_rows[pick] = False
+        return MaskedInput(x, self.mask_token, token_rows, src)
 
     def _graphs_of(self, batch: Data | Batch) -> tuple[Tensor, int]:
         if self.in_dim is None:
@@ -188,7 +209,10 @@ class GraphMAE(Method):
             )
         b, num_graphs = self._graphs_of(batch)
         mask = self.masker(RowLayout(b, num_graphs), generator)
-        enc = self.encoder(self._corrupt(x, mask, generator), edge_index)
+        if isinstance(self.encoder, FeatureGNN):  # the GAT's first layer reads the masked input row by row
+            enc = self.encoder(self._masked_input(x, mask, generator), edge_index)
+        else:
+            enc = self.encoder(self._corrupt(x, mask, generator), edge_index)
         keep = (~mask).nonzero().squeeze(1)  # re-mask: enc2dec only on the rows that stay (the others are zero)
         masked = mask.nonzero().squeeze(1)  # the loss reads these rows: the decoder returns only them
         h = self.enc2dec(enc.index_select(0, keep))

@@ -305,18 +305,31 @@ class GATConv(nn.Module):
             nn.init.zeros_(self.bias)
 
     def forward(
-        self, x: Tensor, edge_index: Tensor, graph: GATGraph | None = None, out_rows: Tensor | None = None
+        self,
+        x: Tensor | None,
+        edge_index: Tensor,
+        graph: GATGraph | None = None,
+        out_rows: Tensor | None = None,
+        projected: Tensor | None = None,
     ) -> Tensor:
         """``[N, F]`` → ``[N, H·C]`` (``[N, C]`` averaged); with ``out_rows`` ``[M]`` only those output rows, ``[M, ·]``
-        (every node still sends its messages; a wide head projects the ``M`` aggregated rows only)."""
-        n, f = x.shape
+        (every node still sends its messages; a wide head projects the ``M`` aggregated rows only); with
+        ``projected`` ``[N, H·C]``, ``lin(x)`` computed by the caller (e.g.
+        :func:`geomask.nn.masked_input.masked_linear`; ``x`` may then be ``None``; not for a residual layer, nor a
+        head wider than its input)."""
         h, c = self.heads, self.out_channels
+        if projected is not None:
+            if self.res is not None or c > self.in_channels:
+                raise ValueError("projected input needs a layer without residual whose heads are not wider than F")
+            n, f = projected.shape[0], self.in_channels
+        else:
+            n, f = x.shape
         if graph is None:
             graph = gat_graph(edge_index, n, self.add_self_loops)
         elif graph.num_nodes != n:
             raise ValueError(f"graph has {graph.num_nodes} nodes, x has {n} rows")
         w = self.lin.weight.view(h, c, f)
-        project_after = c > f  # aggregate the narrower input, then project
+        project_after = c > f and projected is None  # aggregate the narrower input, then project
         if project_after:
             att = torch.cat([self.att_src, self.att_dst], 0)  # [2, H, C]
             proj = torch.einsum("hcf,shc->fsh", w, att).reshape(f, 2 * h)
@@ -324,14 +337,15 @@ class GATConv(nn.Module):
             a_src, a_dst = a[:, 0], a[:, 1]
             msg = x.unsqueeze(1).expand(n, h, f)
         else:
-            msg = self.lin(x).view(n, h, c)
+            msg = (self.lin(x) if projected is None else projected).view(n, h, c)
             a = torch.einsum("nhc,shc->nsh", msg, torch.cat([self.att_src, self.att_dst], 0))
             a_src, a_dst = a[:, 0], a[:, 1]
         logits = F.leaky_relu(a_src.index_select(0, graph.src) + a_dst.index_select(0, graph.dst), self.negative_slope)
         alpha = dropout(_segment_softmax(logits, graph), self.dropout, self.training)
         out = attention_spmm(alpha, msg, graph)
         if out_rows is not None:  # e.g. GraphMAE's decoder: its loss reads the masked rows only
-            out, x = out.index_select(0, out_rows), x.index_select(0, out_rows)
+            out = out.index_select(0, out_rows)
+            x = x.index_select(0, out_rows) if x is not None else None
             n = len(out_rows)
         if project_after:
             out = torch.bmm(out.transpose(0, 1), w.transpose(1, 2)).transpose(0, 1) if h > 1 else (out @ w[0].t())

@@ -27,6 +27,7 @@ from geomask.nn.aggregation import NeighborTable
 from geomask.nn.dropout import dropout
 from geomask.nn.gat import GATConv as FastGATConv
 from geomask.nn.gat import gat_graph
+from geomask.nn.masked_input import MaskedInput, masked_linear, masked_linear_applies
 from geomask.nn.norm_act import norm_prelu
 
 __all__ = ["FEATURE_GNN_KINDS", "GNN_KINDS", "FeatureGNN", "GINGraph", "GNNEncoder", "gin_graph", "gin_sum"]
@@ -214,9 +215,13 @@ class FeatureGNN(nn.Module):
     compiled gather-and-sum over CSR lists built once per call (:func:`gin_graph`, :func:`gin_sum`), summed on the
     narrower side of the MLP's first linear layer (the decoder's ``H → F`` sums ``F``-wide rows: ``W Σ h = Σ W h``),
     and batch norm + PReLU fused in training (:func:`geomask.nn.norm_act.norm_prelu`); other devices or dtypes, or a
-    nonzero ``ε``, run PyG's ``GINConv``.  The residual term only with ``residual`` (``W_r`` the identity where the
-    widths agree), ``σ`` PReLU.  The last layer maps to ``out_dim`` with ``out_heads`` heads (averaged for GAT) and
-    keeps its norm and activation only when ``encoding`` (GraphMAE's encoder; its decoder is one plain layer).
+    nonzero ``ε``, run PyG's ``GINConv``.  The input may be a :class:`~geomask.nn.masked_input.MaskedInput`
+    (GraphMAE's corrupted features, unbuilt): a GAT first layer without residual then computes its projection row by
+    row (:func:`~geomask.nn.masked_input.masked_linear`: the ``[MASK]`` rows densely, the data rows from their
+    non-zero entries, the same dropout draws), anything else builds the dense input first.  The residual term only with
+    ``residual`` (``W_r`` the identity where the widths agree), ``σ`` PReLU.  The last layer maps to ``out_dim`` with
+    ``out_heads`` heads (averaged for GAT) and keeps its norm and activation only when ``encoding`` (GraphMAE's
+    encoder; its decoder is one plain layer).
 
     Args:
         kind: ``"gat"`` or ``"gin"``.
@@ -286,7 +291,7 @@ class FeatureGNN(nn.Module):
 
     def forward(
         self,
-        x: Tensor,
+        x: Tensor | MaskedInput,
         edge_index: Tensor,
         rows: Tensor | None = None,
         num_nodes: int | None = None,
@@ -297,9 +302,25 @@ class FeatureGNN(nn.Module):
         loss reads the masked rows: a GAT last layer without norm projects only them).
 
         Shapes:
-            x ``[N, F]`` (or ``[K, F]`` with ``rows`` ``[K]``, the node index of each of x's rows, and ``num_nodes``
+            x ``[N, F]`` or a :class:`~geomask.nn.masked_input.MaskedInput` of ``N`` rows (or ``[K, F]`` with ``rows``
+            ``[K]``, the node index of each of x's rows, and ``num_nodes``
             N), edge_index ``[2, E]``, out_rows ``[M]`` → ``[N, out_dim]`` (``[M, out_dim]`` with ``out_rows``).
         """
+        first = None  # a GAT first layer computes lin(dropout(x)) from a masked input row by row
+        if isinstance(x, MaskedInput):
+            conv0 = self.convs[0]
+            rowwise = (
+                self.kind == "gat"
+                and rows is None
+                and self.res[0] is None
+                and conv0.out_channels <= conv0.in_channels
+                and masked_linear_applies(x, conv0.lin.weight)
+            )
+            if rowwise:
+                first = masked_linear(x, conv0.lin.weight, self.in_drop, self.training)
+                x = x.x  # only its row count is read below
+            else:
+                x = x.dense()
         n = x.shape[0] if rows is None else num_nodes
         if n is None:
             raise ValueError("rows needs num_nodes (the number of nodes, zero rows included)")
@@ -318,6 +339,10 @@ class FeatureGNN(nn.Module):
             x, rows = x.new_zeros(n, x.shape[1]).index_copy(0, rows, x), None
         last = len(self.convs) - 1
         for i, (conv, res, norm, act) in enumerate(zip(self.convs, self.res, self.norms, self.acts)):
+            if i == 0 and first is not None:
+                out = conv(None, edge_index, graph, projected=first)
+                x = act(norm(out))
+                continue
             h = dropout(x, self.in_drop, self.training)  # geomask's cheap-mask dropout (p to 1/65536)
             if i == last and out_rows is not None and self.kind == "gat" and isinstance(norm, nn.Identity):
                 out = conv(h, edge_index, graph, out_rows=out_rows)  # row-wise from here: only the rows asked for
