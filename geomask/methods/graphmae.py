@@ -124,38 +124,23 @@ class GraphMAE(Method):
             return {"decoder.convs.0.att_dst"}
         return set()
 
-    def _replaced(self, mask: Tensor, num_rows: int, generator: torch.Generator) -> tuple[Tensor, Tensor] | None:
-        """A ``replace_rate`` share of the masked rows and the random rows whose input they take (``None``: none)."""
-        if self.replace_rate <= 0.0:
-            return None
+    def _masked_input(self, inp: Tensor, mask: Tensor, generator: torch.Generator) -> MaskedInput:
+        """``inp`` with its masked rows set to ``[MASK]``, or (a ``replace_rate`` share of them) to random rows, unbuilt
+        (:meth:`_corrupt` builds it; a :class:`~geomask.nn.gnn.FeatureGNN` GAT reads it row by row)."""
+        src = torch.arange(inp.shape[0], device=inp.device)
+        token_rows = mask.clone()
         idx = mask.nonzero().squeeze(1)
-        k = int(self.replace_rate * idx.numel())
-        if k == 0:
-            return None
-        dev = mask.device
-        pick = idx[torch.randperm(idx.numel(), generator=generator).to(dev)[:k]]
-        return pick, torch.randint(num_rows, (k,), generator=generator).to(dev)
+        k = int(self.replace_rate * idx.numel()) if self.replace_rate > 0.0 else 0
+        if k > 0:
+            dev = mask.device
+            pick = idx[torch.randperm(idx.numel(), generator=generator).to(dev)[:k]]
+            src[pick] = torch.randint(inp.shape[0], (k,), generator=generator).to(dev)
+            token_rows[pick] = False
+        return MaskedInput(inp, self.mask_token, token_rows, src)
 
     def _corrupt(self, inp: Tensor, mask: Tensor, generator: torch.Generator) -> Tensor:
-        """``inp`` with masked rows set to ``[MASK]``, or (a ``replace_rate`` share of them) to random rows."""
-        out = torch.where(mask.unsqueeze(1), self.mask_token.to(inp.dtype), inp)
-        replaced = self._replaced(mask, inp.shape[0], generator)
-        if replaced is None:
-            return out
-        pick, src = replaced
-        return out.index_copy(0, pick, inp[src])
-
-    def _masked_input(self, x: Tensor, mask: Tensor, generator: torch.Generator) -> MaskedInput:
-        """:meth:`_corrupt`'s input, unbuilt (the same random draws): the encoder's first layer may read it row by
-        row (:func:`geomask.nn.masked_input.masked_linear`)."""
-        src = torch.arange(x.shape[0], device=x.device)
-        token_rows = mask.clone()
-        replaced = self._replaced(mask, x.shape[0], generator)
-        if replaced is not None:
-            pick, rows = replaced
-            src[pick] = rows
-            token_rows[pick] = False
-        return MaskedInput(x, self.mask_token, token_rows, src)
+        """:meth:`_masked_input` as one ``[N, F]`` tensor."""
+        return self._masked_input(inp, mask, generator).dense()
 
     def _graphs_of(self, batch: Data | Batch) -> tuple[Tensor, int]:
         if self.in_dim is None:

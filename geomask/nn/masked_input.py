@@ -23,7 +23,7 @@ from torch import Tensor
 
 from geomask.nn.dropout import _DropoutValues, _values
 
-__all__ = ["MaskedInput", "masked_linear"]
+__all__ = ["MaskedInput", "masked_linear", "masked_linear_applies"]
 
 
 class MaskedInput(NamedTuple):
