@@ -12,7 +12,8 @@ The reference is THUDM/GraphMAE (Hou et al., KDD 2022), the official code, where
 DGL does not load with this torch (2.13; dgl 2.1.0 looks for ``libgraphbolt_pytorch_2.13.0.so``), but it does in an
 environment of its own with the torch it was built for.  ``--official DIR --official-python PY`` (or
 ``$GEOMASK_GRAPHMAE_REFERENCE`` / ``$GEOMASK_GRAPHMAE_PYTHON``: a local copy of THUDM/GraphMAE and the Python of a venv
-with ``torch==2.1.2 torchdata==0.7.1 dgl==2.1.0 "numpy<2" "pandas<2.3" scipy scikit-learn pyyaml tqdm tensorboardX``)
+with ``torch==2.1.2 torchdata==0.7.1 dgl==2.1.0 "numpy<2" "pandas<2.3" scipy scikit-learn pyyaml tqdm tensorboardX
+pydantic``)
 times the official model, optimiser and epoch loop on the graphs geomask reads (``graphmae_official_epoch.py``, run
 by that Python; their ``copy_src`` aliased to DGL 1.x's ``copy_u``), and the ratios are then against it.  Without
 them the reference is a faithful PyG / plain-torch re-implementation of their model, written in this file (printed

@@ -2,7 +2,8 @@
 
 This script runs in a Python environment of its own with DGL and the torch DGL was built for (DGL does not load with
 geomask's torch; e.g. ``python3 -m venv dgl-venv && dgl-venv/bin/pip install torch==2.1.2 torchdata==0.7.1
-dgl==2.1.0 "numpy<2" "pandas<2.3" scipy scikit-learn pyyaml tqdm tensorboardX``), and never imports geomask.
+dgl==2.1.0 "numpy<2" "pandas<2.3" scipy scikit-learn pyyaml tqdm tensorboardX pydantic``: DGL 2.1's data loaders
+import pydantic), and never imports geomask.
 ``--code`` is a local copy of THUDM/GraphMAE; the model is its own ``graphmae.models.build_model`` with the settings of
 its ``configs.yml`` for the dataset, the optimiser its ``create_optimizer``, and an epoch the loop body of its
 ``main_transductive.py`` (node level: one full-graph step, then the cosine scheduler where the config asks for it) or
