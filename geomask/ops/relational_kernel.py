@@ -12,10 +12,13 @@ with the same bits: two workers then no longer queue on the GIL for each of a ti
 32 channels: the layer's forward + backward on two threads against one went from ~1.45× to ~1.8×).
 Unsorted destinations fall back to chunks of each relation's range in order.
 Tiles own disjoint destination rows, so worker threads share them (dynamic scheduling, largest first,
-:func:`geomask.ops.threads.share`) and every row is summed in the same order for any number of threads. With
-several workers, tiles are smaller (at least ``_TILES_PER_WORKER`` per worker) and consecutive short ranges of a
-tile are gathered and scattered by one compiled call per run (``_GROUP_BYTES``): the GIL is held between calls, so
-fewer calls mean fewer hand-overs between the threads.
+:func:`geomask.ops.threads.share`) and every row is summed in the same order for any number of threads. Tiles are
+cut the same way for any thread count (small enough for ``_TILES_PER_WORKER`` per worker of ``_TILING_WORKERS``):
+BLAS's bits for a row can depend on the row count of its call and on its operand's address (MKL on AMD EPYC), so
+every product sees the same rows at the same alignment whatever the thread count. With several workers the
+``torch.mm`` loop gathers and scatters consecutive short ranges of a tile by one compiled call per run
+(``_GROUP_BYTES``, each range from a 64-byte boundary): the GIL is held between calls, so fewer calls mean fewer
+hand-overs between the threads.
 
 When nearly every (destination, relation) slot holds one edge (convolutions on dense grids: images, SparK), or the
 input is narrow (a 7x7 stem on 3 colour channels), the *neighbour-table path* replaces the loop: per tile one
@@ -32,6 +35,7 @@ Elsewhere (GPU, half precision) it is ``index_select`` → ``mm`` → ``index_ad
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -69,21 +73,21 @@ def _scatter_add_rows(out, idx, a, b, rows):  # out[idx[e]] += rows[e - a] for e
 
 
 @numba.njit(cache=True, nogil=True)
-def _gather_ranges(x, idx, ranges, g0, g1, out):  # the rows of ranges g0 .. g1 ([a, b) each), one after another
+def _gather_ranges(x, idx, ranges, g0, g1, out, step):  # the rows of ranges g0 .. g1, each from a multiple of step
     o = 0
     for g in range(g0, g1):
         a, b = ranges[g, 0], ranges[g, 1]
         _gather_rows(x, idx, a, b, out[o:])
-        o += b - a
+        o += (b - a + step - 1) // step * step
 
 
 @numba.njit(cache=True, nogil=True)
-def _scatter_add_ranges(out, idx, ranges, g0, g1, rows):  # _scatter_add_rows of ranges g0 .. g1, in order
+def _scatter_add_ranges(out, idx, ranges, g0, g1, rows, step):  # _scatter_add_rows of _gather_ranges' layout, in order
     o = 0
     for g in range(g0, g1):
         a, b = ranges[g, 0], ranges[g, 1]
         _scatter_add_rows(out, idx, a, b, rows[o:])
-        o += b - a
+        o += (b - a + step - 1) // step * step
 
 
 @numba.njit(cache=True, nogil=True)
@@ -197,7 +201,14 @@ _PARALLEL_MACS = 1_500_000  # torch.mm loop: tiles go to worker threads when a r
 # compiled tile loops (no GIL between products): worker threads from this many multiply-adds in all; measured on random
 # 4-relation graphs at 32 channels, two threads: 6 M already gained (forward + backward 562 -> 435 us)
 _PARALLEL_MACS_FUSED = 2**23
-_TILES_PER_WORKER = 4  # with several workers, tiles are small enough for at least this many per worker
+_TILES_PER_WORKER = 4  # tiles are small enough for at least this many per worker ...
+# ... of this many workers, whatever the thread count: a BLAS product's bits for a row can depend on how many rows the
+# call has (MKL on AMD EPYC: for 1-3 rows, or any count in float64), so tiles, and the ranges within them, are cut the
+# same way for any number of threads; the 2 workers of the 2-core target machine
+_TILING_WORKERS = 2
+# BLAS operands start on 64-byte boundaries: MKL's bits for a row can depend on its operand's address modulo 16 bytes
+# (measured on AMD EPYC), so ranges gathered together into one buffer each start on a boundary, as one alone does
+_ALIGN_BYTES = 64
 # the neighbour-table path (one gather of every relation's row into [rows, R * C_in], one GEMM, no scatter) when
 # the table is nearly full and the layer not GEMM-bound, or the input is narrow (SparK's 7x7 stem on 3 colour
 # channels: 49 GEMMs with 3-wide inner products otherwise); measured on 224 px image grids, one thread: 1.3-1.7x at
@@ -289,14 +300,14 @@ class _Tiles(NamedTuple):
 
 
 def _ranges(index: RelationalIndex, width: int, itemsize: int, workers: int = 1) -> _Tiles:
-    """The :class:`_Tiles` of ``index`` for features ``width`` wide: one-worker tiles of ``_tile_rows`` rows; with
-    several workers, small enough for at least ``_TILES_PER_WORKER`` per worker. Cached on the index."""
-    key = (width, itemsize, workers)
+    """The :class:`_Tiles` of ``index`` for features ``width`` wide: tiles of ``_tile_rows`` rows, small enough for
+    at least ``_TILES_PER_WORKER`` per worker of ``_TILING_WORKERS`` (``workers`` only shares the work of finding
+    them). Cached on the index."""
+    key = (width, itemsize)
     if key in index._tiles:
         return index._tiles[key]
     rows = _tile_rows(index, width, itemsize)
-    if workers > 1:
-        rows = max(_MIN_ROWS, min(rows, -(-index.num_dst // (_TILES_PER_WORKER * workers))))
+    rows = max(_MIN_ROWS, min(rows, -(-index.num_dst // (_TILES_PER_WORKER * _TILING_WORKERS))))
     ptr = index.ptr
     num_rel = index.num_relations
     ok = False
@@ -332,23 +343,37 @@ def _ranges(index: RelationalIndex, width: int, itemsize: int, workers: int = 1)
     return index._tiles[key]
 
 
+def _align_rows(c_in: int, c_out: int, itemsize: int) -> int:
+    """Rows whose multiples start on ``_ALIGN_BYTES`` boundaries in both a ``c_in``- and a ``c_out``-wide buffer."""
+    a = _ALIGN_BYTES // math.gcd(_ALIGN_BYTES, c_in * itemsize)
+    b = _ALIGN_BYTES // math.gcd(_ALIGN_BYTES, c_out * itemsize)
+    return a * b // math.gcd(a, b)
+
+
 def _range_groups(
-    index: RelationalIndex, width: int, itemsize: int, workers: int = 1
-) -> tuple[list[tuple[int, int]], list[list[tuple[int, int]]], int]:
-    """For the ``torch.mm`` loop: ``(relation, b - a)`` of every range of :func:`_ranges`, the ranges of each tile cut
-    into runs of consecutive ranges ``(g0, g1)`` of at most ``_GROUP_BYTES`` of gathered rows (a longer range alone;
-    one worker takes the ranges one by one: no GIL contention to save, smaller buffers), and the buffer rows they
-    need. Cached on the index."""
-    key = ("groups", width, itemsize, workers)
+    index: RelationalIndex, width: int, itemsize: int, workers: int = 1, step: int = 1
+) -> tuple[list[tuple[int, int, int]], list[list[tuple[int, int]]], int]:
+    """For the ``torch.mm`` loop: ``(relation, b - a, offset)`` of every range of :func:`_ranges` (its first row in a
+    run's buffer, a multiple of ``step`` rows, :func:`_gather_ranges`' layout), the ranges of each tile cut into runs
+    of consecutive ranges ``(g0, g1)`` of at most ``_GROUP_BYTES`` of gathered rows (a longer range alone; one worker
+    takes the ranges one by one: no GIL contention to save, smaller buffers), and the buffer rows they need. Cached on
+    the index."""
+    key = ("groups", width, itemsize, workers, step)
     if key not in index._tiles:
         tiles = _ranges(index, width, itemsize, workers)
         lens = tiles.ranges[:, 1] - tiles.ranges[:, 0]
         budget = _GROUP_BYTES // (itemsize * width) if workers > 1 else 0  # 0: every range alone
         runs, run_ptr = _group_runs(lens, tiles.tile_ptr, budget)
+        padded = -(-lens // step) * step
+        ends = np.cumsum(padded)
+        offsets = ends - padded  # from the first range of all; each run's buffer starts at its first range
+        run_of = np.repeat(np.arange(len(runs)), runs[:, 1] - runs[:, 0]) if len(runs) else np.zeros(0, np.int64)
+        offsets = offsets - offsets[runs[run_of, 0]] if len(runs) else offsets
+        size = max(tiles.longest, int((ends[runs[:, 1] - 1] - ends[runs[:, 0]] + padded[runs[:, 0]]).max(initial=0)))
         run_list, run_ptr = runs.tolist(), run_ptr.tolist()
         groups = [run_list[run_ptr[t] : run_ptr[t + 1]] for t in range(len(tiles.edges))]
-        rel_len = list(zip(tiles.ranges[:, 2].tolist(), lens.tolist()))
-        index._tiles[key] = (rel_len, groups, max(tiles.longest, budget))
+        rel_len = list(zip(tiles.ranges[:, 2].tolist(), lens.tolist(), offsets.tolist()))
+        index._tiles[key] = (rel_len, groups, size)
     return index._tiles[key]
 
 
@@ -374,11 +399,11 @@ def _table(index: RelationalIndex, c_in: int, c_out: int) -> np.ndarray | None:
     return index._tiles["table"]
 
 
-def _table_rows(width: int, itemsize: int, num_dst: int, workers: int) -> int:
+def _table_rows(width: int, itemsize: int, num_dst: int) -> int:
+    """Rows per neighbour-table tile: ``_TILE_BYTES`` of the table's rows, at least 4 tiles per ``_TILING_WORKERS``
+    worker (the same for any thread count)."""
     rows = max(64, _TILE_BYTES // (itemsize * width))
-    if workers > 1:
-        rows = max(64, min(rows, -(-num_dst // (4 * workers))))
-    return rows
+    return max(64, min(rows, -(-num_dst // (4 * _TILING_WORKERS))))
 
 
 def _table_forward_plan(x: Tensor, weight: Tensor, table: np.ndarray) -> _Plan:
@@ -388,7 +413,7 @@ def _table_forward_plan(x: Tensor, weight: Tensor, table: np.ndarray) -> _Plan:
     n = table.shape[0]
     w = weight.detach().reshape(num_rel * c_in, c_out)
     workers = torch.get_num_threads()
-    rows = _table_rows(num_rel * c_in, x.element_size(), n, workers)
+    rows = _table_rows(num_rel * c_in, x.element_size(), n)
     out = x.new_empty(n, c_out)
     x_np = x.detach().numpy()
 
@@ -413,7 +438,7 @@ def _table_weight_grad_plan(x: Tensor, grad_out: Tensor, table: np.ndarray, shap
     runs of tiles (shared by the worker threads), added in order (the same result for any thread count)."""
     num_rel, c_in, c_out = shape
     n = table.shape[0]
-    rows = _table_rows(num_rel * c_in, x.element_size(), n, 1)
+    rows = _table_rows(num_rel * c_in, x.element_size(), n)
     num_tiles = -(-n // rows)
     groups = min(_TABLE_GROUPS, num_tiles)
     cuts = [num_tiles * g // groups for g in range(groups + 1)]
@@ -473,7 +498,8 @@ def _forward_plan(x: Tensor, weight: Tensor, index: RelationalIndex) -> _Plan:
     if fused:  # one range at a time
         size = max(tiles.longest, _GROUP_BYTES // (itemsize * width) if workers > 1 else 0)
     else:
-        rel_len, groups, size = _range_groups(index, width, itemsize, workers)
+        step = _align_rows(x.size(1), c_out, itemsize)
+        rel_len, groups, size = _range_groups(index, width, itemsize, workers, step)
     # small GEMMs lose to the GIL-bound torch.mm loop: one worker (judged on the ranges of one-worker tiles, the
     # layer's own grain: each non-empty relation once per tile); the compiled loop only needs enough work in all
     tiles_one = -(-index.num_dst // _tile_rows(index, width, itemsize))
@@ -516,13 +542,12 @@ def _forward_plan(x: Tensor, weight: Tensor, index: RelationalIndex) -> _Plan:
                 torch.mm(x[u0:u1], ws[index.identity], out=out[u0:u1])
             # groups of short ranges: one compiled gather and one scatter each (fewer GIL round trips), one mm
             # per range; every destination row still sums its relations in order
+            # (each range from a 64-byte boundary of the buffer: the bits of the range alone)
             for g0, g1 in groups[t]:
-                _gather_ranges(x_np, src, ranges, g0, g1, bin_np)
-                o = 0
-                for r, n in rel_len[g0:g1]:
+                _gather_ranges(x_np, src, ranges, g0, g1, bin_np, step)
+                for r, n, o in rel_len[g0:g1]:
                     torch.mm(buf_in[o : o + n], ws[r], out=buf_out[o : o + n])
-                    o += n
-                _scatter_add_ranges(out_np, dst, ranges, g0, g1, bout_np)
+                _scatter_add_ranges(out_np, dst, ranges, g0, g1, bout_np, step)
 
         return tile
 
