@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from geomask.nn.dropout import dropout
+from geomask.ops.padded_linear import linear_padded
 
 GAT_INITS = ("glorot", "xavier_relu")
 """Initialisation schemes of :meth:`GATConv.reset_parameters`: PyG's, and DGL's / GraphMAE's."""
@@ -348,7 +349,10 @@ class GATConv(nn.Module):
             x = x.index_select(0, out_rows) if x is not None else None
             n = len(out_rows)
         if project_after:
-            out = torch.bmm(out.transpose(0, 1), w.transpose(1, 2)).transpose(0, 1) if h > 1 else (out @ w[0].t())
+            if h > 1:
+                out = torch.bmm(out.transpose(0, 1), w.transpose(1, 2)).transpose(0, 1)
+            else:  # output width padded to a multiple of 16 for the product (e.g. 1,433 features)
+                out = linear_padded(out, w[0])
         out = out.reshape(n, h * c) if self.concat else out.mean(1)
         if self.res is not None:
             out = out + self.res(x)

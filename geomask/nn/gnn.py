@@ -28,7 +28,7 @@ from geomask.nn.dropout import dropout
 from geomask.nn.gat import GATConv as FastGATConv
 from geomask.nn.gat import gat_graph
 from geomask.nn.masked_input import MaskedInput, masked_linear, masked_linear_applies
-from geomask.nn.norm_act import norm_prelu
+from geomask.nn.norm_act import norm_prelu, prelu
 
 __all__ = ["FEATURE_GNN_KINDS", "GNN_KINDS", "FeatureGNN", "GINGraph", "GNNEncoder", "gin_graph", "gin_sum"]
 
@@ -341,14 +341,14 @@ class FeatureGNN(nn.Module):
         for i, (conv, res, norm, act) in enumerate(zip(self.convs, self.res, self.norms, self.acts)):
             if i == 0 and first is not None:
                 out = conv(None, edge_index, graph, projected=first)
-                x = act(norm(out))
+                x = norm_prelu(out, norm, act)
                 continue
             h = dropout(x, self.in_drop, self.training)  # geomask's cheap-mask dropout (p to 1/65536)
             if i == last and out_rows is not None and self.kind == "gat" and isinstance(norm, nn.Identity):
                 out = conv(h, edge_index, graph, out_rows=out_rows)  # row-wise from here: only the rows asked for
                 if res is not None:
                     out = out + res(h.index_select(0, out_rows))
-                return act(out)
+                return prelu(out, act.weight) if isinstance(act, nn.PReLU) else act(out)
             if fast:
                 out, bias = self._gin(conv.nn, h, graph, rows)  # lin1's bias apart: the norm after it adds it for free
                 rows = None
@@ -359,7 +359,7 @@ class FeatureGNN(nn.Module):
                 out = conv(h, edge_index, graph) if graph is not None else conv(h, edge_index)
                 if res is not None:
                     out = out + res(h)
-                x = act(norm(out))
+                x = norm_prelu(out, norm, act)  # PReLU's backward as norm_act.prelu's (torch's is slower)
         return x if out_rows is None else x.index_select(0, out_rows)
 
     @staticmethod

@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from geomask.nn.dropout import _DropoutValues, _values
+from geomask.nn.dropout import _values
+from geomask.ops.threads import share
 
 __all__ = ["MaskedInput", "masked_linear", "masked_linear_applies"]
 
@@ -45,33 +46,88 @@ class MaskedInput(NamedTuple):
 
 
 @numba.njit(cache=True, nogil=True)
-def _rows_forward(x, src, values, lo, scale, wt, out):  # out[j] = Σ_k kept(j, k) x[src[j], k] scale wt[k]
+def _rows_forward(x, src, values, lo, scale, wt, out, c0, c1):  # out[j, c0:c1] = Σ_k kept x[src[j], k] scale wt[k]
     use_values = values.shape[0] > 0
     for j in range(src.shape[0]):
-        acc = out[j]
+        acc = out[j, c0:c1]
         acc[:] = 0.0
         xs = x[src[j]]
         for k in range(xs.shape[0]):
             v = xs[k]
             if v != 0 and not (use_values and values[j, k] < lo):
                 v = v * scale
-                w = wt[k]
+                w = wt[k, c0:c1]
                 for c in range(acc.shape[0]):
                     acc[c] += v * w[c]
 
 
 @numba.njit(cache=True, nogil=True)
-def _rows_weight_grad(x, src, values, lo, scale, g, gwt):  # gwt[k] += Σ_j kept(j, k) x[src[j], k] scale g[j]
+def _rows_weight_grad(x, src, values, lo, scale, g, gwt, c0, c1):  # gwt[k, c0:c1] += Σ_j kept x[src[j], k] scale g[j]
     use_values = values.shape[0] > 0
     for j in range(src.shape[0]):
-        xs, gj = x[src[j]], g[j]
+        xs, gj = x[src[j]], g[j, c0:c1]
         for k in range(xs.shape[0]):
             v = xs[k]
             if v != 0 and not (use_values and values[j, k] < lo):
                 v = v * scale
-                row = gwt[k]
+                row = gwt[k, c0:c1]
                 for c in range(row.shape[0]):
                     row[c] += v * gj[c]
+
+
+def _by_columns(kernel, args: tuple, width: int) -> None:
+    """``kernel(*args, c0, c1)`` over one block of output columns per intra-op thread (each block scans every row's
+    entries once); each output element is written by one block, in the serial order, so the result is the same bits
+    for any thread count."""
+    workers = max(1, min(torch.get_num_threads(), width // 64))
+    step = -(-width // workers)
+    step += -step % 16  # whole 64-byte lines per block
+    blocks = list(range(0, width, step))
+
+    def run(items) -> None:
+        for c0 in items:
+            kernel(*args, c0, min(c0 + step, width))
+
+    share(run, blocks, len(blocks))
+
+
+@numba.njit(cache=True, nogil=True)
+def _token_rows(token, values, lo, scale, keep, rows):  # keep = scale where values >= lo else 0; rows = token keep
+    for j in range(keep.shape[0]):
+        for k in range(keep.shape[1]):
+            if values[j, k] < lo:
+                keep[j, k] = 0.0
+                rows[j, k] = 0.0
+            else:
+                keep[j, k] = scale
+                rows[j, k] = token[k] * scale
+
+
+class _TokenRowsLinear(torch.autograd.Function):
+    """``F.linear(dropout(token expanded to m rows), weight)``, differentiable in ``token`` and ``weight``.
+
+    With ``K [m, F]`` the scaled keep mask (``scale`` or 0) the rows are ``K diag(token)``, so both gradients come
+    from one product ``A = Kᵀ G`` (``[F, O]``): ``∂W = (A diag(token))ᵀ`` and ``∂token = rowsum(A ⊙ Wᵀ)`` — one
+    product where autograd's dense path takes two, both with the (slow, odd) input width as their output width.
+    """
+
+    @staticmethod
+    def forward(ctx, token: Tensor, weight: Tensor, values: Tensor, lo: int, scale: float) -> Tensor:  # type: ignore[override]
+        m, f = values.shape
+        keep = token.new_empty(m, f)
+        rows = token.new_empty(m, f)
+        tn = token.detach().contiguous().numpy()
+        _token_rows(tn, values.numpy(), lo, tn.dtype.type(scale), keep.numpy(), rows.numpy())
+        ctx.save_for_backward(token, weight, keep)
+        return F.linear(rows, weight.detach())
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        token, weight, keep = ctx.saved_tensors
+        a = keep.t().mm(grad)  # [F, O]
+        grad_token = (a * weight.detach().t()).sum(1) if ctx.needs_input_grad[0] else None
+        grad_weight = (a * token.detach().unsqueeze(1)).t() if ctx.needs_input_grad[1] else None
+        return grad_token, grad_weight, None, None, None
 
 
 class _DataRowsLinear(torch.autograd.Function):
@@ -83,7 +139,7 @@ class _DataRowsLinear(torch.autograd.Function):
         out = x.new_empty(src.shape[0], weight.shape[0])
         xn = x.detach().contiguous().numpy()
         sc = xn.dtype.type(scale)
-        _rows_forward(xn, src.numpy(), values.numpy(), lo, sc, wt.numpy(), out.numpy())
+        _by_columns(_rows_forward, (xn, src.numpy(), values.numpy(), lo, sc, wt.numpy(), out.numpy()), out.shape[1])
         ctx.save_for_backward(x, src, values)
         ctx.lo, ctx.scale = lo, scale
         return out
@@ -94,7 +150,8 @@ class _DataRowsLinear(torch.autograd.Function):
         xn = x.detach().contiguous().numpy()
         gwt = np.zeros((xn.shape[1], grad.shape[1]), dtype=xn.dtype)
         sc = xn.dtype.type(ctx.scale)
-        _rows_weight_grad(xn, src.numpy(), values.numpy(), ctx.lo, sc, grad.contiguous().numpy(), gwt)
+        args = (xn, src.numpy(), values.numpy(), ctx.lo, sc, grad.contiguous().numpy(), gwt)
+        _by_columns(_rows_weight_grad, args, gwt.shape[1])
         return torch.from_numpy(gwt).t(), None, None, None, None, None
 
 
@@ -119,11 +176,11 @@ def masked_linear(inp: MaskedInput, weight: Tensor, p: float, training: bool) ->
         values = _values((n, f), x.device).view(n, f)
     token_idx = inp.token_rows.nonzero().squeeze(1)
     data_idx = (~inp.token_rows).nonzero().squeeze(1)
-    t = inp.token.to(x.dtype).expand(len(token_idx), f).contiguous()
+    token = inp.token.to(x.dtype)
     if values is not None:
-        flat = values.index_select(0, token_idx).reshape(-1)
-        t = _DropoutValues.apply(t, flat, cut, scale)
-    out_tok = F.linear(t, weight)
+        out_tok = _TokenRowsLinear.apply(token, weight, values.index_select(0, token_idx), cut - 32768, scale)
+    else:
+        out_tok = F.linear(token.expand(len(token_idx), f), weight)
     empty = torch.zeros(0, 0, dtype=torch.int16)
     data_values = values.index_select(0, data_idx) if values is not None else empty
     out_data = _DataRowsLinear.apply(weight, x, inp.src.index_select(0, data_idx), data_values, cut - 32768, scale)
