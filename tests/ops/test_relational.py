@@ -257,3 +257,29 @@ def test_blas_tile_loops_have_the_bits_of_the_torch_mm_loop(monkeypatch, dtype, 
     expected = _reference(x, w, edge_index, edge_type, n) + x @ w[num_rel - 1]
     tol = {"atol": 1e-5, "rtol": 1e-5} if dtype == torch.float32 else {}
     torch.testing.assert_close(results[0][0], expected, **tol)
+
+
+@pytest.mark.parametrize("blas_loops", [True, False])
+def test_tiles_and_their_products_do_not_depend_on_the_thread_count(monkeypatch, blas_loops):
+    """One-worker tiles would hold every row here and two-worker ones an eighth: the ranges' row counts would differ
+    with the thread count, and a BLAS may give a row other bits in a call with other rows (MKL on AMD EPYC does, in
+    float64 at any row count). Tiles are cut the same way for any thread count, so the bits must agree."""
+    import geomask.ops.blas as blas
+    import geomask.ops.relational_kernel as rel
+
+    if blas_loops and not blas.AVAILABLE:
+        pytest.skip("this torch build exports no sgemm_ / dgemm_")
+    monkeypatch.setattr(blas, "AVAILABLE", blas_loops)
+    monkeypatch.setattr(rel, "_MIN_ROWS", 8)
+    monkeypatch.setattr(rel, "_TILE_MESSAGE_BYTES", 10**9)
+    monkeypatch.setattr(rel, "_PARALLEL_MACS", 1)
+    monkeypatch.setattr(rel, "_PARALLEL_MACS_FUSED", 1)
+    g = torch.Generator().manual_seed(7)
+    n, num_rel, e = 400, 4, 4000
+    edge_index = torch.randint(0, n, (2, e), generator=g)
+    edge_type = torch.randint(0, num_rel, (e,), generator=g)
+    x = torch.randn(n, 16, generator=g, dtype=torch.float64)
+    w = torch.randn(num_rel, 16, 16, generator=g, dtype=torch.float64)
+    index = relational_index(edge_index, edge_type, num_rel, n)
+    assert rel._ranges(index, 16, 8).rows == 400 // (rel._TILES_PER_WORKER * rel._TILING_WORKERS)
+    _at_one_and_two_threads(lambda: relational_index(edge_index, edge_type, num_rel, n), x, w)
