@@ -28,7 +28,7 @@ from geomask.nn.dropout import dropout
 from geomask.nn.gat import GATConv as FastGATConv
 from geomask.nn.gat import gat_graph
 from geomask.nn.masked_input import MaskedInput, masked_linear, masked_linear_applies
-from geomask.nn.norm_act import norm_prelu, prelu
+from geomask.nn.norm_act import norm_prelu
 
 __all__ = ["FEATURE_GNN_KINDS", "GNN_KINDS", "FeatureGNN", "GINGraph", "GNNEncoder", "gin_graph", "gin_sum"]
 
@@ -348,7 +348,7 @@ class FeatureGNN(nn.Module):
                 out = conv(h, edge_index, graph, out_rows=out_rows)  # row-wise from here: only the rows asked for
                 if res is not None:
                     out = out + res(h.index_select(0, out_rows))
-                return prelu(out, act.weight) if isinstance(act, nn.PReLU) else act(out)
+                return norm_prelu(out, norm, act)  # norm is the identity here: norm_act.prelu's backward
             if fast:
                 out, bias = self._gin(conv.nn, h, graph, rows)  # lin1's bias apart: the norm after it adds it for free
                 rows = None
