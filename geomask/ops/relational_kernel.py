@@ -285,7 +285,7 @@ def _tile_rows(index: RelationalIndex, width: int, itemsize: int) -> int:
 
 
 class _Tiles(NamedTuple):
-    """The edge ranges the CPU kernel walks, tile after tile (cached on the index per width, itemsize, workers).
+    """The edge ranges the CPU kernel walks, tile after tile (cached on the index per width and itemsize).
 
     ``ranges [G, 3]``: ``(a, b, relation)``, the edges ``a .. b`` of one relation into one tile's destination rows,
     tile-major and by ascending relation within a tile; tile ``t`` holds ranges ``tile_ptr[t] .. tile_ptr[t + 1]``
